@@ -77,7 +77,8 @@ export interface WireError {
 
 export function errorToWire(err: unknown): WireError {
   if (err instanceof Error) {
-    const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ERROR';
+    const maybeCode = (err as Error & { code?: unknown }).code;
+    const code = typeof maybeCode === 'string' ? maybeCode : 'ERROR';
     const name = err instanceof RemoteRankError ? err.remoteName : err.name;
     return { __dcpError: true, name, code, message: err.message, stack: err.stack };
   }
