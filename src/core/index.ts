@@ -1,0 +1,17 @@
+/** The DCP core: data model, planners, save/load drivers. Knows nothing of Redis. */
+export * from './errors.js';
+export * from './tensor.js';
+export * from './metadata.js';
+export * from './metadata-json.js';
+export * from './planner.js';
+export * from './state-dict.js';
+export * from './storage.js';
+export * from './storage-helpers.js';
+export * from './storage-registry.js';
+export * from './flatten.js';
+export * from './planner-helpers.js';
+export * from './dedup.js';
+export * from './default-planner.js';
+export * from './tensor-box.js';
+export { save, type SaveOptions } from './save.js';
+export { load, type LoadOptions } from './load.js';
