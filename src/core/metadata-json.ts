@@ -82,6 +82,7 @@ function invalid(path: string, problem: string): DcpError {
 }
 
 function typeName(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
