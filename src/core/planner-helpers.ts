@@ -282,45 +282,119 @@ export function chunksOverlap(a: ChunkStorageMetadata, b: ChunkStorageMetadata):
   return boxesOverlap(a, b);
 }
 
+/** Below this many (local × saved) pairs, DCP's plain double loop is fastest. */
+const INDEXED_PAIRS_THRESHOLD = 4096;
+
+/**
+ * Saved chunks sorted along one dimension, to find the ones that can overlap a box
+ * without testing all of them: a chunk overlapping [a, b) in that dim starts in
+ * [a − longest, b), where `longest` is the longest saved extent in that dim.
+ */
+class SavedChunkIndex {
+  private readonly order: number[];
+  private readonly starts: number[];
+  private readonly longest: number;
+
+  constructor(
+    private readonly chunks: readonly ChunkStorageMetadata[],
+    private readonly dim: number,
+  ) {
+    this.order = chunks.map((_, i) => i).sort((x, y) => chunks[x]!.offsets[dim]! - chunks[y]!.offsets[dim]! || x - y);
+    this.starts = this.order.map((i) => chunks[i]!.offsets[dim]!);
+    this.longest = chunks.reduce((m, c) => Math.max(m, c.sizes[dim]!), 0);
+  }
+
+  static forChunks(chunks: readonly ChunkStorageMetadata[]): SavedChunkIndex {
+    const ndim = chunks[0]!.offsets.length;
+    let best = 0;
+    let bestDistinct = -1;
+    for (let d = 0; d < ndim; d++) {
+      const distinct = new Set(chunks.map((c) => c.offsets[d])).size;
+      if (distinct > bestDistinct) {
+        bestDistinct = distinct;
+        best = d;
+      }
+    }
+    return new SavedChunkIndex(chunks, best);
+  }
+
+  private lowerBound(value: number): number {
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.starts[mid]! < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Positions (ascending) of the saved chunks that overlap `box`, by DCP's overlap rule. */
+  overlapping(box: ChunkStorageMetadata): number[] {
+    const a = box.offsets[this.dim]!;
+    const b = a + box.sizes[this.dim]!;
+    const found: number[] = [];
+    for (let k = this.lowerBound(a - this.longest); k < this.order.length && this.starts[k]! < b; k++) {
+      const i = this.order[k]!;
+      if (boxesOverlap(box, this.chunks[i]!)) found.push(i);
+    }
+    return found.sort((x, y) => x - y);
+  }
+}
+
+function readItemForOverlap(fqn: string, shard: ChunkStorageMetadata, idx: number, storage: ChunkStorageMetadata, storageIdx: number): ReadItem {
+  const ndim = shard.offsets.length;
+  const storageOffsets: number[] = new Array<number>(ndim);
+  const destOffsets: number[] = new Array<number>(ndim);
+  const lengths: number[] = new Array<number>(ndim);
+  for (let d = 0; d < ndim; d++) {
+    const savedOffset = storage.offsets[d]!;
+    const currentOffset = shard.offsets[d]!;
+    const end = Math.min(savedOffset + storage.sizes[d]!, currentOffset + shard.sizes[d]!);
+    lengths[d] = end - Math.max(currentOffset, savedOffset);
+    if (savedOffset > currentOffset) {
+      storageOffsets[d] = 0;
+      destOffsets[d] = savedOffset - currentOffset;
+    } else {
+      storageOffsets[d] = currentOffset - savedOffset;
+      destOffsets[d] = 0;
+    }
+  }
+  return {
+    type: LoadItemType.TENSOR,
+    destIndex: metadataIndex(fqn, [...shard.offsets], idx),
+    destOffsets,
+    storageIndex: metadataIndex(fqn, [...storage.offsets], storageIdx),
+    storageOffsets,
+    lengths,
+  };
+}
+
 /**
  * DCP's create_read_items_for_chunk_list: for each requested local chunk (in order)
  * and each saved chunk (in order) that overlaps it, one read item that copies the
  * overlap. destOffsets are relative to the local chunk, storageOffsets to the saved
- * chunk; both indexes carry the chunk position as hint.
+ * chunk; both indexes carry the chunk position as hint. Same items in the same order
+ * as DCP; with many chunks on both sides, candidates come from a sorted index
+ * instead of DCP's all-pairs loop.
  */
 export function createReadItemsForChunkList(fqn: string, checkpointMd: TensorStorageMetadata, localChunks: readonly ChunkStorageMetadata[]): ReadItem[] {
   const readItems: ReadItem[] = [];
   const saved = checkpointMd.chunks;
+  const ndim = checkpointMd.size.length;
+  const consistent = ndim > 0 && saved.every((c) => c.offsets.length === ndim) && localChunks.every((c) => c.offsets.length === ndim);
+  if (consistent && saved.length * localChunks.length > INDEXED_PAIRS_THRESHOLD) {
+    const index = SavedChunkIndex.forChunks(saved);
+    localChunks.forEach((shard, idx) => {
+      for (const storageIdx of index.overlapping(shard)) readItems.push(readItemForOverlap(fqn, shard, idx, saved[storageIdx]!, storageIdx));
+    });
+    return readItems;
+  }
   for (let idx = 0; idx < localChunks.length; idx++) {
     const shard = localChunks[idx]!;
-    const ndim = shard.offsets.length;
     for (let storageIdx = 0; storageIdx < saved.length; storageIdx++) {
       const storage = saved[storageIdx]!;
-      if (!boxesOverlap(shard, storage)) continue;
-      const storageOffsets: number[] = new Array<number>(ndim);
-      const destOffsets: number[] = new Array<number>(ndim);
-      const lengths: number[] = new Array<number>(ndim);
-      for (let d = 0; d < ndim; d++) {
-        const savedOffset = storage.offsets[d]!;
-        const currentOffset = shard.offsets[d]!;
-        const end = Math.min(savedOffset + storage.sizes[d]!, currentOffset + shard.sizes[d]!);
-        lengths[d] = end - Math.max(currentOffset, savedOffset);
-        if (savedOffset > currentOffset) {
-          storageOffsets[d] = 0;
-          destOffsets[d] = savedOffset - currentOffset;
-        } else {
-          storageOffsets[d] = currentOffset - savedOffset;
-          destOffsets[d] = 0;
-        }
-      }
-      readItems.push({
-        type: LoadItemType.TENSOR,
-        destIndex: metadataIndex(fqn, [...shard.offsets], idx),
-        destOffsets,
-        storageIndex: metadataIndex(fqn, [...storage.offsets], storageIdx),
-        storageOffsets,
-        lengths,
-      });
+      if (boxesOverlap(shard, storage)) readItems.push(readItemForOverlap(fqn, shard, idx, storage, storageIdx));
     }
   }
   return readItems;
