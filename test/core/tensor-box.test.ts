@@ -64,7 +64,9 @@ t.test('copyBoxInto matches the naive copy for random 1-D, 2-D and 3-D boxes', a
     for (let trial = 0; trial < 300; trial++) {
       const c = randomCase(rand, ndim);
       const elem = elementSize(c.dtype);
-      const src = randomBytes(numelOf(c.srcShape) * elem, rand);
+      // Odd trials place the source at an odd byte offset (an unaligned view).
+      const shift = trial % 2;
+      const src = randomBytes(numelOf(c.srcShape) * elem + shift, rand).subarray(shift);
       const fill = randomBytes(numelOf(c.destShape) * elem, rand);
       const actual = new Tensor(c.dtype, c.destShape);
       actual.bytes.set(fill);
