@@ -71,9 +71,12 @@ export function metadataIndex(fqn: string, offset?: readonly number[], index?: n
   return { fqn, offset, index };
 }
 
-/** The identity of a MetadataIndex as a string: equal keys ⇔ equal fqn and offset. */
+/**
+ * The identity of a MetadataIndex as a string: equal keys ⇔ equal fqn and offset.
+ * JSON keeps it unambiguous for any fqn (a bytes item named "a@0" ≠ chunk [0] of "a").
+ */
 export function metadataIndexKey(index: MetadataIndex): string {
-  return index.offset === undefined ? index.fqn : `${index.fqn}@${index.offset.join(',')}`;
+  return index.offset === undefined ? JSON.stringify([index.fqn]) : JSON.stringify([index.fqn, index.offset]);
 }
 
 export function sameMetadataIndex(a: MetadataIndex, b: MetadataIndex): boolean {

@@ -185,3 +185,14 @@ t.test('a value that is not a tensor, bytes or JSON fails at plan time', async (
   const err = await save({ bad: new Map() as unknown as StateDict }, { storageWriter: new MemoryStorageWriter(store) }).catch((e: unknown) => e);
   t.ok(err instanceof CheckpointError && err.step === 'plan' && /bad/.test(err.message), 'plan-time error names the key');
 });
+
+t.test('item identities never collide (a bytes item named like a chunk key)', async (t) => {
+  const store = new MemoryStore();
+  await ranks(2, (_rank, group) => save({ a: new Tensor('float32', [1], f32(1, 5)), 'a@0': Uint8Array.from([9]), '["a",[0]]': 'x' }, { storageWriter: new MemoryStorageWriter(store), processGroup: group }));
+  t.equal(store.blobs.size, 3, 'three distinct items survive dedup');
+  const dest: StateDict = { a: new Tensor('float32', [1]), 'a@0': new Uint8Array(0), '["a",[0]]': '' };
+  await load(dest, { storageReader: new MemoryStorageReader(store) });
+  t.same(Array.from((dest.a as Tensor<'float32'>).data), [5]);
+  t.same(Array.from(dest['a@0'] as Uint8Array), [9]);
+  t.equal(dest['["a",[0]]'], 'x');
+});
