@@ -1,0 +1,14 @@
+--[[
+  Starts deleting a checkpoint: takes the fence and marks it deleting, so readers stop
+  trusting it before any data key goes.
+  KEYS[1] state hash  KEYS[2] saves set
+  ARGV[1] token
+  Output: {'OK', saveId...} | {'FENCED', currentFence} | {'NOT_FOUND'}
+]]
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND'} end
+local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+if tonumber(ARGV[1]) <= fence then return {'FENCED', tostring(fence)} end
+redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'deleting', '1')
+local out = {'OK'}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, id) end
+return out

@@ -1,0 +1,26 @@
+--[[
+  Commits a save: writes the metadata and flips the checkpoint to committed in one
+  step. Only the current token holder, with an unexpired lease, for its own save.
+  KEYS[1] state hash  KEYS[2] meta string  KEYS[3] saves set
+  ARGV[1] token  ARGV[2] saveId  ARGV[3] metadata JSON  ARGV[4] worldSize
+  ARGV[5] totalBytes  ARGV[6] itemCount
+  Output: {'OK', otherSaveId...} (saves whose data is now garbage) | {'FENCED', currentFence}
+          | {'LEASE_EXPIRED', leaseUntil, now} | {'NOT_PENDING', pendingSaveId}
+]]
+--@include _now
+local fence = redis.call('HGET', KEYS[1], 'fence')
+if fence ~= ARGV[1] then return {'FENCED', tostring(fence)} end
+local pending = redis.call('HGET', KEYS[1], 'pendingSaveId')
+if pending ~= ARGV[2] then return {'NOT_PENDING', tostring(pending)} end
+local now = nowMs()
+local leaseUntil = tonumber(redis.call('HGET', KEYS[1], 'leaseUntil') or '0')
+if leaseUntil < now then return {'LEASE_EXPIRED', tostring(leaseUntil), tostring(now)} end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize')
+redis.call('HSET', KEYS[1], 'committedSaveId', ARGV[2], 'committedAt', now, 'worldSize', ARGV[4],
+  'totalBytes', ARGV[5], 'itemCount', ARGV[6])
+local out = {'OK'}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if id ~= ARGV[2] then table.insert(out, id) end
+end
+return out

@@ -1,0 +1,76 @@
+/**
+ * The one place that builds Redis keys. See docs/format.md.
+ *
+ * Control keys of a checkpoint carry the hash tag `{<id>}` so they sit in one Cluster
+ * slot and a Lua script can change them atomically. Data keys carry no tag, so a
+ * checkpoint's bytes spread over every master. Process-wide keys (the catalog index,
+ * the fencing counter) live outside any checkpoint.
+ */
+import { assertValidCheckpointName, assertValidPrefix } from './checkpoint-id.js';
+
+export const DEFAULT_PREFIX = 'dcp';
+
+export class KeySpace {
+  readonly prefix: string;
+
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    assertValidPrefix(prefix);
+    this.prefix = prefix;
+  }
+
+  /** Sorted set of checkpoint ids, score = creation time (ms). */
+  catalog(): string {
+    return `${this.prefix}:catalog`;
+  }
+
+  /** Global fencing counter: every lock acquisition takes the next token. */
+  fenceCounter(): string {
+    return `${this.prefix}:fence`;
+  }
+
+  checkpoint(id: string): CheckpointKeys {
+    assertValidCheckpointName(id);
+    return new CheckpointKeys(this.prefix, id);
+  }
+}
+
+export class CheckpointKeys {
+  private readonly control: string;
+
+  constructor(
+    readonly prefix: string,
+    readonly id: string,
+  ) {
+    this.control = `${prefix}:ckpt:{${id}}`;
+  }
+
+  /** Hash: the state machine (see docs/format.md). */
+  get state(): string {
+    return `${this.control}:state`;
+  }
+
+  /** String: committed metadata (JSON). */
+  get meta(): string {
+    return `${this.control}:meta`;
+  }
+
+  /** Set: save ids that own data keys (in progress, committed, superseded or abandoned). */
+  get saves(): string {
+    return `${this.control}:saves`;
+  }
+
+  /** Set: the data keys one save wrote, recorded before they are written. */
+  dataIndex(saveId: string): string {
+    return `${this.control}:keys:${saveId}`;
+  }
+
+  /** The Redlock resource (on the lock nodes). */
+  get lock(): string {
+    return `${this.control}:lock`;
+  }
+
+  /** A data segment: no hash tag, so segments spread over Cluster slots. */
+  dataKey(saveId: string, rank: number, seq: number): string {
+    return `${this.prefix}:data:${this.id}:${saveId}:${rank}:${seq}`;
+  }
+}
