@@ -27,6 +27,9 @@ export async function save(stateDict: StateDict, options: SaveOptions = {}): Pro
   const { writer, owned } = resolveWriter(options.storageWriter, options.checkpointId);
   try {
     return await runSave(stateDict, writer, options.planner ?? new DefaultSavePlanner(), dist);
+  } catch (error) {
+    await writer.abort(error).catch(() => {});
+    throw error;
   } finally {
     if (owned) await writer.close();
   }

@@ -37,6 +37,12 @@ export abstract class StorageWriter {
     return undefined;
   }
 
+  /**
+   * Called on every rank when the save failed at any step (not part of DCP's API):
+   * release locks, mark the attempt failed, drop partial data. Must not throw.
+   */
+  async abort(_error: unknown): Promise<void> {}
+
   /** Release connections this writer opened itself; a no-op by default. */
   async close(): Promise<void> {}
 }

@@ -1,0 +1,181 @@
+/**
+ * The control plane of one checkpoint in Redis: its state hash, committed metadata,
+ * save index and catalog entry. Every mutation is a fenced Lua script (scripts.ts);
+ * this module turns their status replies into typed errors.
+ */
+import { Cluster } from 'ioredis';
+import type { RedisClient } from './connection.js';
+import { CheckpointExistsError, CheckpointNotFoundError, FencedError } from './errors.js';
+import { KeySpace, type CheckpointKeys } from './keys.js';
+import { runScript } from './scripts.js';
+
+export type CheckpointStatus = 'committed' | 'writing' | 'incomplete';
+
+export interface CheckpointState {
+  readonly status: CheckpointStatus;
+  readonly fence: number;
+  readonly createdAt: number;
+  readonly committedAt?: number;
+  readonly committedSaveId?: string;
+  readonly pendingSaveId?: string;
+  readonly leaseUntil?: number;
+  readonly worldSize: number;
+  readonly totalBytes: number;
+  readonly itemCount: number;
+  readonly deleting: boolean;
+}
+
+function num(v: string | undefined): number {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Derives the status from the raw hash; `now` is the Redis server's clock (ms). */
+export function parseState(hash: Record<string, string>, now: number): CheckpointState | undefined {
+  if (Object.keys(hash).length === 0) return undefined;
+  const deleting = hash.deleting === '1';
+  const leaseUntil = hash.leaseUntil === undefined ? undefined : num(hash.leaseUntil);
+  let status: CheckpointStatus = 'incomplete';
+  if (!deleting && hash.committedSaveId) status = 'committed';
+  else if (!deleting && hash.pendingSaveId && leaseUntil !== undefined && leaseUntil >= now) status = 'writing';
+  return {
+    status,
+    fence: num(hash.fence),
+    createdAt: num(hash.createdAt),
+    ...(hash.committedAt ? { committedAt: num(hash.committedAt) } : {}),
+    ...(hash.committedSaveId ? { committedSaveId: hash.committedSaveId } : {}),
+    ...(hash.pendingSaveId ? { pendingSaveId: hash.pendingSaveId } : {}),
+    ...(leaseUntil !== undefined ? { leaseUntil } : {}),
+    worldSize: num(hash.worldSize ?? hash.pendingWorldSize),
+    totalBytes: num(hash.totalBytes),
+    itemCount: num(hash.itemCount),
+    deleting,
+  };
+}
+
+export async function serverTimeMs(client: RedisClient): Promise<number> {
+  const node = client instanceof Cluster ? client.nodes('master')[0]! : client;
+  const [sec, usec] = await node.time();
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+const UNLINK_BATCH = 500;
+
+/** Unlinks keys in batches: one multi-key UNLINK per batch on a single node; per key in a Cluster (keys span slots). */
+export async function unlinkKeys(client: RedisClient, keys: readonly string[]): Promise<number> {
+  let removed = 0;
+  for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
+    const batch = keys.slice(i, i + UNLINK_BATCH);
+    if (batch.length === 0) continue;
+    if (client instanceof Cluster) {
+      const counts = await Promise.all(batch.map((k) => client.unlink(k)));
+      removed += counts.reduce((a, b) => a + b, 0);
+    } else {
+      removed += await client.unlink(...batch);
+    }
+  }
+  return removed;
+}
+
+/** All members of a (possibly large) set, without blocking Redis on SMEMBERS of millions. */
+export async function setMembers(client: RedisClient, key: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.sscan(key, cursor, 'COUNT', 1000);
+    cursor = next;
+    out.push(...batch);
+  } while (cursor !== '0');
+  return [...new Set(out)];
+}
+
+export class CheckpointStore {
+  readonly keys: CheckpointKeys;
+  constructor(
+    readonly client: RedisClient,
+    readonly keySpace: KeySpace,
+    readonly id: string,
+  ) {
+    this.keys = keySpace.checkpoint(id);
+  }
+
+  async state(): Promise<CheckpointState | undefined> {
+    const [hash, now] = await Promise.all([this.client.hgetall(this.keys.state), serverTimeMs(this.client)]);
+    return parseState(hash, now);
+  }
+
+  /** State and committed metadata read together (one slot, one transaction). */
+  async stateAndMetadata(): Promise<{ state: CheckpointState | undefined; metadataJson: Buffer | null }> {
+    const [results, now] = await Promise.all([this.client.multi().hgetall(this.keys.state).getBuffer(this.keys.meta).exec(), serverTimeMs(this.client)]);
+    const [hashReply, metaReply] = results ?? [];
+    if (hashReply?.[0]) throw hashReply[0];
+    if (metaReply?.[0]) throw metaReply[0];
+    return { state: parseState(hashReply![1] as Record<string, string>, now), metadataJson: metaReply![1] as Buffer | null };
+  }
+
+  /** A fresh, globally unique fencing token (never reused, even after a delete). */
+  async nextToken(): Promise<string> {
+    return String(await this.client.incr(this.keySpace.fenceCounter()));
+  }
+
+  async beginSave(token: string, saveId: string, leaseMs: number, worldSize: number, overwrite: boolean): Promise<number> {
+    const reply = await runScript(this.client, 'begin-save', [this.keys.state, this.keys.saves], [token, saveId, Math.ceil(leaseMs), worldSize, overwrite ? 1 : 0]);
+    if (reply[0] === 'EXISTS') throw new CheckpointExistsError(this.id);
+    this.expectOk(reply, 'begin save');
+    const createdAt = Number(reply[1]);
+    await this.client.zadd(this.keySpace.catalog(), 'NX', createdAt, this.id);
+    return createdAt;
+  }
+
+  async extendLease(token: string, leaseMs: number): Promise<void> {
+    this.expectOk(await runScript(this.client, 'extend-lease', [this.keys.state], [token, Math.floor(leaseMs)]), 'extend lease');
+  }
+
+  /** Commits; returns the ids of other saves whose data is now garbage. */
+  async commit(token: string, saveId: string, metadataJson: string, stats: { worldSize: number; totalBytes: number; itemCount: number }): Promise<string[]> {
+    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [token, saveId, metadataJson, stats.worldSize, stats.totalBytes, stats.itemCount]);
+    this.expectOk(reply, 'commit');
+    return reply.slice(1);
+  }
+
+  async abortSave(token: string, saveId: string): Promise<void> {
+    this.expectOk(await runScript(this.client, 'abort-save', [this.keys.state], [token, saveId]), 'abort');
+  }
+
+  /** Removes a save's data keys, then (fenced) its index. Returns how many keys went. */
+  async dropSave(token: string, saveId: string): Promise<number> {
+    const index = this.keys.dataIndex(saveId);
+    const removed = await unlinkKeys(this.client, await setMembers(this.client, index));
+    const reply = await runScript(this.client, 'forget-save', [this.keys.state, this.keys.saves, index], [token, saveId]);
+    if (reply[0] !== 'COMMITTED') this.expectOk(reply, 'forget save');
+    return removed;
+  }
+
+  /** Marks the checkpoint deleting under `token`; returns its save ids. */
+  async beginDelete(token: string): Promise<string[]> {
+    const reply = await runScript(this.client, 'begin-delete', [this.keys.state, this.keys.saves], [token]);
+    if (reply[0] === 'NOT_FOUND') throw new CheckpointNotFoundError(this.id);
+    this.expectOk(reply, 'delete');
+    return reply.slice(1);
+  }
+
+  async finishDelete(token: string, saveIds: readonly string[]): Promise<void> {
+    const keys = [this.keys.state, this.keys.meta, this.keys.saves, ...saveIds.map((s) => this.keys.dataIndex(s))];
+    this.expectOk(await runScript(this.client, 'finish-delete', keys, [token]), 'delete');
+    await this.client.zrem(this.keySpace.catalog(), this.id);
+  }
+
+  /** Records data keys before they are written, so a crash leaves nothing unfindable. */
+  async recordDataKeys(saveId: string, dataKeys: readonly string[]): Promise<void> {
+    const index = this.keys.dataIndex(saveId);
+    for (let i = 0; i < dataKeys.length; i += 10_000) await this.client.sadd(index, ...dataKeys.slice(i, i + 10_000));
+  }
+
+  private expectOk(reply: string[], what: string): void {
+    if (reply[0] === 'OK') return;
+    if (reply[0] === 'FENCED') throw new FencedError(this.id, `${what} refused: fencing token is stale (current ${reply[1]})`);
+    if (reply[0] === 'LEASE_EXPIRED') throw new FencedError(this.id, `${what} refused: lease expired at ${reply[1]} (now ${reply[2]})`);
+    if (reply[0] === 'NOT_PENDING') throw new FencedError(this.id, `${what} refused: the save in progress is ${reply[1]}`);
+    throw new FencedError(this.id, `${what} refused: ${reply.join(' ')}`);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * RedisStorageWriter: DCP's StorageWriter on Redis. See docs/format.md for the keys and
+ * the commit protocol; in short: the coordinator locks (Redlock + fencing token) before
+ * global planning, every rank records its data keys and then writes them, and the
+ * coordinator commits metadata + state in one fenced script.
+ */
+import { randomBytes } from 'node:crypto';
+import { crc32c } from '@node-rs/crc32';
+import type { Redlock } from '@sesamecare-oss/redlock';
+import { DcpValueError } from '../core/errors.js';
+import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
+import { metadataToJSON } from '../core/metadata-json.js';
+import type { SavePlan, SavePlanner } from '../core/planner.js';
+import { StorageWriter, type WriteResult } from '../core/storage.js';
+import { writeDataBytes } from '../core/storage-helpers.js';
+import { isRedisCheckpointId, parseCheckpointId } from './checkpoint-id.js';
+import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
+import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
+import { CheckpointExistsError, FencedError } from './errors.js';
+import { DEFAULT_PREFIX, KeySpace } from './keys.js';
+import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
+import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, type HeldLock } from './lock.js';
+import { boundedEach } from './bounded.js';
+
+/** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
+export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
+export const DEFAULT_MAX_IN_FLIGHT = 4;
+
+export interface RedisStorageWriterOptions {
+  /** Data connection: an ioredis Redis or Cluster, or a redis:// URL (then the writer owns and closes it). */
+  readonly redis?: RedisInput;
+  readonly checkpointId?: string;
+  /** Key prefix (default "dcp"). */
+  readonly prefix?: string;
+  /** Independent nodes for the Redlock quorum (default: the data connection). */
+  readonly lockRedis?: readonly RedisInput[];
+  /** Lock TTL; the lock is extended every ttl/3 while the save runs (default 30 s). */
+  readonly lockTtlMs?: number;
+  /** How long to wait for another save's lock before failing with CHECKPOINT_LOCKED (default 0). */
+  readonly lockWaitMs?: number;
+  /** Segment size: the largest Redis value written (default 4 MiB − 64 B). */
+  readonly chunkBytes?: number;
+  /** Items smaller than this are packed together into shared segments (default chunkBytes / 4). */
+  readonly packBelowBytes?: number;
+  /** Replace an existing checkpoint (DCP's default) or fail with CHECKPOINT_EXISTS. */
+  readonly overwrite?: boolean;
+  /** SETs in flight per rank (default 4). */
+  readonly maxInFlight?: number;
+}
+
+/** What the coordinator hands every rank in its global plan. */
+interface SaveTicket {
+  readonly saveId: string;
+  readonly rank: number;
+}
+
+interface Segment {
+  readonly key: string;
+  readonly seq: number;
+  readonly pieces: Uint8Array[];
+  /** Part records (one per piece) whose crc is filled in when the segment is written. */
+  readonly parts: Array<[number, number, number, number, number]>;
+  size: number;
+}
+
+function newSaveId(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new DcpValueError(`${name} must be an integer between 1 and ${max}`);
+  return value;
+}
+
+export class RedisStorageWriter extends StorageWriter {
+  private readonly keySpace: KeySpace;
+  private readonly lockTtlMs: number;
+  private readonly lockWaitMs: number;
+  private readonly segmentBytes: number;
+  private readonly packBelow: number;
+  private readonly overwrite: boolean;
+  private readonly maxInFlight: number;
+  private readonly redisInput: RedisInput | undefined;
+  private readonly lockInputs: readonly RedisInput[] | undefined;
+
+  private client: RedisClient | undefined;
+  private readonly owned: RedisClient[] = [];
+  private lockClients: RedisClient[] | undefined;
+  private redlock: Redlock | undefined;
+
+  private checkpointName: string | undefined;
+  private checkpointUrl: string | undefined;
+  private saveId = newSaveId();
+  private isCoordinator = false;
+  private token: string | undefined;
+  private held: HeldLock | undefined;
+  private begun = false;
+  private committed = false;
+  private writtenKeys: string[] = [];
+
+  constructor(options: RedisStorageWriterOptions = {}) {
+    super();
+    this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
+    this.lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs');
+    this.lockWaitMs = options.lockWaitMs === undefined ? 0 : Math.max(0, options.lockWaitMs);
+    this.segmentBytes = positiveInt(options.chunkBytes, DEFAULT_SEGMENT_BYTES, 'chunkBytes', 512 * 1024 * 1024);
+    this.packBelow = positiveInt(options.packBelowBytes, Math.floor(this.segmentBytes / 4), 'packBelowBytes', this.segmentBytes);
+    this.overwrite = options.overwrite ?? true;
+    this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
+    this.redisInput = options.redis;
+    this.lockInputs = options.lockRedis;
+    if (options.checkpointId !== undefined) this.reset(options.checkpointId);
+  }
+
+  /** True for bare namespaces ("run1/step-100") and redis:// URLs carrying one. */
+  static override validateCheckpointId(checkpointId: string): boolean {
+    return isRedisCheckpointId(checkpointId);
+  }
+
+  /** A new save: validates the id (before any key is touched) and draws a new save id. */
+  reset(checkpointId?: string): void {
+    if (checkpointId !== undefined) {
+      const parsed = parseCheckpointId(checkpointId);
+      this.checkpointName = parsed.name;
+      this.checkpointUrl = parsed.url;
+    }
+    this.saveId = newSaveId();
+    this.token = undefined;
+    this.held = undefined;
+    this.begun = false;
+    this.committed = false;
+    this.writtenKeys = [];
+  }
+
+  override storageMeta(): StorageMeta {
+    return { checkpointId: this.checkpointName, saveId: this.saveId };
+  }
+
+  async setUpStorageWriter(isCoordinator: boolean): Promise<void> {
+    this.isCoordinator = isCoordinator;
+    const store = this.store();
+    if (!isCoordinator) return;
+    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.own(connect(input, { enableOfflineQueue: false }))) : [this.dataClient()];
+    this.redlock ??= createRedlock(this.lockClients);
+    this.held = await acquireLock(this.redlock, store.keys.lock, store.id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
+    this.token = await store.nextToken();
+  }
+
+  async prepareLocalPlan(plan: SavePlan): Promise<SavePlan> {
+    if (!this.overwrite) {
+      const state = await this.store().state();
+      if (state?.status === 'committed') throw new CheckpointExistsError(this.store().id);
+    }
+    return plan;
+  }
+
+  /** Coordinator, under the lock: claims the checkpoint for this save and hands every rank its ticket. */
+  async prepareGlobalPlan(plans: SavePlan[]): Promise<SavePlan[]> {
+    const store = this.store();
+    const held = this.requireLock();
+    await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite);
+    this.begun = true;
+    held.startAutoExtend((leaseMs) => store.extendLease(this.token!, leaseMs));
+    return plans.map((plan, rank) => ({ ...plan, storageData: { saveId: this.saveId, rank } satisfies SaveTicket }));
+  }
+
+  async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
+    const ticket = plan.storageData as SaveTicket | undefined;
+    if (!ticket || typeof ticket.saveId !== 'string' || !Number.isInteger(ticket.rank)) throw new DcpValueError('writeData needs a plan from RedisStorageWriter.prepareGlobalPlan');
+    const store = this.store();
+    const segments: Segment[] = [];
+    const locations: Array<{ n: number; p: Array<[number, number, number, number, number]> }> = [];
+    let pack: Segment | undefined;
+    const newSegment = (): Segment => {
+      const seq = segments.length;
+      const seg: Segment = { key: store.keys.dataKey(ticket.saveId, ticket.rank, seq), seq, pieces: [], parts: [], size: 0 };
+      segments.push(seg);
+      return seg;
+    };
+    const place = (seg: Segment, piece: Uint8Array, loc: { p: Array<[number, number, number, number, number]> }) => {
+      const part: [number, number, number, number, number] = [ticket.rank, seg.seq, seg.size, piece.byteLength, 0];
+      seg.pieces.push(piece);
+      seg.parts.push(part);
+      seg.size += piece.byteLength;
+      loc.p.push(part);
+    };
+
+    for (const item of plan.items) {
+      const bytes = writeDataBytes(planner.resolveData(item));
+      const loc = { n: bytes.byteLength, p: [] as Array<[number, number, number, number, number]> };
+      locations.push(loc);
+      if (bytes.byteLength === 0) continue;
+      if (bytes.byteLength < this.packBelow) {
+        if (!pack || pack.size + bytes.byteLength > this.segmentBytes) pack = newSegment();
+        place(pack, bytes, loc);
+      } else {
+        for (let off = 0; off < bytes.byteLength; off += this.segmentBytes) place(newSegment(), bytes.subarray(off, off + this.segmentBytes), loc);
+      }
+    }
+
+    // Keys are recorded before any is written: an aborted save leaves nothing unfindable.
+    const keys = segments.map((s) => s.key);
+    await store.recordDataKeys(ticket.saveId, keys);
+    this.writtenKeys = keys;
+    const client = this.dataClient();
+    await boundedEach(segments, this.maxInFlight, async (seg) => {
+      const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+      seg.parts.forEach((part, i) => {
+        part[4] = crc32c(buffers[i]!) >>> 0;
+      });
+      await client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
+    });
+
+    return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: locations[i] as ItemLocation }));
+  }
+
+  /** Coordinator: commits (fenced, lease checked), then removes the data of replaced saves. */
+  async finish(metadata: Metadata, results: WriteResult[][]): Promise<void> {
+    const store = this.store();
+    const held = this.requireLock();
+    if (held.lost) throw new FencedError(store.id, `lock lost before commit (${held.lost.message})`);
+    const items: Record<string, ItemLocation> = {};
+    let totalBytes = 0;
+    for (const result of results.flat()) {
+      items[metadataIndexKey(result.index)] = result.storageData as ItemLocation;
+      totalBytes += result.sizeInBytes;
+    }
+    const storageData: RedisStorageData = { format: STORAGE_FORMAT, saveId: this.saveId, items };
+    const json = metadataToJSON({ ...metadata, storageData });
+    const garbage = await store.commit(this.token!, this.saveId, json, {
+      worldSize: results.length,
+      totalBytes,
+      itemCount: Object.keys(metadata.stateDictMetadata).length,
+    });
+    this.committed = true;
+    for (const saveId of garbage) {
+      await store.dropSave(this.token!, saveId).catch(() => {}); // retried by the next commit or delete
+    }
+    await held.release();
+  }
+
+  /** A failed save: mark it given up and drop its data; never touches a committed save. */
+  override async abort(): Promise<void> {
+    if (this.committed || !this.checkpointName) return;
+    const store = this.store();
+    if (this.isCoordinator && this.held) {
+      if (this.begun) {
+        await store.abortSave(this.token!, this.saveId).catch(() => {});
+        await store.dropSave(this.token!, this.saveId).catch(() => {});
+      }
+      await this.held.release();
+    } else if (this.writtenKeys.length > 0) {
+      await unlinkKeys(this.dataClient(), this.writtenKeys).catch(() => {});
+    }
+  }
+
+  override async close(): Promise<void> {
+    await this.held?.release();
+    await Promise.all(this.owned.splice(0).map(closeClient));
+  }
+
+  private requireLock(): HeldLock {
+    if (!this.held || this.token === undefined) throw new DcpValueError('the coordinator holds no lock: setUpStorageWriter(true) must run first');
+    return this.held;
+  }
+
+  private own({ client, owned }: { client: RedisClient; owned: boolean }): RedisClient {
+    if (owned) this.owned.push(client);
+    return client;
+  }
+
+  private dataClient(): RedisClient {
+    if (!this.client) {
+      const input = this.redisInput ?? this.checkpointUrl;
+      if (input === undefined) throw new DcpValueError('RedisStorageWriter needs `redis` (a client or URL) or a redis:// checkpoint id');
+      this.client = this.own(connect(input));
+    }
+    return this.client;
+  }
+
+  private store(): CheckpointStore {
+    if (this.checkpointName === undefined) throw new DcpValueError('No checkpoint id: pass checkpointId to save() or to the writer');
+    return new CheckpointStore(this.dataClient(), this.keySpace, this.checkpointName);
+  }
+}

@@ -1,0 +1,102 @@
+import t from 'tap';
+import { save } from '../../src/core/save.js';
+import { load } from '../../src/core/load.js';
+import { CheckpointError } from '../../src/core/errors.js';
+import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
+import type { StateDict } from '../../src/core/state-dict.js';
+import { createLocalGroups } from '../../src/dist/local-group.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const server = await RedisServer.start();
+const redis = server.client();
+t.teardown(() => server.stop());
+
+function rows(total: number, cols: number, world: number, rank: number, fill: (r: number, c: number) => number): ShardedTensor {
+  const per = Math.ceil(total / world);
+  const start = Math.min(per * rank, total);
+  const len = Math.max(0, Math.min(per, total - start));
+  const data = Float32Array.from({ length: len * cols }, (_, i) => fill(start + Math.floor(i / cols), i % cols));
+  return new ShardedTensor([total, cols], 'float32', len ? [{ offsets: [start, 0], tensor: new Tensor('float32', [len, cols], data) }] : []);
+}
+
+async function ranks<T>(world: number, fn: (rank: number, group: ReturnType<typeof createLocalGroups>[number]) => Promise<T>) {
+  const groups = createLocalGroups(world, { timeoutMs: 10_000 });
+  return Promise.allSettled(groups.map((g, rank) => fn(rank, g)));
+}
+
+const value = (r: number, c: number) => r * 1000 + c;
+
+t.test('4 ranks save, 3 ranks load with resharding; small items packed, large split', async (t) => {
+  const id = 'rt/step-1';
+  const saved = await ranks(4, (rank, group) =>
+    save(
+      { model: { w: rows(100, 300, 4, rank, value), small: new Tensor('int32', [3], Int32Array.from([rank, 2, 3])) }, step: 5, blob: Uint8Array.from([1, 2, 3]) },
+      { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 16_000, packBelowBytes: 4096 }), processGroup: group },
+    ),
+  );
+  t.same(saved.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'], String(saved.find((r) => r.status === 'rejected') && (saved.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason));
+  const dests = [0, 1, 2].map((rank) => ({ model: { w: rows(100, 300, 3, rank, () => -1), small: new Tensor('int32', [3]) }, step: 0, blob: new Uint8Array() }) as StateDict);
+  const loaded = await ranks(3, (rank, group) => load(dests[rank]!, { checkpointId: id, storageReader: new RedisStorageReader({ redis }), processGroup: group }));
+  t.same(loaded.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], String((loaded.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined)?.reason));
+  for (const sd of dests) {
+    const w = (sd.model as StateDict).w as ShardedTensor;
+    const shard = w.localShards[0]!;
+    const [r0] = shard.offsets;
+    const expected = Float32Array.from({ length: shard.tensor.numel }, (_, i) => value(r0! + Math.floor(i / 300), i % 300));
+    t.same(Buffer.from((shard.tensor.data as Float32Array).buffer), Buffer.from(expected.buffer), 'every element');
+    t.equal(sd.step, 5);
+    t.same(Array.from(sd.blob as Uint8Array), [1, 2, 3]);
+  }
+  const keys = await redis.keys('dcp:data:*');
+  t.ok(keys.length > 8, `data spread over ${keys.length} segments`);
+});
+
+t.test('column-wise load of row-saved data fetches ranges across segments', async (t) => {
+  const id = 'rt/cols';
+  await ranks(2, (rank, group) => save({ w: rows(64, 64, 2, rank, value) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 1000 }), processGroup: group }));
+  const cols = [0, 1].map((rank) => new ShardedTensor([64, 64], 'float32', [{ offsets: [0, rank * 32], tensor: new Tensor('float32', [64, 32]) }]));
+  await ranks(2, (rank, group) => load({ w: cols[rank]! }, { checkpointId: id, storageReader: new RedisStorageReader({ redis }), processGroup: group }));
+  const got = cols[1]!.localShards[0]!.tensor.data as Float32Array;
+  t.equal(got[0], value(0, 32));
+  t.equal(got[32 * 63 + 31], value(63, 63));
+  t.ok(Array.from(got).every((v, i) => v === value(Math.floor(i / 32), 32 + (i % 32))), 'all elements');
+});
+
+t.test('a corrupted byte fails the load with the FQN and key', async (t) => {
+  const id = 'rt/corrupt';
+  await save({ w: new Tensor('float64', [1000], Float64Array.from({ length: 1000 }, (_, i) => i)) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+  const [key] = await redis.keys(`dcp:data:${id}:*`);
+  await redis.setrange(key!, 100, 'X');
+  const err = await load({ w: new Tensor('float64', [1000]) }, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) }).catch((e: unknown) => e);
+  t.ok(err instanceof CheckpointError);
+  const cause = (err as CheckpointError).failures.get(0) as Error & { code: string };
+  t.equal(cause.code, 'CHECKSUM_MISMATCH');
+  t.match(cause.message, /"w"/);
+  t.match(cause.message, key!);
+});
+
+t.test('overwrite keeps the old checkpoint until the new one commits, then removes its data', async (t) => {
+  const id = 'rt/over';
+  await save({ w: new Tensor('int32', [4], Int32Array.from([1, 1, 1, 1])) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+  const before = await redis.keys(`dcp:data:${id}:*`);
+  await save({ w: new Tensor('int32', [4], Int32Array.from([2, 2, 2, 2])) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+  const after = await redis.keys(`dcp:data:${id}:*`);
+  t.equal(after.length, before.length);
+  t.notSame(after, before, 'old data keys replaced');
+  const w = new Tensor('int32', [4]);
+  await load({ w }, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
+  t.same(Array.from(w.data), [2, 2, 2, 2]);
+  const err = await save({ w }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, overwrite: false }) }).catch((e: unknown) => e);
+  t.ok(err instanceof CheckpointError && /Checkpoint already exists/.test(err.message));
+});
+
+t.test('ids with bad characters are rejected before any key is touched', async (t) => {
+  const before = (await redis.keys('*')).sort();
+  for (const id of ['a b', 'x*', '{tag}', '../up', '/abs', 'end/', 'a'.repeat(513), '']) {
+    t.throws(() => new RedisStorageWriter({ redis, checkpointId: id }), { code: 'INVALID_CHECKPOINT_ID' }, JSON.stringify(id).slice(0, 20));
+  }
+  t.same((await redis.keys('*')).sort(), before);
+});
+
