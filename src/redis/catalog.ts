@@ -1,0 +1,278 @@
+/**
+ * CheckpointCatalog: what operators (the admin API, the CLI) do with checkpoints:
+ * list, inspect, validate, delete. Listing reads the catalog index (a sorted set by
+ * creation time), never KEYS/SCAN over the keyspace.
+ */
+import { crc32c } from '@node-rs/crc32';
+import type { Redlock } from '@sesamecare-oss/redlock';
+import { DcpError, DcpValueError } from '../core/errors.js';
+import type { Metadata } from '../core/metadata.js';
+import { metadataFromJSON } from '../core/metadata-json.js';
+import { elementSize } from '../core/tensor.js';
+import { boundedEach } from './bounded.js';
+import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
+import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointState, type CheckpointStatus } from './checkpoint-store.js';
+import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
+import { CheckpointNotFoundError } from './errors.js';
+import { DEFAULT_PREFIX, KeySpace } from './keys.js';
+import { parseStorageData, type RedisStorageData } from './layout.js';
+import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS } from './lock.js';
+
+export interface CheckpointSummary {
+  readonly id: string;
+  readonly state: CheckpointStatus;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  readonly worldSize: number;
+  readonly totalBytes: number;
+  readonly itemCount: number;
+}
+
+export interface CheckpointDetails extends CheckpointSummary {
+  readonly committedAt: string | null;
+  /** Full metadata of the committed checkpoint; null while none is committed. */
+  readonly metadata: Metadata | null;
+}
+
+export type ProblemKind = 'missing_key' | 'wrong_length' | 'checksum_mismatch' | 'metadata_invalid' | 'not_committed';
+
+export interface ValidationProblem {
+  readonly kind: ProblemKind;
+  readonly fqn?: string;
+  readonly key?: string;
+  readonly message: string;
+}
+
+export interface ValidationReport {
+  readonly ok: boolean;
+  readonly problems: ValidationProblem[];
+}
+
+export interface ListOptions {
+  /** Only ids starting with this. */
+  readonly prefix?: string;
+  /** Only checkpoints in this state (e.g. "incomplete" to find crashed saves). */
+  readonly state?: CheckpointStatus;
+  /** From a previous page's nextCursor. */
+  readonly cursor?: string;
+  /** Page size, 1-1000 (default 100). */
+  readonly limit?: number;
+}
+
+export interface ValidateOptions {
+  /** Recompute every checksum (reads every byte). */
+  readonly deep?: boolean;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface CheckpointCatalogOptions {
+  readonly redis: RedisInput;
+  readonly prefix?: string;
+  readonly lockRedis?: readonly RedisInput[];
+  readonly lockTtlMs?: number;
+}
+
+interface Cursor {
+  readonly s: number;
+  readonly m: string;
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(text: string): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
+    if (typeof c.s === 'number' && Number.isFinite(c.s) && typeof c.m === 'string') return c;
+  } catch {
+    // fall through
+  }
+  throw new DcpValueError('cursor is not one this server issued', 'INVALID_CURSOR');
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function summarize(id: string, state: CheckpointState): CheckpointSummary {
+  return { id, state: state.status, createdAt: iso(state.createdAt), worldSize: state.worldSize, totalBytes: state.totalBytes, itemCount: state.itemCount };
+}
+
+function fqnOfItemKey(key: string): string {
+  try {
+    const parsed = JSON.parse(key) as unknown;
+    if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
+  } catch {
+    // not ours
+  }
+  return key;
+}
+
+export class CheckpointCatalog {
+  private readonly client: RedisClient;
+  private readonly ownsClient: boolean;
+  private readonly keySpace: KeySpace;
+  private readonly lockTtlMs: number;
+  private readonly lockInputs: readonly RedisInput[] | undefined;
+  private lockClients: RedisClient[] | undefined;
+  private readonly ownedLockClients: RedisClient[] = [];
+  private redlock: Redlock | undefined;
+
+  constructor(options: CheckpointCatalogOptions) {
+    this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
+    const { client, owned } = connect(options.redis);
+    this.client = client;
+    this.ownsClient = owned;
+    this.lockTtlMs = options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
+    this.lockInputs = options.lockRedis;
+  }
+
+  get redis(): RedisClient {
+    return this.client;
+  }
+
+  async list(options: ListOptions = {}): Promise<{ items: CheckpointSummary[]; nextCursor: string | null }> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DcpValueError('limit must be an integer from 1 to 1000', 'INVALID_LIMIT');
+    const prefix = options.prefix ?? '';
+    const cursor = options.cursor ? decodeCursor(options.cursor) : undefined;
+    const now = await serverTimeMs(this.client);
+    const items: CheckpointSummary[] = [];
+    const batch = Math.min(1000, limit * 2);
+    // Newest first: score descending, then member descending (Redis' REV order for ties).
+    const isAfter = (e: Cursor, a: Cursor | undefined) => !a || e.s < a.s || (e.s === a.s && e.m < a.m);
+    let after = cursor;
+    let offset = 0;
+    for (;;) {
+      const max = after ? String(after.s) : '+inf';
+      const raw = await this.client.zrange(this.keySpace.catalog(), max, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, batch, 'WITHSCORES');
+      const entries: Cursor[] = [];
+      for (let i = 0; i < raw.length; i += 2) entries.push({ m: raw[i]!, s: Number(raw[i + 1]) });
+      const fresh = entries.filter((e) => isAfter(e, after));
+      if (fresh.length === 0) {
+        if (entries.length < batch) return { items, nextCursor: null };
+        offset += batch; // a run of ties longer than a batch: step over it
+        continue;
+      }
+      offset = 0;
+      const candidates = fresh.filter((e) => e.m.startsWith(prefix) && isValidCheckpointName(e.m));
+      const hashes = await Promise.all(candidates.map((e) => this.client.hgetall(this.keySpace.checkpoint(e.m).state)));
+      for (const [i, e] of candidates.entries()) {
+        const state = parseState(hashes[i]!, now);
+        if (!state || (options.state && state.status !== options.state)) continue;
+        items.push(summarize(e.m, state));
+        if (items.length === limit) return { items, nextCursor: encodeCursor(e) };
+      }
+      if (entries.length < batch) return { items, nextCursor: null };
+      after = fresh.at(-1);
+    }
+  }
+
+  async get(id: string): Promise<CheckpointDetails> {
+    const store = this.store(id);
+    const { state, metadataJson } = await store.stateAndMetadata();
+    if (!state) throw new CheckpointNotFoundError(id);
+    const metadata = state.status === 'committed' && metadataJson ? metadataFromJSON(metadataJson.toString('utf8')) : null;
+    return { ...summarize(id, state), committedAt: state.committedAt ? iso(state.committedAt) : null, metadata };
+  }
+
+  async validate(id: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+    const store = this.store(id);
+    const { state, metadataJson } = await store.stateAndMetadata();
+    if (!state) throw new CheckpointNotFoundError(id);
+    if (state.status !== 'committed' || !metadataJson) {
+      return { ok: false, problems: [{ kind: 'not_committed', message: `checkpoint is ${state.deleting ? 'being deleted' : state.status}, not committed` }] };
+    }
+    let metadata: Metadata;
+    let storage: RedisStorageData;
+    try {
+      metadata = metadataFromJSON(metadataJson.toString('utf8'));
+      storage = parseStorageData(metadata.storageData);
+    } catch (err) {
+      return { ok: false, problems: [{ kind: 'metadata_invalid', message: (err as Error).message }] };
+    }
+    const problems: ValidationProblem[] = [];
+    // Every item must have a location whose size matches its metadata.
+    const located = new Set(Object.keys(storage.items).map(fqnOfItemKey));
+    for (const [fqn, md] of Object.entries(metadata.stateDictMetadata)) {
+      if (!located.has(fqn)) problems.push({ kind: 'metadata_invalid', fqn, message: 'no stored location for this item' });
+      if (md.type === 'tensor') {
+        const elem = elementSize(md.properties.dtype);
+        for (const chunk of md.chunks) {
+          const loc = storage.items[JSON.stringify([fqn, chunk.offsets])];
+          const need = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
+          if (loc && loc.n !== need) problems.push({ kind: 'wrong_length', fqn, message: `chunk at [${chunk.offsets.join(', ')}] is recorded as ${loc.n} bytes, its shape needs ${need}` });
+        }
+      }
+    }
+    // Segments: each must exist with exactly the bytes its parts account for.
+    const segments = new Map<string, { size: number; fqns: Set<string>; parts: Array<{ fqn: string; offset: number; length: number; crc: number }> }>();
+    for (const [itemKey, loc] of Object.entries(storage.items)) {
+      const fqn = fqnOfItemKey(itemKey);
+      for (const [rank, seq, offset, length, crc] of loc.p) {
+        const key = store.keys.dataKey(storage.saveId, rank, seq);
+        const seg = segments.get(key) ?? { size: 0, fqns: new Set<string>(), parts: [] };
+        seg.size = Math.max(seg.size, offset + length);
+        seg.fqns.add(fqn);
+        seg.parts.push({ fqn, offset, length, crc });
+        segments.set(key, seg);
+      }
+    }
+    const total = segments.size;
+    let done = 0;
+    await boundedEach([...segments.entries()], options.deep ? 4 : 16, async ([key, seg]) => {
+      const length = await this.client.strlen(key);
+      const fqns = [...seg.fqns];
+      if (length === 0) {
+        for (const fqn of fqns) problems.push({ kind: 'missing_key', fqn, key, message: 'data key is missing' });
+      } else if (length !== seg.size) {
+        for (const fqn of fqns) problems.push({ kind: 'wrong_length', fqn, key, message: `data key has ${length} bytes, expected ${seg.size}` });
+      } else if (options.deep) {
+        const buf = await this.client.getBuffer(key);
+        for (const part of seg.parts) {
+          const actual = buf ? crc32c(buf.subarray(part.offset, part.offset + part.length)) >>> 0 : -1;
+          if (actual !== part.crc) problems.push({ kind: 'checksum_mismatch', fqn: part.fqn, key, message: `CRC32C of bytes ${part.offset}..${part.offset + part.length} is ${actual}, stored ${part.crc}` });
+        }
+      }
+      options.onProgress?.(++done, total);
+    });
+    return { ok: problems.length === 0, problems };
+  }
+
+  /** Deletes a checkpoint under its lock (a running save makes this fail with CHECKPOINT_LOCKED). */
+  async delete(id: string): Promise<{ deletedKeys: number }> {
+    const store = this.store(id);
+    if (!(await store.state())) throw new CheckpointNotFoundError(id);
+    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.ownLock(connect(input, { enableOfflineQueue: false }))) : [this.client];
+    this.redlock ??= createRedlock(this.lockClients);
+    const held = await acquireLock(this.redlock, store.keys.lock, id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: 0 });
+    try {
+      held.startAutoExtend(async () => {});
+      const token = await store.nextToken();
+      const saveIds = await store.beginDelete(token);
+      let deletedKeys = 0;
+      for (const saveId of saveIds) deletedKeys += await unlinkKeys(this.client, await setMembers(this.client, store.keys.dataIndex(saveId)));
+      if (held.lost) throw new DcpError('FENCED', `lost the lock of "${id}" while deleting; run delete again`);
+      await store.finishDelete(token, saveIds);
+      return { deletedKeys };
+    } finally {
+      await held.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.ownedLockClients.splice(0).map(closeClient));
+    if (this.ownsClient) await closeClient(this.client);
+  }
+
+  private ownLock({ client, owned }: { client: RedisClient; owned: boolean }): RedisClient {
+    if (owned) this.ownedLockClients.push(client);
+    return client;
+  }
+
+  private store(id: string): CheckpointStore {
+    assertValidCheckpointName(id);
+    return new CheckpointStore(this.client, this.keySpace, id);
+  }
+}
