@@ -1,0 +1,50 @@
+/** Runs TypeScript fixtures as separate node processes (real OS processes, real sockets). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ChildResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The last line of stdout parsed as JSON, if any. */
+  readonly json: Record<string, unknown> | undefined;
+}
+
+export interface RunningChild {
+  readonly process: ChildProcess;
+  readonly done: Promise<ChildResult>;
+  /** Resolves when stdout contains `text`. */
+  waitFor(text: string): Promise<void>;
+}
+
+export function startFixture(fixture: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): RunningChild {
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<{ text: string; resolve: () => void }> = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    for (const w of waiters.splice(0)) (stdout.includes(w.text) ? w.resolve() : waiters.push(w));
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<ChildResult>((resolve) => {
+    child.on('close', (code, signal) => {
+      const last = stdout.trim().split('\n').at(-1);
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = last ? (JSON.parse(last) as Record<string, unknown>) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolve({ code, signal, stdout, stderr, json });
+    });
+  });
+  return {
+    process: child,
+    done,
+    waitFor: (text) => new Promise<void>((resolve) => (stdout.includes(text) ? resolve() : waiters.push({ text, resolve }))),
+  };
+}
