@@ -95,7 +95,7 @@ t.test('a failed save is incomplete, found by the catalog, and delete removes ev
   const before = new Set(await redis.keys('*'));
   const groups = createLocalGroups(2, { timeoutMs: 5000 });
   class FailingWriter extends RedisStorageWriter {
-    override async writeData(...args: Parameters<RedisStorageWriter['writeData']>) {
+    override async writeData(...args: Parameters<RedisStorageWriter['writeData']>): ReturnType<RedisStorageWriter['writeData']> {
       await super.writeData(...args);
       throw new Error('disk on fire');
     }
