@@ -1,0 +1,102 @@
+/**
+ * Admin API figures: with `entries` real checkpoints in the catalog (saved by the
+ * library), the latency of 100-item pages of GET /checkpoints and the request rate
+ * of GET /checkpoints/{id}. Loopback only, bounded in count and duration.
+ */
+import autocannon from 'autocannon';
+import type { Redis } from 'ioredis';
+import { save } from '../src/core/save.js';
+import { Tensor } from '../src/core/tensor.js';
+import { RedisStorageWriter } from '../src/redis/writer.js';
+import type { FastifyInstance } from 'fastify';
+import { boundedAll, type OnProgress } from './baselines.js';
+
+export interface ApiFigures {
+  readonly catalogEntries: number;
+  readonly listPageRequests: number;
+  readonly listPageP50Ms: number;
+  readonly listPageP99Ms: number;
+  /** Items in each measured page (to show they were full pages). */
+  readonly listPageItems: number;
+  readonly getRps: number;
+  readonly getP50Ms: number;
+  readonly getP99Ms: number;
+  /** Non-2xx answers and errors during the autocannon run (should be 0). */
+  readonly getNon2xx: number;
+  readonly getErrors: number;
+}
+
+const PAGE_REQUESTS = 300;
+const WARMUP_REQUESTS = 30;
+
+/** Saves `count` tiny checkpoints named `api/ckpt-<i>` (several in flight). */
+export async function fillCatalog(redis: Redis, prefix: string, count: number, onProgress?: OnProgress): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, i) => `api/ckpt-${String(i).padStart(6, '0')}`);
+  let done = 0;
+  await boundedAll(count, 8, async (i) => {
+    const sd = { w: new Tensor('float32', [4], Float32Array.from([i, 1, 2, 3])), step: i };
+    await save(sd, { storageWriter: new RedisStorageWriter({ redis, prefix, overwrite: true }), checkpointId: ids[i]! });
+    onProgress?.(++done, count);
+  });
+  return ids;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+type BuildApp = (options: { redis: Redis; prefix: string }) => FastifyInstance | Promise<FastifyInstance>;
+
+/** The admin API module is written concurrently; resolved at run time so the bench type-checks before it lands. */
+async function loadBuildApp(): Promise<BuildApp> {
+  const specifier = '../src/server/app.js';
+  const mod = (await import(specifier)) as { buildApp?: BuildApp };
+  if (typeof mod.buildApp !== 'function') throw new Error('src/server/app.ts exports no buildApp');
+  return mod.buildApp;
+}
+
+export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number): Promise<ApiFigures> {
+  const buildApp = await loadBuildApp();
+  const app = await buildApp({ redis, prefix });
+  try {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const latencies: number[] = [];
+    let cursor: string | null = null;
+    let pageItems = 0;
+    for (let i = 0; i < WARMUP_REQUESTS + PAGE_REQUESTS; i++) {
+      const url = `${address}/checkpoints?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const t0 = performance.now();
+      const res = await fetch(url);
+      const body = (await res.json()) as { items?: unknown[]; nextCursor?: string | null };
+      const ms = performance.now() - t0;
+      if (!res.ok || !Array.isArray(body.items)) throw new Error(`GET /checkpoints answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+      if (i >= WARMUP_REQUESTS) {
+        latencies.push(ms);
+        pageItems = Math.max(pageItems, body.items.length);
+      }
+      // Walk the pages, starting over at the end, so deep pages are measured too.
+      cursor = body.nextCursor ?? null;
+    }
+    latencies.sort((a, b) => a - b);
+
+    const target = ids[Math.floor(ids.length / 2)]!;
+    const probe = await fetch(`${address}/checkpoints/${encodeURIComponent(target)}`);
+    if (!probe.ok) throw new Error(`GET /checkpoints/{id} answered ${probe.status}`);
+    await probe.arrayBuffer();
+    const result = await autocannon({ url: `${address}/checkpoints/${encodeURIComponent(target)}`, connections: 8, duration: seconds });
+    return {
+      catalogEntries: ids.length,
+      listPageRequests: latencies.length,
+      listPageP50Ms: percentile(latencies, 50),
+      listPageP99Ms: percentile(latencies, 99),
+      listPageItems: pageItems,
+      getRps: result.requests.average,
+      getP50Ms: result.latency.p50,
+      getP99Ms: result.latency.p99,
+      getNon2xx: result.non2xx,
+      getErrors: result.errors + result.timeouts,
+    };
+  } finally {
+    await app.close();
+  }
+}

@@ -1,0 +1,84 @@
+/** Command-line options of `npm run bench`. */
+import { parseArgs } from 'node:util';
+
+export interface BenchOptions {
+  /** Unique bytes of the synthetic state dict. */
+  readonly bytes: number;
+  readonly items: number;
+  readonly ranks: readonly number[];
+  /** Use this Redis instead of starting one (then only our own keys are deleted, never FLUSH). */
+  readonly redisUrl: string | undefined;
+  readonly json: string | undefined;
+  readonly quick: boolean;
+  /** Item counts of the metadata-scale runs. */
+  readonly scaleItems: readonly number[];
+  /** Checkpoints in the catalog for the admin API figures. */
+  readonly catalogEntries: number;
+  /** autocannon duration (seconds). */
+  readonly apiSeconds: number;
+  /** Bytes of the chunk-size/concurrency sweep of the raw baselines. */
+  readonly sweepBytes: number;
+  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard). */
+  readonly skip: ReadonlySet<string>;
+}
+
+export const USAGE = `usage: tsx bench/run.ts [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
+  [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
+  [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard]`;
+
+/** "1GiB", "32MiB", "512k", "1e9" → bytes. */
+export function parseBytes(text: string): number {
+  const m = /^\s*([\d.e+]+)\s*([kmgt]?)(i?)b?\s*$/i.exec(text);
+  if (!m) throw new Error(`not a byte size: ${JSON.stringify(text)}`);
+  const unit = m[2]!.toLowerCase();
+  const base = m[3] || unit === '' ? 1024 : 1000;
+  const power = ' kmgt'.indexOf(unit === '' ? ' ' : unit);
+  const value = Number(m[1]) * base ** power;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`not a byte size: ${JSON.stringify(text)}`);
+  return Math.floor(value);
+}
+
+function parseList(text: string, what: string): number[] {
+  const list = text.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isSafeInteger(n) || n <= 0)) throw new Error(`${what}: expected a comma list of positive integers, got ${JSON.stringify(text)}`);
+  return list;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      bytes: { type: 'string' },
+      items: { type: 'string' },
+      ranks: { type: 'string' },
+      'redis-url': { type: 'string' },
+      json: { type: 'string' },
+      'scale-items': { type: 'string' },
+      catalog: { type: 'string' },
+      'api-seconds': { type: 'string' },
+      skip: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const bytes = values.bytes !== undefined ? parseBytes(values.bytes) : quick ? 32 << 20 : 1 << 30;
+  return {
+    bytes,
+    items: values.items !== undefined ? parseList(values.items, '--items')[0]! : 1000,
+    ranks: values.ranks !== undefined ? parseList(values.ranks, '--ranks') : quick ? [1, 2] : [1, 2, 4],
+    redisUrl: values['redis-url'],
+    json: values.json,
+    quick,
+    scaleItems: values['scale-items'] !== undefined ? parseList(values['scale-items'], '--scale-items') : quick ? [1000, 5000] : [1000, 10000, 50000],
+    catalogEntries: values.catalog !== undefined ? parseList(values.catalog, '--catalog')[0]! : quick ? 500 : 10000,
+    apiSeconds: values['api-seconds'] !== undefined ? Number(values['api-seconds']) : quick ? 1 : 5,
+    sweepBytes: Math.min(bytes, quick ? 16 << 20 : 256 << 20),
+    skip: new Set((values.skip ?? '').split(',').filter(Boolean)),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * One rank of a benchmark save or load, run as its own process by bench/ranks.ts:
+ *   node --import tsx bench/rank-worker.ts '<WorkerTask JSON>'
+ * Ranks meet through RedisProcessGroup; each times itself from the barrier before
+ * the operation to its completion, and prints one `RESULT {json}` line on stdout.
+ * Peak RSS is the whole process's (process.resourceUsage().maxRSS), so one process
+ * runs one measured operation.
+ */
+import { Redis } from 'ioredis';
+import { save } from '../src/core/save.js';
+import { load } from '../src/core/load.js';
+import { RedisProcessGroup } from '../src/dist/redis-process-group.js';
+import { RedisStorageWriter } from '../src/redis/writer.js';
+import { RedisStorageReader } from '../src/redis/reader.js';
+import { CheckpointCatalog } from '../src/redis/catalog.js';
+import { deleteRaw, rawGet, rawSet } from './baselines.js';
+import { makeLayout, makePayload, makeRankStateDict, verifyRankStateDict, type LayoutOptions, type Verification } from './synthetic.js';
+import { TimedStorageReader, TimedStorageWriter } from './timed-storage.js';
+
+export interface WorkerTask {
+  /**
+   * save/load: the library through RedisProcessGroup. raw-set/raw-get: the raw ioredis
+   * baseline in the same kind of fresh process (world size 1), so both sides start
+   * with the same Node heap; idle: only what a worker costs before any work.
+   */
+  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'idle';
+  readonly redisUrl: string;
+  readonly prefix: string;
+  readonly groupId: string;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly layout: LayoutOptions;
+  readonly checkpointId: string;
+  /** Steady state: save this checkpoint first and delete it, then measure the save of checkpointId. */
+  readonly warmupCheckpointId?: string;
+  readonly timeoutMs: number;
+  /** raw-*: the chunking and concurrency for SET and for GET (raw-set lays keys out for GET after measuring). */
+  readonly raw?: { readonly setChunkBytes: number; readonly setConcurrency: number; readonly getChunkBytes: number; readonly getConcurrency: number; readonly keyPrefix: string };
+}
+
+export interface WorkerResult {
+  readonly rank: number;
+  /** Wall clock (ms since the epoch, sub-ms precision) after the barrier and at completion. */
+  readonly startEpochMs: number;
+  readonly endEpochMs: number;
+  /** Bytes of this rank's state dict (its shards plus the replicated items). */
+  readonly rankBytes: number;
+  readonly peakRssBytes: number;
+  /** Milliseconds per storage step (setUp, prepareLocalPlan, writeData, finish, readData...). */
+  readonly steps: Record<string, number>;
+  /** Milliseconds from the barrier to the first data write/read (planning and collectives). */
+  readonly beforeDataMs: number | undefined;
+  readonly verification?: Verification;
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+function connect(url: string): Redis {
+  const client = new Redis(url, { disableClientInfo: true, maxRetriesPerRequest: 3 });
+  client.on('error', () => {});
+  return client;
+}
+
+async function run(task: WorkerTask): Promise<WorkerResult> {
+  if (task.mode === 'raw-set' || task.mode === 'raw-get') return runRaw(task);
+  const redis = connect(task.redisUrl);
+  const groupRedis = connect(task.redisUrl);
+  const group = new RedisProcessGroup({ redis: groupRedis, groupId: task.groupId, rank: task.rank, worldSize: task.worldSize, timeoutMs: task.timeoutMs, keyPrefix: task.prefix });
+  const layout = makeLayout(task.layout);
+  try {
+    if (task.mode === 'idle') {
+      await group.barrier();
+      return { rank: task.rank, startEpochMs: epochNow(), endEpochMs: epochNow(), rankBytes: 0, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined };
+    }
+    const { stateDict, bytes } = makeRankStateDict(layout, task.worldSize, task.rank, task.mode === 'save');
+
+    if (task.mode === 'save') {
+      if (task.warmupCheckpointId !== undefined) {
+        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }), checkpointId: task.warmupCheckpointId, processGroup: group });
+        if (task.rank === 0) await new CheckpointCatalog({ redis, prefix: task.prefix }).delete(task.warmupCheckpointId);
+      }
+      const writer = new TimedStorageWriter(new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }));
+      await group.barrier();
+      const startEpochMs = epochNow();
+      const t0 = performance.now();
+      await save(stateDict, { storageWriter: writer, checkpointId: task.checkpointId, processGroup: group });
+      const endEpochMs = epochNow();
+      return { rank: task.rank, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes: peakRss(), steps: writer.times.ms, beforeDataMs: writer.times.startOf('writeData', t0) };
+    }
+
+    const reader = new TimedStorageReader(new RedisStorageReader({ redis, prefix: task.prefix }));
+    await group.barrier();
+    const startEpochMs = epochNow();
+    const t0 = performance.now();
+    await load(stateDict, { storageReader: reader, checkpointId: task.checkpointId, processGroup: group });
+    const endEpochMs = epochNow();
+    const verification = verifyRankStateDict(layout, stateDict, task.worldSize, task.rank);
+    return { rank: task.rank, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes: peakRss(), steps: reader.times.ms, beforeDataMs: reader.times.startOf('readData', t0), verification };
+  } finally {
+    await closeQuietly(group);
+    redis.disconnect();
+    groupRedis.disconnect();
+  }
+}
+
+/** Raw SET (steady: SET A, DEL A, then SET B measured) or raw GET into pre-touched memory, verified. */
+async function runRaw(task: WorkerTask): Promise<WorkerResult> {
+  const raw = task.raw!;
+  const redis = connect(task.redisUrl);
+  try {
+    const bytes = makeLayout(task.layout).totalBytes;
+    const payload = makePayload(bytes);
+    const setOpts = { chunkBytes: raw.setChunkBytes, concurrency: raw.setConcurrency };
+    const chunks = (chunkBytes: number) => Math.ceil(bytes / chunkBytes);
+    if (task.mode === 'raw-set') {
+      if (task.warmupCheckpointId !== undefined) {
+        await rawSet(redis, payload, { ...setOpts, keyPrefix: `${raw.keyPrefix}:warm` });
+        await deleteRaw(redis, `${raw.keyPrefix}:warm`, chunks(raw.setChunkBytes));
+      }
+      const startEpochMs = epochNow();
+      await rawSet(redis, payload, { ...setOpts, keyPrefix: raw.keyPrefix });
+      const endEpochMs = epochNow();
+      const peakRssBytes = peakRss();
+      if (raw.getChunkBytes !== raw.setChunkBytes) {
+        // Lay the bytes out as GET reads them (not measured).
+        await deleteRaw(redis, raw.keyPrefix, chunks(raw.setChunkBytes));
+        await rawSet(redis, payload, { chunkBytes: raw.getChunkBytes, concurrency: raw.setConcurrency, keyPrefix: raw.keyPrefix });
+      }
+      return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined };
+    }
+    const dest = new Uint8Array(bytes).fill(0xff);
+    const startEpochMs = epochNow();
+    await rawGet(redis, dest, { chunkBytes: raw.getChunkBytes, concurrency: raw.getConcurrency, keyPrefix: raw.keyPrefix });
+    const endEpochMs = epochNow();
+    const peakRssBytes = peakRss();
+    const same = Buffer.compare(Buffer.from(dest.buffer, 0, bytes), Buffer.from(payload.buffer, 0, bytes)) === 0;
+    const verification = { verifiedBytes: same ? bytes : 0, mismatchedWords: same ? 0 : 1, problems: same ? [] : ['raw GET bytes differ from what was SET'] };
+    return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined, verification };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+async function closeQuietly(group: object): Promise<void> {
+  const close = (group as { close?: () => unknown }).close;
+  if (typeof close === 'function') {
+    try {
+      await close.call(group);
+    } catch {
+      // the measurement is done; a failing close must not hide it
+    }
+  }
+}
+
+const task = JSON.parse(process.argv[2] ?? '{}') as WorkerTask;
+run(task).then(
+  (result) => {
+    process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+    process.exit(0);
+  },
+  (err: unknown) => {
+    process.stderr.write(`rank ${task.rank}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,71 @@
+/**
+ * Runs one save or load as `worldSize` rank processes (bench/rank-worker.ts) and
+ * folds their reports into one figure: wall time from the earliest post-barrier
+ * start to the latest completion, bytes per second over the unique state dict bytes.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { WorkerResult, WorkerTask } from './rank-worker.js';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(benchDir, '..');
+
+export interface RanksFigure {
+  readonly worldSize: number;
+  readonly seconds: number;
+  readonly gbps: number;
+  /** Largest peak RSS of any rank, and that rank's state dict bytes. */
+  readonly peakRssBytes: number;
+  readonly peakRssRankBytes: number;
+  /** Target: peak RSS ≤ rank bytes × 1.15 + 64 MiB on every rank. */
+  readonly rssWithinTarget: boolean;
+  /** Loads only: every byte of every rank matched the expected content. */
+  readonly verified: boolean | undefined;
+  readonly verifiedBytes: number | undefined;
+  readonly ranks: readonly WorkerResult[];
+}
+
+export const RSS_TARGET = (rankBytes: number) => rankBytes * 1.15 + 64 * 2 ** 20;
+
+/** Spawns one worker and resolves with its RESULT line. */
+function runWorker(task: WorkerTask, killAfterMs: number): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'rank-worker.ts'), JSON.stringify(task)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code === 0 && line) resolve(JSON.parse(line.slice('RESULT '.length)) as WorkerResult);
+      else reject(new Error(`rank ${task.rank} of ${task.worldSize} (${task.mode}) exited with ${signal ?? code}:\n${stderr.trim()}`));
+    });
+  });
+}
+
+/** Runs the task on ranks 0..worldSize-1; `uniqueBytes` is what the throughput counts. */
+export async function runRanks(base: Omit<WorkerTask, 'rank' | 'worldSize'>, worldSize: number, uniqueBytes: number): Promise<RanksFigure> {
+  const settled = await Promise.allSettled(Array.from({ length: worldSize }, (_, rank) => runWorker({ ...base, rank, worldSize }, base.timeoutMs * 4 + 60_000)));
+  const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failures.length > 0) throw new Error(failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join('\n'));
+  const ranks = settled.map((s) => (s as PromiseFulfilledResult<WorkerResult>).value);
+  const seconds = (Math.max(...ranks.map((r) => r.endEpochMs)) - Math.min(...ranks.map((r) => r.startEpochMs))) / 1000;
+  const peak = ranks.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
+  const verifications = ranks.map((r) => r.verification).filter((v) => v !== undefined);
+  const isLoad = base.mode === 'load' || base.mode === 'raw-get';
+  return {
+    worldSize,
+    seconds,
+    gbps: uniqueBytes / seconds / 1e9,
+    peakRssBytes: peak.peakRssBytes,
+    peakRssRankBytes: peak.rankBytes,
+    rssWithinTarget: ranks.every((r) => r.peakRssBytes <= RSS_TARGET(r.rankBytes)),
+    verified: isLoad ? verifications.length === worldSize && verifications.every((v) => v.mismatchedWords === 0 && v.problems.length === 0) : undefined,
+    verifiedBytes: isLoad ? verifications.reduce((s, v) => s + v.verifiedBytes, 0) : undefined,
+    ranks,
+  };
+}

@@ -1,0 +1,290 @@
+/**
+ * `npm run bench`: redis-dcp save/load against the fastest plain ways to move the
+ * same bytes, in one run, under two memory conditions:
+ *  - cold: a freshly started redis-server (Redis touches fresh memory for every value);
+ *  - steady: a new checkpoint replacing an old one (save A, delete A, save B measured),
+ *    so Redis writes into memory the previous checkpoint freed, as in training.
+ * Each condition is compared with baselines run under the same condition.
+ * One table on stdout, the same figures as JSON with --json FILE, progress on stderr.
+ */
+import { writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseBenchArgs, type BenchOptions } from './args.js';
+import { bestBy, deleteRaw, fsRead, fsWrite, loopbackSocket, makeFsDir, rawSet, redisBenchmark, removeFsDir, sweepRaw, usedMemory, type SweepPoint } from './baselines.js';
+import { Progress } from './progress.js';
+import { runRanks, type RanksFigure } from './ranks.js';
+import { connectRedis, deleteByPrefix, redisVersion, startOwnRedis, type RedisTarget } from './redis-target.js';
+import { makeLayout, makePayload, type Layout } from './synthetic.js';
+import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scale.js';
+import type { ApiFigures } from './admin-api.js';
+import { CheckpointCatalog } from '../src/redis/catalog.js';
+import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
+
+const MIB = 2 ** 20;
+/** Segment sizes just under powers of two: an exact 2^n value costs Redis a 25% larger allocation. */
+const SWEEP_CHUNKS = [1 * MIB - 64, 4 * MIB - 64, 16 * MIB - 64];
+const SWEEP_CONCURRENCY = [1, 2, 4, 8];
+const RANK_TIMEOUT_MS = 180_000;
+
+interface RunContext {
+  readonly opts: BenchOptions;
+  readonly progress: Progress;
+  readonly layout: Layout;
+  readonly payload: Uint8Array;
+  readonly dest: Uint8Array;
+  readonly prefix: string;
+  readonly runId: string;
+}
+
+async function main(): Promise<void> {
+  const opts = parseBenchArgs(process.argv.slice(2));
+  const progress = new Progress();
+  const layout = makeLayout({ totalBytes: opts.bytes, smallItems: opts.items });
+  progress.step(`generating ${(layout.totalBytes / MIB).toFixed(0)} MiB of baseline payload`);
+  const payload = makePayload(layout.totalBytes);
+  const dest = new Uint8Array(layout.totalBytes).fill(0xff); // touched, like live tensors
+  progress.done();
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const ctx: RunContext = { opts, progress, layout, payload, dest, prefix: opts.redisUrl ? `bench-${runId}` : 'bench', runId };
+
+  const steadyTarget = opts.redisUrl ? await connectRedis(opts.redisUrl, (t) => progress.note(`warning: ${t}`)) : await startOwnRedis();
+  const version = await redisVersion(steadyTarget.redis);
+  try {
+    const steadyRaw = await rawSteady(ctx, steadyTarget);
+    const fs = await fsBaselines(ctx);
+    progress.step('loopback socket ceiling');
+    const socket = await loopbackSocket(payload);
+    progress.done(`${socket.gbps.toFixed(2)} GB/s`);
+
+    const steadyRanks = await libraryCondition(ctx, steadyTarget, 'steady');
+    const reshard = opts.skip.has('reshard') ? undefined : await reshardLoad(ctx, steadyTarget);
+    for (const n of opts.ranks) await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete(`run/steady-b-${n}`);
+
+    let cold: { raw: RawFigures; ranks: RankCountFigures[] } | undefined;
+    if (opts.redisUrl) progress.note('cold condition skipped: it needs a freshly started redis-server (not possible with --redis-url)');
+    else if (!opts.skip.has('cold')) cold = { raw: await rawCold(ctx, steadyRaw), ranks: await coldRanks(ctx) };
+
+    const redisBench = opts.redisUrl || opts.skip.has('redis-benchmark') ? undefined : await redisBenchmarkBoth(ctx, steadyRaw.setChunkBytes);
+    const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
+    const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
+
+    const summary = buildSummary({
+      opts,
+      layout,
+      machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() },
+      steady: { raw: steadyRaw, fsWrite: fs.steadyWrite.gbps, fsRead: fs.steadyRead.gbps, ranks: steadyRanks } satisfies ConditionFigures,
+      cold: cold ? ({ raw: cold.raw, fsWrite: fs.coldWrite.gbps, fsRead: fs.coldRead.gbps, ranks: cold.ranks } satisfies ConditionFigures) : undefined,
+      fsWriteFsyncGbps: fs.fsyncWrite.gbps,
+      loopbackSocketGbps: socket.gbps,
+      reshard,
+      redisBenchmark: redisBench,
+      scale,
+      api,
+    });
+    printTable(summary);
+    if (opts.json) await writeFile(opts.json, JSON.stringify(summary, null, 2) + '\n');
+  } finally {
+    if (!steadyTarget.owned) {
+      const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);
+      if (left > 0) progress.note(`removed ${left} leftover keys under ${ctx.prefix}`);
+    }
+    await steadyTarget.stop();
+  }
+}
+
+/**
+ * Raw ioredis SET/GET in the steady condition. The sweep (chunk size × concurrency) runs
+ * here; the measured SET and GET run in fresh worker processes like the library's ranks,
+ * so both start from the same Node heap: SET A, DEL A, SET B (measured), then GET B.
+ */
+async function rawSteady(ctx: RunContext, target: RedisTarget): Promise<RawFigures> {
+  const { progress, payload, prefix } = ctx;
+  const redis = target.redis;
+  const warm = { chunkBytes: 4 * MIB - 64, concurrency: 4, keyPrefix: `${prefix}:raw:warm` };
+  progress.step('raw: warming Redis memory (SET + DEL of the payload)');
+  await rawSet(redis, payload, { ...warm, onProgress: (d, t) => progress.update(d, t) });
+  await deleteRaw(redis, warm.keyPrefix, Math.ceil(payload.byteLength / warm.chunkBytes));
+  progress.done();
+
+  progress.step(`raw: sweep of chunk size × concurrency on ${(ctx.opts.sweepBytes / MIB).toFixed(0)} MiB`);
+  const sweep = await sweepRaw(redis, payload.subarray(0, ctx.opts.sweepBytes), SWEEP_CHUNKS, SWEEP_CONCURRENCY, `${prefix}:raw:sweep`, (d, t) => progress.update(d, t));
+  const bestSet = bestBy(sweep, 'setGbps');
+  const bestGet = bestBy(sweep, 'getGbps');
+  progress.done(`best SET ${describe(bestSet)}, best GET ${describe(bestGet)}`);
+  const settings = { setChunkBytes: bestSet.chunkBytes, setConcurrency: bestSet.concurrency, getChunkBytes: bestGet.chunkBytes, getConcurrency: bestGet.concurrency };
+  return { ...(await rawMeasured(ctx, target, 'steady', settings)), sweep };
+}
+
+type RawSettings = Pick<RawFigures, 'setChunkBytes' | 'setConcurrency' | 'getChunkBytes' | 'getConcurrency'>;
+
+/** Raw SET (measured, with used_memory growth) and GET (measured, verified) in worker processes; then DEL. */
+async function rawMeasured(ctx: RunContext, target: RedisTarget, condition: 'steady' | 'cold', settings: RawSettings): Promise<Omit<RawFigures, 'sweep'>> {
+  const { progress, layout } = ctx;
+  const keyPrefix = `${ctx.prefix}:raw:${condition}`;
+  const base = { ...task(ctx, target, 'raw-set', `raw-${condition}`, 'unused', condition === 'steady' ? 'warm' : undefined), raw: { ...settings, keyPrefix } };
+  const before = await usedMemory(target.redis);
+  progress.step(`raw ${condition}: SET${condition === 'steady' ? ' (after SET + DEL of the same bytes)' : ''}`);
+  const set = await runRanks(base, 1, layout.totalBytes);
+  const growth = (await usedMemory(target.redis)) - before;
+  progress.done(`${set.gbps.toFixed(2)} GB/s`);
+  progress.step(`raw ${condition}: GET`);
+  const get = await runRanks({ ...base, mode: 'raw-get' }, 1, layout.totalBytes);
+  progress.done(`${get.gbps.toFixed(2)} GB/s${get.verified ? ', verified' : ', BYTES DIFFER'}`);
+  await deleteRaw(target.redis, keyPrefix, Math.ceil(layout.totalBytes / settings.getChunkBytes));
+  return { ...settings, setGbps: set.gbps, getGbps: get.gbps, memoryOverhead: growth / layout.totalBytes, verified: get.verified === true };
+}
+
+/** Raw SET/GET on a freshly started redis-server with the steady sweep's best settings. */
+async function rawCold(ctx: RunContext, steadyBest: RawSettings): Promise<RawFigures> {
+  const target = await startOwnRedis();
+  try {
+    return { ...(await rawMeasured(ctx, target, 'cold', steadyBest)), sweep: [] };
+  } finally {
+    await target.stop();
+  }
+}
+
+/** fs write/read of the same bytes: a fresh directory (cold), then rewritten after deleting (steady), then with fsync. */
+async function fsBaselines(ctx: RunContext) {
+  const { progress, payload, dest } = ctx;
+  const dir = await makeFsDir();
+  try {
+    progress.step('fs cold: write');
+    const coldWrite = await fsWrite(dir, payload, { onProgress: (d, t) => progress.update(d, t) });
+    progress.done(`${coldWrite.gbps.toFixed(2)} GB/s`);
+    progress.step('fs cold: read');
+    const coldRead = await fsRead(dir, dest, { onProgress: (d, t) => progress.update(d, t) });
+    progress.done(`${coldRead.gbps.toFixed(2)} GB/s`);
+    await removeFsDir(dir);
+    const dir2 = await makeFsDir();
+    try {
+      progress.step('fs steady: write (after deleting the previous files)');
+      const steadyWrite = await fsWrite(dir2, payload, { onProgress: (d, t) => progress.update(d, t) });
+      progress.done(`${steadyWrite.gbps.toFixed(2)} GB/s`);
+      progress.step('fs steady: read');
+      const steadyRead = await fsRead(dir2, dest, { onProgress: (d, t) => progress.update(d, t) });
+      progress.done(`${steadyRead.gbps.toFixed(2)} GB/s`);
+      progress.step('fs: write with fsync (DCP FileSystemWriter default sync_files=True)');
+      const fsyncWrite = await fsWrite(dir2, payload, { fsync: true, onProgress: (d, t) => progress.update(d, t) });
+      progress.done(`${fsyncWrite.gbps.toFixed(2)} GB/s`);
+      return { coldWrite, coldRead, steadyWrite, steadyRead, fsyncWrite };
+    } finally {
+      await removeFsDir(dir2);
+    }
+  } finally {
+    await removeFsDir(dir);
+  }
+}
+
+function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw-set', groupId: string, checkpointId: string, warmupCheckpointId?: string) {
+  return {
+    mode,
+    redisUrl: target.url,
+    prefix: ctx.prefix,
+    groupId: `${ctx.runId}-${groupId}`,
+    layout: { totalBytes: ctx.opts.bytes, smallItems: ctx.opts.items },
+    checkpointId,
+    ...(warmupCheckpointId !== undefined ? { warmupCheckpointId } : {}),
+    timeoutMs: RANK_TIMEOUT_MS,
+  } as const;
+}
+
+/** Save then load by each rank count; steady: the save replaces a deleted checkpoint of the same size. */
+async function saveAndLoad(ctx: RunContext, target: RedisTarget, n: number, condition: 'steady' | 'cold'): Promise<RankCountFigures> {
+  const { progress, layout } = ctx;
+  const id = condition === 'steady' ? `run/steady-b-${n}` : `run/cold-${n}`;
+  const before = await usedMemory(target.redis);
+  progress.step(`${condition} save, ${n} rank${n > 1 ? 's' : ''}${condition === 'steady' ? ' (after saving and deleting a previous checkpoint)' : ''}`);
+  const saved = await runRanks(task(ctx, target, 'save', `${condition}-save-${n}`, id, condition === 'steady' ? `run/steady-a-${n}` : undefined), n, layout.totalBytes);
+  const growth = (await usedMemory(target.redis)) - before;
+  progress.done(`${saved.gbps.toFixed(2)} GB/s`);
+  progress.step(`${condition} load, ${n} rank${n > 1 ? 's' : ''}`);
+  const loaded = await runRanks(task(ctx, target, 'load', `${condition}-load-${n}`, id), n, layout.totalBytes);
+  progress.done(`${loaded.gbps.toFixed(2)} GB/s${loaded.verified ? ', verified' : ', VERIFICATION FAILED'}`);
+  return { worldSize: n, save: saved, load: loaded, memoryOverhead: growth / layout.totalBytes };
+}
+
+async function libraryCondition(ctx: RunContext, target: RedisTarget, condition: 'steady'): Promise<RankCountFigures[]> {
+  const out: RankCountFigures[] = [];
+  for (const n of ctx.opts.ranks) out.push(await saveAndLoad(ctx, target, n, condition));
+  return out;
+}
+
+/** Each rank count on its own freshly started redis-server. */
+async function coldRanks(ctx: RunContext): Promise<RankCountFigures[]> {
+  const out: RankCountFigures[] = [];
+  for (const n of ctx.opts.ranks) {
+    const target = await startOwnRedis();
+    try {
+      out.push(await saveAndLoad(ctx, target, n, 'cold'));
+    } finally {
+      await target.stop();
+    }
+  }
+  return out;
+}
+
+/** Loads the checkpoint saved by the largest rank count with a different count (4 → 3; 2 → 3 when 4 is not run). */
+async function reshardLoad(ctx: RunContext, target: RedisTarget): Promise<{ savedBy: number; loadedBy: number; figure: RanksFigure }> {
+  const savedBy = Math.max(...ctx.opts.ranks);
+  const loadedBy = savedBy >= 4 ? savedBy - 1 : savedBy + 1;
+  ctx.progress.step(`resharding load: saved by ${savedBy}, loaded by ${loadedBy}`);
+  const figure = await runRanks(task(ctx, target, 'load', `reshard-${savedBy}-${loadedBy}`, `run/steady-b-${savedBy}`), loadedBy, ctx.layout.totalBytes);
+  ctx.progress.done(`${figure.gbps.toFixed(2)} GB/s${figure.verified ? ', verified' : ', VERIFICATION FAILED'}`);
+  return { savedBy, loadedBy, figure };
+}
+
+/** redis-benchmark on its own fresh server: first run (cold), second run over the same keys (steady). */
+async function redisBenchmarkBoth(ctx: RunContext, valueBytes: number) {
+  const target = await startOwnRedis();
+  try {
+    const requests = Math.max(16, Math.ceil(ctx.layout.totalBytes / valueBytes));
+    ctx.progress.step(`redis-benchmark -t set,get -d ${valueBytes} (cold, then steady)`);
+    const cold = await redisBenchmark(target.port!, valueBytes, requests);
+    const steady = cold ? await redisBenchmark(target.port!, valueBytes, requests) : undefined;
+    ctx.progress.done(steady ? `steady SET ${steady.setGbps.toFixed(2)} GB/s, GET ${steady.getGbps.toFixed(2)} GB/s` : 'not installed');
+    return cold && steady ? { valueBytes, requests, cold, steady } : undefined;
+  } finally {
+    await target.stop();
+  }
+}
+
+async function itemsScale(ctx: RunContext, target: RedisTarget): Promise<ScalePoint[]> {
+  const points: ScalePoint[] = [];
+  for (const items of ctx.opts.scaleItems) {
+    ctx.progress.step(`metadata scale: ${items} small items`);
+    const p = await measureScalePoint(target.redis, ctx.prefix, items, `run/scale-${items}`);
+    ctx.progress.done(`plan ${p.planMs.toFixed(0)} ms, commit ${p.commitMs.toFixed(0)} ms, load plan ${p.loadPlanMs.toFixed(0)} ms`);
+    points.push(p);
+  }
+  if (points.length > 1) ctx.progress.note(`plan+commit per item, largest/smallest: ${growthRatio(points).toFixed(2)} (1 = linear)`);
+  return points;
+}
+
+/** On a fresh server when we own Redis (the catalog then holds exactly `catalogEntries`). */
+async function adminApi(ctx: RunContext, steady: RedisTarget): Promise<ApiFigures> {
+  // Loaded on demand: the admin API (fastify, swagger) is only needed for this part.
+  const { fillCatalog, measureAdminApi } = await import('./admin-api.js');
+  const target = steady.owned ? await startOwnRedis() : steady;
+  try {
+    ctx.progress.step(`admin API: saving ${ctx.opts.catalogEntries} checkpoints into the catalog`);
+    const ids = await fillCatalog(target.redis, ctx.prefix, ctx.opts.catalogEntries, (d, t) => ctx.progress.update(d, t));
+    ctx.progress.done();
+    ctx.progress.step(`admin API: GET /checkpoints pages, then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
+    const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds);
+    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms, ${figures.getRps.toFixed(0)} req/s`);
+    return figures;
+  } finally {
+    if (target !== steady) await target.stop();
+  }
+}
+
+function describe(p: SweepPoint): string {
+  return `${(p.chunkBytes / MIB).toFixed(0)} MiB × ${p.concurrency}`;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
