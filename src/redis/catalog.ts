@@ -16,7 +16,7 @@ import { closeClient, connect, type RedisClient, type RedisInput } from './conne
 import { CheckpointNotFoundError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
-import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS } from './lock.js';
+import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS } from './lock.js';
 
 export interface CheckpointSummary {
   readonly id: string;
@@ -244,7 +244,7 @@ export class CheckpointCatalog {
   async delete(id: string): Promise<{ deletedKeys: number }> {
     const store = this.store(id);
     if (!(await store.state())) throw new CheckpointNotFoundError(id);
-    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.ownLock(connect(input, { enableOfflineQueue: false }))) : [this.client];
+    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.ownLock(connect(input, LOCK_CLIENT_OPTIONS))) : [this.client];
     this.redlock ??= createRedlock(this.lockClients);
     const held = await acquireLock(this.redlock, store.keys.lock, id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: 0 });
     try {

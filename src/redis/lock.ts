@@ -18,6 +18,9 @@ export interface LockSettings {
   readonly waitMs: number;
 }
 
+/** Lock nodes this library connects to itself: a dead node must fail its vote quickly, not queue. */
+export const LOCK_CLIENT_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 2000 } as const;
+
 export function createRedlock(clients: readonly RedisClient[]): Redlock {
   return new Redlock(clients, { retryCount: 0, retryDelay: RETRY_DELAY_MS, retryJitter: 50, driftFactor: 0.01 });
 }

@@ -19,7 +19,7 @@ import { closeClient, connect, type RedisClient, type RedisInput } from './conne
 import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
-import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, type HeldLock } from './lock.js';
+import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, type HeldLock } from './lock.js';
 import { boundedEach } from './bounded.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
@@ -141,7 +141,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.isCoordinator = isCoordinator;
     const store = this.store();
     if (!isCoordinator) return;
-    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.own(connect(input, { enableOfflineQueue: false }))) : [this.dataClient()];
+    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.own(connect(input, LOCK_CLIENT_OPTIONS))) : [this.dataClient()];
     this.redlock ??= createRedlock(this.lockClients);
     this.held = await acquireLock(this.redlock, store.keys.lock, store.id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
     this.token = await store.nextToken();
