@@ -1,0 +1,159 @@
+/**
+ * /checkpoints routes: schema plus one call into the catalog each. Ids are checked
+ * against the naming rules before anything reaches Redis, and the 400 says which rule failed.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import { checkpointIdProblem } from '../src/redis/checkpoint-id.js';
+import type { CatalogService } from '../src/server/catalog-service.js';
+import { HttpProblem } from '../src/server/problems.js';
+import { BEARER_SCHEME } from '../src/server/plugins/auth.js';
+import { CheckpointDetails, CheckpointPage, IdParams, ListQuery, ValidateQuery, ValidationReport, jsonResponse, problemResponse } from './schemas.js';
+
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+/** The catalog returns readonly arrays; the serializer only reads them, so they fit the (mutable) schema types. */
+function asBody<T>(value: DeepReadonly<T>): T {
+  return value as T;
+}
+
+export interface CheckpointRouteOptions {
+  readonly catalog: CatalogService;
+}
+
+/** Runs before schema validation so the answer names the id rule, not a regex. */
+async function checkIdParam(request: FastifyRequest): Promise<void> {
+  const id = (request.params as { id?: unknown }).id;
+  const problem = checkpointIdProblem(id);
+  if (problem !== undefined) throw new HttpProblem(400, 'INVALID_CHECKPOINT_ID', `Invalid checkpoint id: ${problem}`);
+}
+
+// Reads are open unless the server protects them; admin operations need the token when one is set.
+const READ_SECURITY: Array<Record<string, string[]>> = [{}, { [BEARER_SCHEME]: [] }];
+const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ [BEARER_SCHEME]: [] }];
+
+const badRequest = problemResponse('Invalid id or parameter; the message names the rule that failed.');
+const unauthorized = problemResponse('No bearer token (only when the server protects this operation).');
+const forbidden = problemResponse('Wrong bearer token.');
+const tooMany = problemResponse('Too many failed authentications from this address.');
+const notFound = problemResponse('No checkpoint with this id.');
+const storedInvalid = problemResponse('The stored checkpoint is damaged (e.g. metadata tampered with outside redis-dcp).');
+const unavailable = problemResponse('Redis (or the lock quorum) is not reachable.');
+const internal = problemResponse('Unexpected server error; details are in the server log under the request id.');
+
+export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions> = async (app, { catalog }) => {
+  app.get(
+    '/checkpoints',
+    {
+      config: { access: 'read' },
+      schema: {
+        operationId: 'listCheckpoints',
+        summary: 'List checkpoints, newest first, a page at a time',
+        tags: ['checkpoints'],
+        security: READ_SECURITY,
+        querystring: ListQuery,
+        response: {
+          200: jsonResponse('One page of checkpoints.', CheckpointPage),
+          400: badRequest,
+          401: unauthorized,
+          403: forbidden,
+          429: tooMany,
+          500: internal,
+          503: unavailable,
+        },
+      },
+    },
+    async (request) => {
+      const { prefix, state, limit, cursor } = request.query;
+      return catalog.list({ limit, ...(prefix ? { prefix } : {}), ...(state ? { state } : {}), ...(cursor ? { cursor } : {}) });
+    },
+  );
+
+  app.get(
+    '/checkpoints/:id',
+    {
+      config: { access: 'read' },
+      preValidation: checkIdParam,
+      schema: {
+        operationId: 'getCheckpoint',
+        summary: 'One checkpoint: summary and full metadata',
+        tags: ['checkpoints'],
+        security: READ_SECURITY,
+        params: IdParams,
+        response: {
+          200: jsonResponse('The checkpoint.', CheckpointDetails),
+          400: badRequest,
+          401: unauthorized,
+          403: forbidden,
+          404: notFound,
+          422: storedInvalid,
+          429: tooMany,
+          500: internal,
+          503: unavailable,
+        },
+      },
+    },
+    async (request) => asBody<Static<typeof CheckpointDetails>>(await catalog.get(request.params.id)),
+  );
+
+  app.post(
+    '/checkpoints/:id/validate',
+    {
+      config: { access: 'admin' },
+      preValidation: checkIdParam,
+      schema: {
+        operationId: 'validateCheckpoint',
+        summary: 'Check that every data key exists with the right length (deep: and the right CRC32C)',
+        tags: ['checkpoints'],
+        security: ADMIN_SECURITY,
+        params: IdParams,
+        querystring: ValidateQuery,
+        response: {
+          200: jsonResponse('The validation report (ok is false when problems were found).', ValidationReport),
+          400: badRequest,
+          401: unauthorized,
+          403: forbidden,
+          404: notFound,
+          422: storedInvalid,
+          429: tooMany,
+          500: internal,
+          503: unavailable,
+        },
+      },
+    },
+    async (request) => catalog.validate(request.params.id, { deep: request.query.deep }),
+  );
+
+  app.delete(
+    '/checkpoints/:id',
+    {
+      config: { access: 'admin' },
+      preValidation: checkIdParam,
+      schema: {
+        operationId: 'deleteCheckpoint',
+        summary: 'Delete a checkpoint and all its keys',
+        tags: ['checkpoints'],
+        security: ADMIN_SECURITY,
+        params: IdParams,
+        response: {
+          204: { description: 'Deleted.', type: 'null' },
+          400: badRequest,
+          401: unauthorized,
+          403: forbidden,
+          404: notFound,
+          409: problemResponse('A save or another delete holds the checkpoint lock; retry later.'),
+          422: storedInvalid,
+          429: tooMany,
+          500: internal,
+          503: unavailable,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { deletedKeys } = await catalog.delete(request.params.id);
+      request.log.info({ id: request.params.id, deletedKeys }, 'checkpoint deleted');
+      return reply.code(204).send(null);
+    },
+  );
+};

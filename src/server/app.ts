@@ -1,0 +1,119 @@
+/**
+ * buildApp: the admin API as a Fastify instance, for `npm start`, the CLI's `serve`,
+ * tests and embedding. The Redis connection is lazy, so the app (and its OpenAPI
+ * document) can be built without a server.
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { checkpointRoutes } from '../../routes/checkpoints.js';
+import { healthRoutes } from '../../routes/health.js';
+import { CheckpointCatalog } from '../redis/catalog.js';
+import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
+import { adminTokenProblem } from './config.js';
+import authPlugin, { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from './plugins/auth.js';
+import docsPlugin from './plugins/docs.js';
+import problemsPlugin, { sendProblem } from './plugins/problems.js';
+import securityPlugin from './plugins/security.js';
+import { formatValidationErrors, HttpProblem, problemBody } from './problems.js';
+
+export interface BuildAppOptions {
+  /** An ioredis client (not closed by the app) or a redis:// URL (the app opens and closes its client). */
+  readonly redis: RedisInput;
+  /** Key prefix of the checkpoints (default "dcp"). */
+  readonly prefix?: string;
+  /** When set, validate and delete need `Authorization: Bearer <adminToken>`. */
+  readonly adminToken?: string;
+  /** With adminToken: reads need the token too. */
+  readonly adminTokenReads?: boolean;
+  /** Fastify/pino logger options, or false (default) for none. */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** Failed authentications allowed per client address and window (default 30 per minute). */
+  readonly authFailureLimit?: AuthFailureLimit;
+  /** Independent Redis nodes for the Redlock quorum of delete (default: the data Redis). */
+  readonly lockRedis?: readonly RedisInput[];
+  /** How long GET /health waits for PING (default 2000 ms). */
+  readonly healthTimeoutMs?: number;
+}
+
+export type AdminApp = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** Longest accepted request URL: a 512-character id fully percent-encoded fits easily. */
+export const MAX_URL_LENGTH = 4096;
+/** No route takes a body; anything bigger than this is refused before it is read. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
+  if (options.adminToken !== undefined) {
+    const problem = adminTokenProblem(options.adminToken);
+    if (problem) throw new TypeError(`adminToken ${problem}`);
+  }
+  if (options.adminTokenReads && options.adminToken === undefined) throw new TypeError('adminTokenReads needs an adminToken');
+
+  // lazyConnect: building the app (e.g. to print its OpenAPI document) needs no Redis.
+  const { client, owned } = connect(options.redis, { lazyConnect: true });
+  let catalog: CheckpointCatalog;
+  try {
+    catalog = new CheckpointCatalog({ redis: client, ...(options.prefix !== undefined ? { prefix: options.prefix } : {}), ...(options.lockRedis ? { lockRedis: options.lockRedis } : {}) });
+  } catch (err) {
+    if (owned) client.disconnect();
+    throw err;
+  }
+
+  const app: AdminApp = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_URL_LENGTH },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    schemaErrorFormatter: formatValidationErrors,
+    // Router-level failures (malformed percent-encoding) get the problem shape too.
+    frameworkErrors: (error, request, reply) => {
+      const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 400;
+      request.log.info({ code: error.code }, error.message);
+      sendProblem(reply, problemBody(status, error.code ?? 'BAD_REQUEST', error.message));
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onClose', async () => {
+    await catalog.close();
+    if (owned) await closeClient(client);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (request.url.length > MAX_URL_LENGTH) throw new HttpProblem(414, 'URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`);
+  });
+
+  await app.register(problemsPlugin);
+  await app.register(authPlugin, {
+    adminToken: options.adminToken,
+    protectReads: options.adminTokenReads ?? false,
+    failureLimit: options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
+  });
+  await app.register(docsPlugin);
+  await app.register(securityPlugin);
+
+  const healthTimeoutMs = options.healthTimeoutMs ?? 2000;
+  const probe = async () => {
+    const started = performance.now();
+    await withTimeout(pingAny(client), healthTimeoutMs, 'Redis PING');
+    return { latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
+  };
+  await app.register(healthRoutes, { probe });
+  await app.register(checkpointRoutes, { catalog });
+  return app;
+}
+
+async function pingAny(client: RedisClient): Promise<void> {
+  const reply = await client.ping();
+  if (reply !== 'PONG') throw new Error(`PING answered ${String(reply)}`);
+}
