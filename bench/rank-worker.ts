@@ -13,7 +13,8 @@ import { RedisProcessGroup } from '../src/dist/redis-process-group.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
 import { RedisStorageReader } from '../src/redis/reader.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
-import { deleteRaw, rawGet, rawSet } from './baselines.js';
+import { deleteRaw, rawGet, rawSet, usedMemory, type RawOptions } from './baselines.js';
+import { RespBulkSocket, socketGet, socketSet } from './resp-socket.js';
 import { makeLayout, makePayload, makeRankStateDict, verifyRankStateDict, type LayoutOptions, type Verification } from './synthetic.js';
 import { TimedStorageReader, TimedStorageWriter } from './timed-storage.js';
 
@@ -35,7 +36,15 @@ export interface WorkerTask {
   readonly warmupCheckpointId?: string;
   readonly timeoutMs: number;
   /** raw-*: the chunking and concurrency for SET and for GET (raw-set lays keys out for GET after measuring). */
-  readonly raw?: { readonly setChunkBytes: number; readonly setConcurrency: number; readonly getChunkBytes: number; readonly getConcurrency: number; readonly keyPrefix: string };
+  readonly raw?: {
+    readonly setChunkBytes: number;
+    readonly setConcurrency: number;
+    readonly getChunkBytes: number;
+    readonly getConcurrency: number;
+    readonly keyPrefix: string;
+    /** ioredis (the client of record) or a zero-copy RESP socket (what a bulk transport could reach). */
+    readonly transport: 'ioredis' | 'socket';
+  };
 }
 
 export interface WorkerResult {
@@ -51,6 +60,8 @@ export interface WorkerResult {
   /** Milliseconds from the barrier to the first data write/read (planning and collectives). */
   readonly beforeDataMs: number | undefined;
   readonly verification?: Verification;
+  /** raw-set: Redis used_memory growth of the measured SET alone. */
+  readonly memoryGrowthBytes?: number;
 }
 
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -107,6 +118,8 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
 async function runRaw(task: WorkerTask): Promise<WorkerResult> {
   const raw = task.raw!;
   const redis = connect(task.redisUrl);
+  const sock = raw.transport === 'socket' ? await RespBulkSocket.connect(task.redisUrl) : undefined;
+  const setBytes = (payload: Uint8Array, opts: RawOptions) => (sock ? socketSet(sock, payload, opts) : rawSet(redis, payload, opts));
   try {
     const bytes = makeLayout(task.layout).totalBytes;
     const payload = makePayload(bytes);
@@ -114,29 +127,33 @@ async function runRaw(task: WorkerTask): Promise<WorkerResult> {
     const chunks = (chunkBytes: number) => Math.ceil(bytes / chunkBytes);
     if (task.mode === 'raw-set') {
       if (task.warmupCheckpointId !== undefined) {
-        await rawSet(redis, payload, { ...setOpts, keyPrefix: `${raw.keyPrefix}:warm` });
+        await setBytes(payload, { ...setOpts, keyPrefix: `${raw.keyPrefix}:warm` });
         await deleteRaw(redis, `${raw.keyPrefix}:warm`, chunks(raw.setChunkBytes));
       }
+      const before = await usedMemory(redis);
       const startEpochMs = epochNow();
-      await rawSet(redis, payload, { ...setOpts, keyPrefix: raw.keyPrefix });
+      await setBytes(payload, { ...setOpts, keyPrefix: raw.keyPrefix });
       const endEpochMs = epochNow();
       const peakRssBytes = peakRss();
+      const memoryGrowthBytes = (await usedMemory(redis)) - before;
       if (raw.getChunkBytes !== raw.setChunkBytes) {
         // Lay the bytes out as GET reads them (not measured).
         await deleteRaw(redis, raw.keyPrefix, chunks(raw.setChunkBytes));
         await rawSet(redis, payload, { chunkBytes: raw.getChunkBytes, concurrency: raw.setConcurrency, keyPrefix: raw.keyPrefix });
       }
-      return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined };
+      return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined, memoryGrowthBytes };
     }
     const dest = new Uint8Array(bytes).fill(0xff);
     const startEpochMs = epochNow();
-    await rawGet(redis, dest, { chunkBytes: raw.getChunkBytes, concurrency: raw.getConcurrency, keyPrefix: raw.keyPrefix });
+    const getOpts = { chunkBytes: raw.getChunkBytes, concurrency: raw.getConcurrency, keyPrefix: raw.keyPrefix };
+    await (sock ? socketGet(sock, dest, getOpts) : rawGet(redis, dest, getOpts));
     const endEpochMs = epochNow();
     const peakRssBytes = peakRss();
     const same = Buffer.compare(Buffer.from(dest.buffer, 0, bytes), Buffer.from(payload.buffer, 0, bytes)) === 0;
     const verification = { verifiedBytes: same ? bytes : 0, mismatchedWords: same ? 0 : 1, problems: same ? [] : ['raw GET bytes differ from what was SET'] };
     return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined, verification };
   } finally {
+    sock?.close();
     redis.disconnect();
   }
 }

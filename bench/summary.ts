@@ -20,6 +20,9 @@ export interface RawFigures {
   /** used_memory growth / payload bytes for the raw SET. */
   readonly memoryOverhead: number;
   readonly verified: boolean;
+  /** The same SET/GET over a zero-copy RESP socket (bench/resp-socket.ts): what a bulk transport could reach. */
+  readonly socketSetGbps: number;
+  readonly socketGetGbps: number;
   readonly sweep: readonly SweepPoint[];
 }
 
@@ -45,6 +48,8 @@ export interface SummaryInput {
   readonly steady: ConditionFigures;
   readonly cold: ConditionFigures | undefined;
   readonly fsWriteFsyncGbps: number;
+  /** Peak RSS of a worker process that loaded the modules and connected, before any work. */
+  readonly workerIdleRssBytes: number;
   readonly loopbackSocketGbps: number;
   readonly reshard: { savedBy: number; loadedBy: number; figure: RanksFigure } | undefined;
   readonly redisBenchmark: { valueBytes: number; requests: number; cold: { setGbps: number; getGbps: number }; steady: { setGbps: number; getGbps: number } } | undefined;
@@ -76,6 +81,8 @@ function conditionFields(c: ConditionFigures, p: '' | 'cold_'): Record<string, u
     [`${p}load_peak_rss_bytes`]: h.load.peakRssBytes,
     [`${p}redis_memory_overhead`]: h.memoryOverhead,
     [`${p}raw_memory_overhead`]: c.raw.memoryOverhead,
+    [`${p}socket_set_gbps`]: c.raw.socketSetGbps,
+    [`${p}socket_get_gbps`]: c.raw.socketGetGbps,
     [`${p}save_vs_raw_set`]: h.save.gbps / c.raw.setGbps,
     [`${p}load_vs_raw_get`]: h.load.gbps / c.raw.getGbps,
     [`${p}save_vs_fs_write`]: h.save.gbps / c.fsWrite,
@@ -128,6 +135,7 @@ export function buildSummary(input: SummaryInput): Summary {
     ...conditionFields(steady, ''),
     ...(cold ? conditionFields(cold, 'cold_') : {}),
     peak_rss_target_bytes: rssTarget,
+    worker_idle_rss_bytes: input.workerIdleRssBytes,
     per_rank_count: steady.ranks.map((r) => rankCountFields(r, cold?.ranks.find((c) => c.worldSize === r.worldSize))),
     reshard: input.reshard
       ? {
@@ -235,6 +243,8 @@ export function printTable(s: Summary): void {
       ['load GB/s', gbps(s.load_gbps), gbps(c('load_gbps')), ''],
       [`raw SET GB/s (${fmtBytes(raw.set_chunk_bytes)} × ${raw.set_concurrency})`, gbps(s.raw_set_gbps), gbps(c('raw_set_gbps')), ''],
       [`raw GET GB/s (${fmtBytes(raw.get_chunk_bytes)} × ${raw.get_concurrency})`, gbps(s.raw_get_gbps), gbps(c('raw_get_gbps')), ''],
+      ['zero-copy RESP socket SET GB/s', gbps(s.socket_set_gbps), gbps(c('socket_set_gbps')), ''],
+      ['zero-copy RESP socket GET GB/s', gbps(s.socket_get_gbps), gbps(c('socket_get_gbps')), ''],
       ['fs write GB/s (page cache)', gbps(s.fs_write_gbps), gbps(c('fs_write_gbps')), ''],
       ['fs read GB/s', gbps(s.fs_read_gbps), gbps(c('fs_read_gbps')), ''],
       ['save / raw SET', ratio(s.save_vs_raw_set), ratio(c('save_vs_raw_set')), `≥ 0.90× ${mark('save_vs_raw_set')}`],
@@ -250,6 +260,7 @@ export function printTable(s: Summary): void {
   );
   const rb = s.redis_benchmark as { value_bytes: number; set_gbps: number; get_gbps: number; cold_set_gbps: number; cold_get_gbps: number } | null;
   out.push('');
+  out.push(`a worker process (node + tsx + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
   out.push(`other ceilings: loopback socket ${gbps(s.loopback_socket_gbps)} GB/s; fs write with fsync ${gbps(s.fs_write_fsync_gbps)} GB/s` + (rb ? `; redis-benchmark -d ${rb.value_bytes}: SET ${gbps(rb.set_gbps)} / GET ${gbps(rb.get_gbps)} GB/s steady, SET ${gbps(rb.cold_set_gbps)} / GET ${gbps(rb.cold_get_gbps)} GB/s cold` : ''));
 
   out.push('\nper rank count (each rank a process; RedisProcessGroup)');
