@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { save } from '../src/core/save.js';
 import { Tensor } from '../src/core/tensor.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
-import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/server/app.js';
 import { boundedAll, type OnProgress } from './baselines.js';
 
 export interface ApiFigures {
@@ -45,18 +45,7 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-type BuildApp = (options: { redis: Redis; prefix: string }) => FastifyInstance | Promise<FastifyInstance>;
-
-/** The admin API module is written concurrently; resolved at run time so the bench type-checks before it lands. */
-async function loadBuildApp(): Promise<BuildApp> {
-  const specifier = '../src/server/app.js';
-  const mod = (await import(specifier)) as { buildApp?: BuildApp };
-  if (typeof mod.buildApp !== 'function') throw new Error('src/server/app.ts exports no buildApp');
-  return mod.buildApp;
-}
-
 export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number): Promise<ApiFigures> {
-  const buildApp = await loadBuildApp();
   const app = await buildApp({ redis, prefix });
   try {
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
