@@ -5,7 +5,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import type { Redlock } from '@sesamecare-oss/redlock';
-import { DcpError, DcpValueError } from '../core/errors.js';
+import { DcpValueError } from '../core/errors.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { elementSize } from '../core/tensor.js';
@@ -13,7 +13,7 @@ import { boundedEach } from './bounded.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
 import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointState, type CheckpointStatus } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
-import { CheckpointNotFoundError } from './errors.js';
+import { CheckpointNotFoundError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS } from './lock.js';
@@ -253,7 +253,7 @@ export class CheckpointCatalog {
       const saveIds = await store.beginDelete(token);
       let deletedKeys = 0;
       for (const saveId of saveIds) deletedKeys += await unlinkKeys(this.client, await setMembers(this.client, store.keys.dataIndex(saveId)));
-      if (held.lost) throw new DcpError('FENCED', `lost the lock of "${id}" while deleting; run delete again`);
+      if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);
       return { deletedKeys };
     } finally {

@@ -135,11 +135,22 @@ export class CheckpointStore {
   async commit(token: string, saveId: string, metadataJson: string, stats: { worldSize: number; totalBytes: number; itemCount: number }): Promise<string[]> {
     const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [token, saveId, metadataJson, stats.worldSize, stats.totalBytes, stats.itemCount]);
     this.expectOk(reply, 'commit');
-    return reply.slice(1);
+    // Second, idempotent step (the catalog is in another Cluster slot): repairs an entry
+    // lost if the process died between begin-save and its ZADD.
+    await this.client.zadd(this.keySpace.catalog(), 'NX', reply[1]!, this.id);
+    return reply.slice(2);
   }
 
-  async abortSave(token: string, saveId: string): Promise<void> {
-    this.expectOk(await runScript(this.client, 'abort-save', [this.keys.state], [token, saveId]), 'abort');
+  /**
+   * Gives up `saveId` (no token needed: it only affects that save). Returns "committed"
+   * when that save is the committed one (its data must stay); after "aborted" the save
+   * can never commit, so its data keys may be removed.
+   */
+  async abortSave(saveId: string): Promise<'aborted' | 'committed'> {
+    const reply = await runScript(this.client, 'abort-save', [this.keys.state], [saveId]);
+    if (reply[0] === 'COMMITTED') return 'committed';
+    if (reply[0] === 'ABORTED') return 'aborted';
+    throw new FencedError(this.id, `abort refused: ${reply.join(' ')}`);
   }
 
   /** Removes a save's data keys, then (fenced) its index. Returns how many keys went. */
@@ -168,7 +179,10 @@ export class CheckpointStore {
   /** Records data keys before they are written, so a crash leaves nothing unfindable. */
   async recordDataKeys(saveId: string, dataKeys: readonly string[]): Promise<void> {
     const index = this.keys.dataIndex(saveId);
-    for (let i = 0; i < dataKeys.length; i += 10_000) await this.client.sadd(index, ...dataKeys.slice(i, i + 10_000));
+    for (let i = 0; i < dataKeys.length; i += 10_000) {
+      const reply = await runScript(this.client, 'record-keys', [this.keys.state, index], [saveId, ...dataKeys.slice(i, i + 10_000)]);
+      this.expectOk(reply, `recording the data keys of save ${saveId}`);
+    }
   }
 
   private expectOk(reply: string[], what: string): void {

@@ -6,11 +6,12 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './connection.js';
 
-export type ScriptName = 'begin-save' | 'extend-lease' | 'commit' | 'abort-save' | 'forget-save' | 'begin-delete' | 'finish-delete';
+export type ScriptName = 'begin-save' | 'extend-lease' | 'record-keys' | 'commit' | 'abort-save' | 'forget-save' | 'begin-delete' | 'finish-delete';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
   'extend-lease': 'extend-lease-1.lua',
+  'record-keys': 'record-keys-2.lua',
   commit: 'commit-3.lua',
   'abort-save': 'abort-save-1.lua',
   'forget-save': 'forget-save-3.lua',

@@ -98,6 +98,8 @@ export class RedisStorageWriter extends StorageWriter {
   private begun = false;
   private committed = false;
   private writtenKeys: string[] = [];
+  /** The save id from the coordinator's ticket (on every rank, once writeData started). */
+  private writingSaveId: string | undefined;
 
   constructor(options: RedisStorageWriterOptions = {}) {
     super();
@@ -131,6 +133,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.begun = false;
     this.committed = false;
     this.writtenKeys = [];
+    this.writingSaveId = undefined;
   }
 
   override storageMeta(): StorageMeta {
@@ -168,6 +171,7 @@ export class RedisStorageWriter extends StorageWriter {
   async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
     const ticket = plan.storageData as SaveTicket | undefined;
     if (!ticket || typeof ticket.saveId !== 'string' || !Number.isInteger(ticket.rank)) throw new DcpValueError('writeData needs a plan from RedisStorageWriter.prepareGlobalPlan');
+    this.writingSaveId = ticket.saveId;
     const store = this.store();
     const segments: Segment[] = [];
     const locations: Array<{ n: number; p: Array<[number, number, number, number, number]> }> = [];
@@ -240,18 +244,23 @@ export class RedisStorageWriter extends StorageWriter {
     await held.release();
   }
 
-  /** A failed save: mark it given up and drop its data; never touches a committed save. */
+  /**
+   * A failed save, on every rank: gives the save up, then drops its data. The data goes
+   * only once abort-save said the save can no longer commit; a save that did commit
+   * (the failure came later, e.g. a lost reply or a failed final broadcast) is kept.
+   */
   override async abort(): Promise<void> {
-    if (this.committed || !this.checkpointName) return;
-    const store = this.store();
-    if (this.isCoordinator && this.held) {
-      if (this.begun) {
-        await store.abortSave(this.token!, this.saveId).catch(() => {});
-        await store.dropSave(this.token!, this.saveId).catch(() => {});
-      }
-      await this.held.release();
-    } else if (this.writtenKeys.length > 0) {
-      await unlinkKeys(this.dataClient(), this.writtenKeys).catch(() => {});
+    try {
+      if (this.committed || !this.checkpointName) return;
+      const saveId = this.isCoordinator ? (this.begun ? this.saveId : undefined) : this.writingSaveId;
+      if (saveId === undefined) return;
+      const store = this.store();
+      const outcome = await store.abortSave(saveId).catch(() => undefined);
+      if (outcome !== 'aborted') return; // committed, or Redis unreachable: remove nothing
+      if (this.isCoordinator) await store.dropSave(this.token!, saveId).catch(() => {});
+      else if (this.writtenKeys.length > 0) await unlinkKeys(this.dataClient(), this.writtenKeys).catch(() => {});
+    } finally {
+      await this.held?.release();
     }
   }
 

@@ -1,14 +1,16 @@
 --[[
-  Gives up a save in progress (a rank failed). The committed checkpoint, if any, stays.
+  Gives up a save (a rank failed). Needs no fencing token: it only ever affects the
+  given save, and after it returns ABORTED that save can never commit (commit requires
+  it to be the pending save), so its data keys may be removed by any of its ranks.
+  A committed save is left alone.
   KEYS[1] state hash
-  ARGV[1] token  ARGV[2] saveId
-  Output: {'OK'} | {'FENCED', currentFence}
+  ARGV[1] saveId
+  Output: {'ABORTED'} (was pending, or already not pending) | {'COMMITTED'}
 ]]
 --@include _now
-local fence = redis.call('HGET', KEYS[1], 'fence')
-if fence ~= ARGV[1] then return {'FENCED', tostring(fence)} end
-if redis.call('HGET', KEYS[1], 'pendingSaveId') == ARGV[2] then
+if redis.call('HGET', KEYS[1], 'committedSaveId') == ARGV[1] then return {'COMMITTED'} end
+if redis.call('HGET', KEYS[1], 'pendingSaveId') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize')
   redis.call('HSET', KEYS[1], 'lastFailedAt', nowMs())
 end
-return {'OK'}
+return {'ABORTED'}

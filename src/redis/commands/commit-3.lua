@@ -4,7 +4,8 @@
   KEYS[1] state hash  KEYS[2] meta string  KEYS[3] saves set
   ARGV[1] token  ARGV[2] saveId  ARGV[3] metadata JSON  ARGV[4] worldSize
   ARGV[5] totalBytes  ARGV[6] itemCount
-  Output: {'OK', otherSaveId...} (saves whose data is now garbage) | {'FENCED', currentFence}
+  Output: {'OK', createdAt, otherSaveId...} (other saves: their data is now garbage)
+          | {'FENCED', currentFence}
           | {'LEASE_EXPIRED', leaseUntil, now} | {'NOT_PENDING', pendingSaveId}
 ]]
 --@include _now
@@ -19,7 +20,7 @@ redis.call('SET', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize')
 redis.call('HSET', KEYS[1], 'committedSaveId', ARGV[2], 'committedAt', now, 'worldSize', ARGV[4],
   'totalBytes', ARGV[5], 'itemCount', ARGV[6])
-local out = {'OK'}
+local out = {'OK', redis.call('HGET', KEYS[1], 'createdAt')}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if id ~= ARGV[2] then table.insert(out, id) end
 end

@@ -1,0 +1,94 @@
+/**
+ * A committed checkpoint must survive every failure that happens after its commit:
+ * aborting ranks may only remove data of a save that can no longer commit.
+ */
+import t from 'tap';
+import { load } from '../../src/core/load.js';
+import { save } from '../../src/core/save.js';
+import { Tensor } from '../../src/core/tensor.js';
+import type { ProcessGroup } from '../../src/dist/process-group.js';
+import { createLocalGroups } from '../../src/dist/local-group.js';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
+import { KeySpace } from '../../src/redis/keys.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const server = await RedisServer.start();
+const redis = server.client();
+const catalog = new CheckpointCatalog({ redis });
+t.teardown(async () => {
+  await catalog.close();
+  await server.stop();
+});
+
+const filled = (n: number, v: number) => new Tensor('int32', [n], new Int32Array(n).fill(v));
+
+/** A group whose last broadcast (the metadata after finish) fails on this rank. */
+function failingLastBroadcast(group: ProcessGroup): ProcessGroup {
+  let broadcasts = 0;
+  return {
+    rank: group.rank,
+    worldSize: group.worldSize,
+    gather: (v, dst) => group.gather(v, dst),
+    scatter: (v, src) => group.scatter(v, src),
+    allGather: (v) => group.allGather(v),
+    barrier: () => group.barrier(),
+    broadcast: async (v, src) => {
+      const out = await group.broadcast(v, src);
+      if (++broadcasts === 1) throw new Error('connection lost after the commit');
+      return out;
+    },
+  };
+}
+
+t.test('a follower that fails after the commit does not remove committed data', async (t) => {
+  const id = 'safety/after-commit';
+  const groups = createLocalGroups(2, { timeoutMs: 5000 });
+  const outcomes = await Promise.allSettled(
+    groups.map((group, rank) =>
+      save({ [`w${rank}`]: filled(5000, rank + 1) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }), processGroup: rank === 1 ? failingLastBroadcast(group) : group }),
+    ),
+  );
+  t.equal(outcomes[0]!.status, 'fulfilled', 'the coordinator committed');
+  t.equal(outcomes[1]!.status, 'rejected', 'the follower saw its own failure');
+  t.equal((await catalog.get(id)).state, 'committed');
+  t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] }, 'every data key still there');
+  const sd = { w0: filled(5000, 0), w1: filled(5000, 0) };
+  await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
+  t.equal(sd.w0.data[4999], 1);
+  t.equal(sd.w1.data[4999], 2);
+});
+
+t.test('a coordinator whose finish fails after the commit keeps the commit', async (t) => {
+  const id = 'safety/finish-after-commit';
+  class LateFailure extends RedisStorageWriter {
+    override async finish(...args: Parameters<RedisStorageWriter['finish']>): Promise<void> {
+      await super.finish(...args);
+      throw new Error('reply lost');
+    }
+  }
+  const groups = createLocalGroups(2, { timeoutMs: 5000 });
+  const outcomes = await Promise.allSettled(
+    groups.map((group, rank) => save({ [`w${rank}`]: filled(100, 7) }, { checkpointId: id, storageWriter: rank === 0 ? new LateFailure({ redis }) : new RedisStorageWriter({ redis }), processGroup: group })),
+  );
+  t.ok(outcomes.every((o) => o.status === 'rejected'), 'every rank reports the failure');
+  t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] }, 'the committed data is intact');
+});
+
+t.test('an aborted save can no longer commit; ranks of a superseded save cannot record keys', async (t) => {
+  const store = new CheckpointStore(redis, new KeySpace(), 'safety/unit');
+  const token = await store.nextToken();
+  await store.beginSave(token, 'saveA', 10_000, 2, true);
+  await store.recordDataKeys('saveA', ['dcp:data:safety/unit:saveA:0:0']);
+  t.equal(await store.abortSave('saveA'), 'aborted');
+  await t.rejects(store.commit(token, 'saveA', '{}', { worldSize: 2, totalBytes: 0, itemCount: 0 }), { code: 'FENCED' });
+  await t.rejects(store.recordDataKeys('saveA', ['dcp:data:safety/unit:saveA:1:0']), { code: 'FENCED' }, 'a rank of an aborted save cannot start writing');
+  const next = await store.nextToken();
+  await store.beginSave(next, 'saveB', 10_000, 1, true);
+  await store.commit(next, 'saveB', '{}', { worldSize: 1, totalBytes: 0, itemCount: 0 });
+  t.equal(await store.abortSave('saveB'), 'committed', 'a committed save is never aborted');
+  t.equal((await store.state())!.status, 'committed');
+  t.equal(await redis.zscore('dcp:catalog', 'safety/unit') !== null, true, 'the commit (re)adds the catalog entry');
+});
