@@ -26,12 +26,13 @@ export const USAGE = `usage: tsx bench/run.ts [--quick] [--bytes 1GiB] [--items 
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
   [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard]`;
 
-/** "1GiB", "32MiB", "512k", "1e9" → bytes. */
+/** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
-  const m = /^\s*([\d.e+]+)\s*([kmgt]?)(i?)b?\s*$/i.exec(text);
+  const m = /^\s*([\d.e+]+)\s*([kmgt]?)(i?)(b?)\s*$/i.exec(text);
   if (!m) throw new Error(`not a byte size: ${JSON.stringify(text)}`);
   const unit = m[2]!.toLowerCase();
-  const base = m[3] || unit === '' ? 1024 : 1000;
+  // "GiB" and a bare "G" are binary; "GB" is decimal.
+  const base = m[3] || !m[4] ? 1024 : 1000;
   const power = ' kmgt'.indexOf(unit === '' ? ' ' : unit);
   const value = Number(m[1]) * base ** power;
   if (!Number.isFinite(value) || value <= 0) throw new Error(`not a byte size: ${JSON.stringify(text)}`);
