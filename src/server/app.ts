@@ -26,8 +26,8 @@ export interface BuildAppOptions {
   readonly adminToken?: string;
   /** With adminToken: reads need the token too. */
   readonly adminTokenReads?: boolean;
-  /** Fastify/pino logger options, or false (default) for none. */
-  readonly logger?: FastifyServerOptions['logger'];
+  /** A pino logger, Fastify/pino logger options, or false (default) for none. */
+  readonly logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
   /** Failed authentications allowed per client address and window (default 30 per minute). */
   readonly authFailureLimit?: AuthFailureLimit;
   /** Independent Redis nodes for the Redlock quorum of delete (default: the data Redis). */
@@ -71,7 +71,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   }
 
   const app: AdminApp = Fastify({
-    logger: options.logger ?? false,
+    ...loggerOptions(options.logger),
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_URL_LENGTH },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
@@ -80,6 +80,10 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     frameworkErrors: (error, request, reply) => {
       const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 400;
       request.log.info({ code: error.code }, error.message);
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        sendProblem(reply, problemBody(414, 'URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`));
+        return;
+      }
       sendProblem(reply, problemBody(status, error.code ?? 'BAD_REQUEST', error.message));
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -111,6 +115,15 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   await app.register(healthRoutes, { probe });
   await app.register(checkpointRoutes, { catalog });
   return app;
+}
+
+function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
+  return typeof value === 'object' && value !== null && typeof (value as FastifyBaseLogger).info === 'function' && typeof (value as FastifyBaseLogger).child === 'function';
+}
+
+function loggerOptions(logger: BuildAppOptions['logger']): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
+  if (isLoggerInstance(logger)) return { loggerInstance: logger };
+  return { logger: logger ?? false };
 }
 
 async function pingAny(client: RedisClient): Promise<void> {
