@@ -30,8 +30,9 @@ async function checkIdParam(request: FastifyRequest): Promise<void> {
 }
 
 // Reads are open unless the server protects them; admin operations need the token when one is set.
-const READ_SECURITY: Array<Record<string, string[]>> = [{}, { [BEARER_SCHEME]: [] }];
-const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ [BEARER_SCHEME]: [] }];
+// (Functions, so each route gets its own arrays: shared objects would become YAML anchors in openapi.yaml.)
+const readSecurity = (): Array<Record<string, string[]>> => [{}, { [BEARER_SCHEME]: [] }];
+const adminSecurity = (): Array<Record<string, string[]>> => [{ [BEARER_SCHEME]: [] }];
 
 const badRequest = problemResponse('Invalid id or parameter; the message names the rule that failed.');
 const unauthorized = problemResponse('No bearer token (only when the server protects this operation).');
@@ -51,7 +52,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         operationId: 'listCheckpoints',
         summary: 'List checkpoints, newest first, a page at a time',
         tags: ['checkpoints'],
-        security: READ_SECURITY,
+        security: readSecurity(),
         querystring: ListQuery,
         response: {
           200: jsonResponse('One page of checkpoints.', CheckpointPage),
@@ -79,7 +80,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         operationId: 'getCheckpoint',
         summary: 'One checkpoint: summary and full metadata',
         tags: ['checkpoints'],
-        security: READ_SECURITY,
+        security: readSecurity(),
         params: IdParams,
         response: {
           200: jsonResponse('The checkpoint.', CheckpointDetails),
@@ -106,7 +107,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         operationId: 'validateCheckpoint',
         summary: 'Check that every data key exists with the right length (deep: and the right CRC32C)',
         tags: ['checkpoints'],
-        security: ADMIN_SECURITY,
+        security: adminSecurity(),
         params: IdParams,
         querystring: ValidateQuery,
         response: {
@@ -134,7 +135,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         operationId: 'deleteCheckpoint',
         summary: 'Delete a checkpoint and all its keys',
         tags: ['checkpoints'],
-        security: ADMIN_SECURITY,
+        security: adminSecurity(),
         params: IdParams,
         response: {
           204: { description: 'Deleted.', type: 'null' },

@@ -14,13 +14,16 @@ export const Problem = Type.Object(
     error: Type.String({ description: 'The HTTP status text.' }),
     message: Type.String({ description: 'What went wrong, for humans; for invalid input it names the rule that failed.' }),
   },
-  { title: 'Problem', additionalProperties: false, description: 'Every error answer has this shape (content type application/problem+json).' },
+  { $id: 'Problem', title: 'Problem', additionalProperties: false, description: 'Every error answer has this shape (content type application/problem+json).' },
 );
 export type ProblemBody = Static<typeof Problem>;
 
+/** Schemas registered once with app.addSchema and referenced by $ref (components in OpenAPI). */
+export const SHARED_SCHEMAS = [Problem] as const;
+
 /** A response entry whose body is a Problem. */
 export function problemResponse(description: string) {
-  return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } } };
+  return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Unsafe<ProblemBody>({ $ref: 'Problem#' }) } } };
 }
 
 /** A JSON response entry. */
@@ -35,6 +38,7 @@ export const CheckpointState = Type.Union([Type.Literal('committed'), Type.Liter
 export const CheckpointId = Type.String({
   minLength: 1,
   maxLength: CHECKPOINT_ID_MAX_LENGTH,
+  pattern: '^[A-Za-z0-9._\\-/:]+$',
   description:
     `Checkpoint id: 1-${CHECKPOINT_ID_MAX_LENGTH} characters of letters, digits and . _ - / :, no leading or trailing "/", ` +
     'no empty, "." or ".." segments. In a path, "/" must be percent-encoded as %2F.',

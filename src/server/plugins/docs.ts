@@ -13,6 +13,8 @@ export const API_VERSION = '0.1.0';
 
 async function docsPlugin(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
+    // Shared schemas appear under components/schemas by their $id.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {

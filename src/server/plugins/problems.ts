@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { PROBLEM_CONTENT_TYPE, type ProblemBody } from '../../../routes/schemas.js';
+import { PROBLEM_CONTENT_TYPE, SHARED_SCHEMAS, type ProblemBody } from '../../../routes/schemas.js';
 import { classifyError, problemBody } from '../problems.js';
 
 export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
@@ -20,6 +20,7 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
 }
 
 async function problemsPlugin(app: FastifyInstance): Promise<void> {
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!.slice(0, 200);
