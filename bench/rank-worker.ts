@@ -3,9 +3,10 @@
  *   node --import tsx bench/rank-worker.ts '<WorkerTask JSON>'
  * Ranks meet through RedisProcessGroup; each times itself from the barrier before
  * the operation to its completion, and prints one `RESULT {json}` line on stdout.
- * Peak RSS is the whole process's (process.resourceUsage().maxRSS), so one process
- * runs one measured operation.
+ * Peak RSS is the whole process's high-water mark (VmHWM), so one process runs one
+ * measured operation.
  */
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { save } from '../src/core/save.js';
 import { load } from '../src/core/load.js';
@@ -158,7 +159,19 @@ async function runRaw(task: WorkerTask): Promise<WorkerResult> {
   }
 }
 
+/**
+ * Peak RSS of this process: VmHWM of /proc/self/status. Not resourceUsage().maxRSS:
+ * on Linux a spawned child's ru_maxrss starts from its parent's RSS at fork (exec keeps
+ * the old mm's high-water mark), so a worker forked from a 2 GiB orchestrator would
+ * report at least 2 GiB. VmHWM belongs to the mm that exec created.
+ */
 function peakRss(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux: fall through
+  }
   return process.resourceUsage().maxRSS * 1024;
 }
 
