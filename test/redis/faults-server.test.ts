@@ -1,0 +1,62 @@
+/** The data Redis itself fails: restarted between save and load, or killed in the middle of a save. */
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { CheckpointError } from '../../src/core/errors.js';
+import { load } from '../../src/core/load.js';
+import { save } from '../../src/core/save.js';
+import { Tensor } from '../../src/core/tensor.js';
+import { createLocalGroups } from '../../src/dist/local-group.js';
+import type { SavePlan, SavePlanner } from '../../src/core/planner.js';
+import type { WriteResult } from '../../src/core/storage.js';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const pattern = (n: number, seed: number) => new Tensor('int32', [n], Int32Array.from({ length: n }, (_, i) => (i * 2654435761 + seed) | 0));
+
+t.test('a committed checkpoint survives a Redis restart with AOF', async (t) => {
+  const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+  const id = 'aof/ckpt';
+  const writerClient = new Redis({ port: server.port, disableClientInfo: true });
+  await save({ w: pattern(300_000, 1), step: 7 }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis: writerClient, chunkBytes: 256 * 1024 }) });
+  writerClient.disconnect();
+  await server.stop(true);
+  const again = await RedisServer.start({ port: server.port, dir: server.dir, args: ['--appendonly', 'yes'] });
+  t.teardown(() => again.stop());
+  const redis = new Redis({ port: again.port, disableClientInfo: true });
+  t.teardown(() => redis.disconnect());
+  const sd = { w: new Tensor('int32', [300_000]), step: 0 };
+  await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
+  t.same(Buffer.from(sd.w.data.buffer), Buffer.from(pattern(300_000, 1).data.buffer), 'bit for bit');
+  t.equal(sd.step, 7);
+  const catalog = new CheckpointCatalog({ redis });
+  t.equal((await catalog.list()).items[0]?.state, 'committed');
+  await catalog.close();
+});
+
+t.test('the data Redis killed mid-save: every rank fails, none hangs', async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  class KillingWriter extends RedisStorageWriter {
+    override async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
+      await server.kill();
+      return super.writeData(plan, planner);
+    }
+  }
+  const clients = [0, 1].map(() => {
+    const c = new Redis({ port: server.port, disableClientInfo: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+    c.on('error', () => {});
+    return c;
+  });
+  t.teardown(() => clients.forEach((c) => c.disconnect()));
+  const groups = createLocalGroups(2, { timeoutMs: 10_000 });
+  const started = Date.now();
+  const outcomes = await Promise.allSettled(
+    groups.map((group, rank) =>
+      save({ [`w${rank}`]: pattern(100_000, rank) }, { checkpointId: 'killed/data', storageWriter: rank === 1 ? new KillingWriter({ redis: clients[rank]! }) : new RedisStorageWriter({ redis: clients[rank]! }), processGroup: group }),
+    ),
+  );
+  t.ok(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof CheckpointError), 'every rank reports a CheckpointError');
+  t.ok(Date.now() - started < 15_000, `no hang (${Date.now() - started} ms)`);
+});
