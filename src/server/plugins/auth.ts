@@ -81,7 +81,9 @@ async function authPlugin(app: FastifyInstance, options: AuthOptions): Promise<v
       new HttpProblem(429, 'TOO_MANY_AUTH_FAILURES', `Too many failed authentications from this address; retry in ${context.after}`),
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // preParsing: after the rate limiter's onRequest hook (route-level hooks run after
+  // instance-level ones of the same kind) and before any body is read.
+  app.addHook('preParsing', async (request, reply) => {
     const result = verdict(request);
     if (result.ok) return;
     if (result.status === 401) reply.header('www-authenticate', 'Bearer realm="redis-dcp"');
