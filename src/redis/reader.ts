@@ -12,7 +12,8 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach } from './bounded.js';
+import { boundedEach, Slots } from './bounded.js';
+import { BufferPool, BulkSocket } from './bulk-socket.js';
 import { isRedisCheckpointId, parseCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
@@ -30,6 +31,11 @@ export interface RedisStorageReaderOptions {
   readonly verifyChecksums?: boolean;
   /** Largest metadata document accepted (default 512 MiB). */
   readonly maxMetadataBytes?: number;
+  /**
+   * Read segment bytes over a second, bulk-only connection into reused buffers (default
+   * true; only for a standalone `Redis`, Cluster always goes through ioredis).
+   */
+  readonly bulkTransport?: boolean;
 }
 
 /** A part of an item with its byte span inside the item. */
@@ -64,6 +70,10 @@ export class RedisStorageReader extends StorageReader {
   private checkpointUrl: string | undefined;
   private metadata: Metadata | undefined;
   private storage: RedisStorageData | undefined;
+  private readonly bulkTransport: boolean;
+  private readonly slots: Slots;
+  private readonly pool: BufferPool;
+  private bulk: BulkSocket | undefined;
 
   constructor(options: RedisStorageReaderOptions = {}) {
     super();
@@ -72,6 +82,9 @@ export class RedisStorageReader extends StorageReader {
     this.maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4));
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = options.maxMetadataBytes ?? 512 * 1024 * 1024;
+    this.bulkTransport = options.bulkTransport ?? true;
+    this.slots = new Slots(this.maxInFlight);
+    this.pool = new BufferPool(this.maxInFlight);
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
 
@@ -116,7 +129,14 @@ export class RedisStorageReader extends StorageReader {
 
   async readData(plan: LoadPlan, planner: LoadPlanner): Promise<void> {
     if (!this.metadata || !this.storage) throw new DcpValueError('readData before setUpStorageReader');
-    await boundedEach(plan.items, this.maxInFlight, (item) => this.readItem(item, planner));
+    this.bulk = this.bulkTransport ? await BulkSocket.forClient(this.dataClient()).catch(() => undefined) : undefined;
+    try {
+      // Items are started in waves; `slots` bounds the parts actually in flight.
+      await boundedEach(plan.items, this.maxInFlight * 2, (item) => this.readItem(item, planner));
+    } finally {
+      this.bulk?.close();
+      this.bulk = undefined;
+    }
   }
 
   override async close(): Promise<void> {
@@ -141,24 +161,52 @@ export class RedisStorageReader extends StorageReader {
     return out;
   }
 
-  /** Fetches one part (GETRANGE: whole segments and packed items alike) and verifies it. */
-  private async fetch(fqn: string, part: Part): Promise<Buffer> {
-    const [rank, seq, offset, length, crc] = part;
-    const key = this.store().keys.dataKey(this.storage!.saveId, rank, seq);
-    const buf = await this.dataClient().getrangeBuffer(key, offset, offset + length - 1);
-    if (buf.byteLength !== length) {
-      throw new MissingDataError(fqn, key, buf.byteLength === 0 ? 'key is missing' : `expected ${length} bytes at offset ${offset}, got ${buf.byteLength}`);
-    }
-    if (this.verify && crc32c(buf) >>> 0 !== crc) throw new ChecksumMismatchError(fqn, key, `CRC32C ${crc32c(buf) >>> 0} != stored ${crc}`);
-    return buf;
+  /**
+   * Fetches one part (GETRANGE: whole segments and packed items alike), verifies it and
+   * hands it to `use`, which must copy what it needs before returning: the buffer is a
+   * reused receive buffer. At most `maxInFlight` parts are in flight or in use per rank.
+   */
+  private withPart(fqn: string, part: Part, use: (bytes: Buffer) => void): Promise<void> {
+    return this.slots.run(async () => {
+      const [rank, seq, offset, length, crc] = part;
+      const key = this.store().keys.dataKey(this.storage!.saveId, rank, seq);
+      const bulk = this.bulk;
+      let buf: Buffer;
+      let pooled: Buffer | undefined;
+      if (bulk) {
+        pooled = this.pool.take(length);
+        const got = await bulk.getRangeInto(key, offset, offset + length - 1, pooled).catch((err: unknown) => {
+          this.pool.give(pooled!);
+          throw err;
+        });
+        buf = pooled.subarray(0, got);
+      } else {
+        buf = await this.dataClient().getrangeBuffer(key, offset, offset + length - 1);
+      }
+      try {
+        if (buf.byteLength !== length) {
+          throw new MissingDataError(fqn, key, buf.byteLength === 0 ? 'key is missing' : `expected ${length} bytes at offset ${offset}, got ${buf.byteLength}`);
+        }
+        if (this.verify) {
+          const actual = crc32c(buf) >>> 0;
+          if (actual !== crc) throw new ChecksumMismatchError(fqn, key, `CRC32C ${actual} != stored ${crc}`);
+        }
+        use(buf);
+      } finally {
+        if (pooled) this.pool.give(pooled);
+      }
+    });
   }
 
   private async readItem(item: ReadItem, planner: LoadPlanner): Promise<void> {
     const fqn = item.storageIndex.fqn;
     const loc = this.location(item);
     if (item.type === LoadItemType.BYTE_IO) {
-      const parts = await Promise.all(loc.p.map((p) => this.fetch(fqn, p)));
-      planner.loadBytes(item, parts.length === 1 ? parts[0]! : Buffer.concat(parts, loc.n));
+      const value = Buffer.allocUnsafe(loc.n);
+      let at = 0;
+      const starts = loc.p.map((p) => ((at += p[3]), at - p[3]));
+      await Promise.all(loc.p.map((p, i) => this.withPart(fqn, p, (buf) => value.set(buf, starts[i]!))));
+      planner.loadBytes(item, value);
       return;
     }
     const { chunk, tensor } = lookupChunk(this.metadata!, item.storageIndex);
@@ -170,25 +218,31 @@ export class RedisStorageReader extends StorageReader {
     if (range.end > range.start) {
       const spans = this.spans(loc, range.start, range.end);
       if (spans.length === 1) {
-        copyBoxInto(region, await this.fetch(fqn, spans[0]!.part), chunk.sizes, item.storageOffsets, spans[0]!.start);
+        await this.withPart(fqn, spans[0]!.part, (buf) => copyBoxInto(region, buf, chunk.sizes, item.storageOffsets, spans[0]!.start));
       } else if (isContiguous(chunk.sizes, item.lengths) && isContiguous(region.tensor.shape, item.lengths)) {
         // Contiguous on both sides: each part lands directly in the tensor, no staging buffer.
         const dest = region.tensor.bytes;
         const destStart = linearOffset(region.tensor.shape, region.offsets) * elem;
-        await boundedEach(spans, this.maxInFlight, async (span) => {
-          const buf = await this.fetch(fqn, span.part);
-          const from = Math.max(span.start, range.start);
-          const to = Math.min(span.end, range.end);
-          dest.set(buf.subarray(from - span.start, to - span.start), destStart + (from - range.start));
-        });
+        await Promise.all(
+          spans.map((span) =>
+            this.withPart(fqn, span.part, (buf) => {
+              const from = Math.max(span.start, range.start);
+              const to = Math.min(span.end, range.end);
+              dest.set(buf.subarray(from - span.start, to - span.start), destStart + (from - range.start));
+            }),
+          ),
+        );
       } else {
         const staging = Buffer.allocUnsafe(range.end - range.start);
-        await boundedEach(spans, this.maxInFlight, async (span) => {
-          const buf = await this.fetch(fqn, span.part);
-          const from = Math.max(span.start, range.start);
-          const to = Math.min(span.end, range.end);
-          staging.set(buf.subarray(from - span.start, to - span.start), from - range.start);
-        });
+        await Promise.all(
+          spans.map((span) =>
+            this.withPart(fqn, span.part, (buf) => {
+              const from = Math.max(span.start, range.start);
+              const to = Math.min(span.end, range.end);
+              staging.set(buf.subarray(from - span.start, to - span.start), from - range.start);
+            }),
+          ),
+        );
         copyBoxInto(region, staging, chunk.sizes, item.storageOffsets, range.start);
       }
     }

@@ -21,6 +21,7 @@ import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, type HeldLock } from './lock.js';
 import { boundedEach } from './bounded.js';
+import { BulkSocket } from './bulk-socket.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
 export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
@@ -46,6 +47,11 @@ export interface RedisStorageWriterOptions {
   readonly overwrite?: boolean;
   /** SETs in flight per rank (default 4). */
   readonly maxInFlight?: number;
+  /**
+   * Write segments over a second, bulk-only connection straight from the tensors' memory
+   * (default true; only for a standalone `Redis`, Cluster always goes through ioredis).
+   */
+  readonly bulkTransport?: boolean;
 }
 
 /** What the coordinator hands every rank in its global plan. */
@@ -81,6 +87,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly packBelow: number;
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
+  private readonly bulkTransport: boolean;
   private readonly redisInput: RedisInput | undefined;
   private readonly lockInputs: readonly RedisInput[] | undefined;
 
@@ -110,6 +117,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.packBelow = positiveInt(options.packBelowBytes, Math.floor(this.segmentBytes / 4), 'packBelowBytes', this.segmentBytes);
     this.overwrite = options.overwrite ?? true;
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
+    this.bulkTransport = options.bulkTransport ?? true;
     this.redisInput = options.redis;
     this.lockInputs = options.lockRedis;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -208,13 +216,20 @@ export class RedisStorageWriter extends StorageWriter {
     await store.recordDataKeys(ticket.saveId, keys);
     this.writtenKeys = keys;
     const client = this.dataClient();
-    await boundedEach(segments, this.maxInFlight, async (seg) => {
-      const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-      seg.parts.forEach((part, i) => {
-        part[4] = crc32c(buffers[i]!) >>> 0;
+    const bulk = this.bulkTransport ? await BulkSocket.forClient(client).catch(() => undefined) : undefined;
+    try {
+      await boundedEach(segments, this.maxInFlight, async (seg) => {
+        const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+        seg.parts.forEach((part, i) => {
+          part[4] = crc32c(buffers[i]!) >>> 0;
+        });
+        // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
+        if (bulk) await bulk.set(seg.key, buffers);
+        else await client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
       });
-      await client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
-    });
+    } finally {
+      bulk?.close();
+    }
 
     return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: locations[i] as ItemLocation }));
   }

@@ -1,0 +1,222 @@
+/**
+ * A second connection for segment bytes only (SET and GETRANGE), next to the ioredis
+ * client that stays the client of record for everything else (scripts, locks, control
+ * keys, Cluster). Why: ioredis copies every Buffer argument into one fresh buffer per
+ * command and concatenates large replies into another fresh buffer; on these machines
+ * first touch of fresh memory caps that near 230 MB/s. Here a SET writes the caller's
+ * views to the socket as they are (writev), and a GETRANGE reply is copied from the
+ * socket chunks straight into a buffer the caller owns (and reuses).
+ *
+ * Speaks RESP2; requests are pipelined and replies arrive in order. Used only for a
+ * standalone ioredis `Redis` (TCP or TLS), never for Cluster or Sentinel.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
+
+interface StatusWait {
+  readonly kind: 'status';
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface BulkWait {
+  readonly kind: 'bulk';
+  readonly dest: Uint8Array;
+  /** Value length once its header arrived; -1 before. */
+  length: number;
+  got: number;
+  /** CRLF bytes still to skip after the value. */
+  trailer: number;
+  readonly resolve: (length: number) => void;
+  readonly reject: (err: Error) => void;
+}
+
+type Wait = StatusWait | BulkWait;
+
+const CRLF = Buffer.from('\r\n');
+
+export class BulkSocket {
+  private readonly waits: Wait[] = [];
+  /** An incomplete header line carried over to the next chunk. */
+  private partial: Buffer | undefined;
+  private broken: Error | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new Error('bulk connection to Redis closed')));
+  }
+
+  /**
+   * A bulk connection to the same server, user and database as `client`, or undefined
+   * when `client` is not a plain standalone connection (Cluster, Sentinel, unix socket).
+   */
+  static async forClient(client: RedisClient, timeoutMs = 10_000): Promise<BulkSocket | undefined> {
+    if (!(client instanceof Redis)) return undefined;
+    const o = client.options;
+    if ((o.sentinels && o.sentinels.length > 0) || o.path) return undefined;
+    const host = o.host ?? '127.0.0.1';
+    const port = o.port ?? 6379;
+    const socket = o.tls ? tlsConnect({ ...o.tls, host, port, servername: o.tls.servername ?? host }) : netConnect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`bulk connection to ${host}:${port} timed out`));
+      }, timeoutMs);
+      socket.once(o.tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const bulk = new BulkSocket(socket);
+    try {
+      if (o.password) await bulk.command(o.username ? ['AUTH', o.username, o.password] : ['AUTH', o.password]);
+      if (o.db) await bulk.command(['SELECT', String(o.db)]);
+    } catch (err) {
+      bulk.close();
+      throw err;
+    }
+    return bulk;
+  }
+
+  /** SET key to the concatenation of `pieces`, written from the caller's memory. */
+  set(key: string, pieces: readonly Uint8Array[]): Promise<void> {
+    const length = pieces.reduce((n, p) => n + p.byteLength, 0);
+    const keyBytes = Buffer.from(key);
+    return this.send({ kind: 'status' }, [Buffer.from(`*3\r\n$3\r\nSET\r\n$${keyBytes.byteLength}\r\n`), keyBytes, Buffer.from(`\r\n$${length}\r\n`), ...pieces, CRLF]);
+  }
+
+  /** GETRANGE key start end (inclusive) into `dest`; resolves with the bytes received. */
+  getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {
+    const args = ['GETRANGE', key, String(start), String(end)];
+    return this.send({ kind: 'bulk', dest, length: -1, got: 0, trailer: 2 }, [encode(args)]);
+  }
+
+  close(): void {
+    this.fail(new Error('bulk connection closed'));
+    this.socket.destroy();
+  }
+
+  private command(args: readonly string[]): Promise<void> {
+    return this.send({ kind: 'status' }, [encode(args)]);
+  }
+
+  private send<T>(wait: Omit<StatusWait, 'resolve' | 'reject'> | Omit<BulkWait, 'resolve' | 'reject'>, chunks: readonly Uint8Array[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.broken) return reject(this.broken);
+      this.waits.push({ ...wait, resolve, reject } as unknown as Wait);
+      this.socket.cork();
+      for (const c of chunks) this.socket.write(c);
+      process.nextTick(() => this.socket.uncork());
+    });
+  }
+
+  private fail(err: Error): void {
+    this.broken ??= err;
+    for (const w of this.waits.splice(0)) w.reject(this.broken);
+  }
+
+  private onData(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      const head = this.waits[0];
+      if (!head) return this.fail(new Error('Redis sent a reply nobody asked for'));
+      if (head.kind === 'bulk' && head.length >= 0) {
+        pos = this.onBody(head, chunk, pos);
+        continue;
+      }
+      if (this.partial && this.partial.at(-1) === 13 && chunk[pos] === 10) {
+        // The previous chunk ended between "\r" and "\n".
+        const line = this.partial.subarray(0, -1).toString('latin1');
+        this.partial = undefined;
+        pos += 1;
+        this.onLine(head, line);
+        continue;
+      }
+      const end = chunk.indexOf(CRLF, pos);
+      if (end < 0) {
+        this.partial = this.partial ? Buffer.concat([this.partial, chunk.subarray(pos)]) : Buffer.from(chunk.subarray(pos));
+        return;
+      }
+      const piece = chunk.subarray(pos, end);
+      const line = (this.partial ? Buffer.concat([this.partial, piece]) : piece).toString('latin1');
+      this.partial = undefined;
+      pos = end + 2;
+      this.onLine(head, line);
+    }
+  }
+
+  private onLine(head: Wait, line: string): void {
+    if (line.startsWith('-')) {
+      this.waits.shift();
+      head.reject(new Error(line.slice(1)));
+    } else if (head.kind === 'status') {
+      this.waits.shift();
+      if (line.startsWith('+')) head.resolve();
+      else head.reject(new Error(`unexpected reply from Redis: ${line.slice(0, 80)}`));
+    } else {
+      const length = line.startsWith('$') ? Number(line.slice(1)) : NaN;
+      if (length === -1) {
+        this.waits.shift();
+        head.resolve(0);
+      } else if (!Number.isSafeInteger(length) || length < 0) {
+        this.fail(new Error(`unexpected reply from Redis: ${line.slice(0, 80)}`));
+        this.socket.destroy();
+      } else if (length > head.dest.byteLength) {
+        this.fail(new Error(`Redis returned ${length} bytes, more than the ${head.dest.byteLength} asked for`));
+        this.socket.destroy();
+      } else {
+        head.length = length;
+      }
+    }
+  }
+
+  /** Copies value bytes into the destination, then skips the trailing CRLF. */
+  private onBody(head: BulkWait, chunk: Buffer, pos: number): number {
+    if (head.got < head.length) {
+      const n = Math.min(head.length - head.got, chunk.length - pos);
+      head.dest.set(chunk.subarray(pos, pos + n), head.got);
+      head.got += n;
+      pos += n;
+    }
+    if (head.got === head.length) {
+      const skip = Math.min(head.trailer, chunk.length - pos);
+      head.trailer -= skip;
+      pos += skip;
+      if (head.trailer === 0) {
+        this.waits.shift();
+        head.resolve(head.length);
+      }
+    }
+    return pos;
+  }
+}
+
+function encode(args: readonly string[]): Buffer {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+  return Buffer.from(out);
+}
+
+/** Reusable receive buffers: memory already touched, so a GETRANGE costs a copy, not page faults. */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep: number) {}
+
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.byteLength >= size);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}

@@ -1,0 +1,78 @@
+import t from 'tap';
+import { Redis, Cluster } from 'ioredis';
+import { load } from '../../src/core/load.js';
+import { save } from '../../src/core/save.js';
+import { Tensor } from '../../src/core/tensor.js';
+import { BulkSocket } from '../../src/redis/bulk-socket.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const server = await RedisServer.start();
+t.teardown(() => server.stop());
+await server.client().config('SET', 'requirepass', 'sesame');
+const redis = new Redis({ port: server.port, password: 'sesame', db: 3, disableClientInfo: true });
+t.teardown(() => redis.disconnect());
+
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+t.test('SET from views and GETRANGE into a buffer, pipelined, with AUTH and SELECT', async (t) => {
+  const bulk = (await BulkSocket.forClient(redis))!;
+  t.ok(bulk, 'a standalone client gets a bulk connection');
+  const big = bytes(5 * 1024 * 1024 + 3, 1);
+  const pieces = [big.subarray(0, 1000), big.subarray(1000, 3_000_000), big.subarray(3_000_000)];
+  const small = Array.from({ length: 200 }, (_, i) => bytes(i, i));
+  await Promise.all([bulk.set('b:big', pieces), ...small.map((v, i) => bulk.set(`b:s${i}`, [v]))]);
+  t.same(await redis.getBuffer('b:big'), Buffer.from(big), 'pieces land concatenated, in db 3');
+  const dest = Buffer.alloc(big.byteLength);
+  const outs = small.map((v) => Buffer.alloc(v.byteLength + 5));
+  const [n, ...ns] = await Promise.all([bulk.getRangeInto('b:big', 0, big.byteLength - 1, dest), ...small.map((_, i) => bulk.getRangeInto(`b:s${i}`, 0, 10_000, outs[i]!))]);
+  t.equal(n, big.byteLength);
+  t.ok(dest.equals(Buffer.from(big)), 'a large reply arrives whole across many socket chunks');
+  t.ok(small.every((v, i) => ns[i] === v.byteLength && outs[i]!.subarray(0, v.byteLength).equals(Buffer.from(v))), 'many small replies in order');
+  const part = Buffer.alloc(10);
+  t.equal(await bulk.getRangeInto('b:big', 100, 109, part), 10);
+  t.ok(part.equals(Buffer.from(big.subarray(100, 110))));
+  t.equal(await bulk.getRangeInto('b:missing', 0, 9, part), 0, 'a missing key reads as empty');
+  await redis.hset('b:hash', 'f', 'v');
+  await t.rejects(bulk.getRangeInto('b:hash', 0, 1, part), /WRONGTYPE/, 'error replies reject that request only');
+  t.equal(await bulk.getRangeInto('b:big', 0, 0, part), 1, 'and the connection goes on');
+  await t.rejects(bulk.getRangeInto('b:big', 0, 99, Buffer.alloc(5)), /more than/, 'a reply larger than the destination breaks the connection');
+  await t.rejects(bulk.set('b:x', [part]), /more than/);
+  bulk.close();
+});
+
+t.test('a wrong password fails to open; Cluster clients get none', async (t) => {
+  const wrong = new Redis({ port: server.port, password: 'nope', lazyConnect: true, disableClientInfo: true });
+  await t.rejects(BulkSocket.forClient(wrong), /WRONGPASS|invalid/i);
+  const cluster = new Cluster([{ host: '127.0.0.1', port: server.port }], { lazyConnect: true });
+  t.equal(await BulkSocket.forClient(cluster), undefined);
+});
+
+t.test('pending requests fail when the server dies', async (t) => {
+  const other = await RedisServer.start();
+  const client = new Redis({ port: other.port, disableClientInfo: true });
+  client.on('error', () => {});
+  const bulk = (await BulkSocket.forClient(client))!;
+  await bulk.set('k', [bytes(1 << 20, 2)]);
+  const pending = bulk.getRangeInto('k', 0, (1 << 20) - 1, Buffer.alloc(1 << 20));
+  other.pause();
+  const killed = other.kill();
+  await t.rejects(pending, /closed|ECONNRESET/);
+  await killed;
+  await t.rejects(bulk.set('k', [bytes(1, 1)]), /closed|ECONNRESET/, 'later requests fail at once');
+  client.disconnect();
+});
+
+t.test('save/load round trip with and without the bulk connection agree', async (t) => {
+  const sd = { w: new Tensor('uint8', [9_000_000], bytes(9_000_000, 5)), s: new Tensor('uint8', [77], bytes(77, 9)), note: 'x' };
+  for (const bulkTransport of [true, false]) {
+    const id = `bulk/${bulkTransport}`;
+    await save(sd, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, bulkTransport }) });
+    for (const readBulk of [true, false]) {
+      const dest = { w: new Tensor('uint8', [9_000_000]), s: new Tensor('uint8', [77]), note: '' };
+      await load(dest, { checkpointId: id, storageReader: new RedisStorageReader({ redis, bulkTransport: readBulk }) });
+      t.ok(Buffer.from(dest.w.data).equals(Buffer.from(sd.w.data)) && Buffer.from(dest.s.data).equals(Buffer.from(sd.s.data)) && dest.note === 'x', `written ${bulkTransport ? 'bulk' : 'ioredis'}, read ${readBulk ? 'bulk' : 'ioredis'}`);
+    }
+  }
+});
