@@ -1,39 +1,104 @@
 /**
- * Collectives between separate OS processes through Redis lists: each message goes
- * to the receiver's inbox for that collective (`…:<seq>:<rank>`), and receivers block
- * on their inbox (BLPOP on a dedicated connection). All of a group's keys share the
- * hash tag `{groupId}`, so they live in one Cluster slot.
+ * Collectives between separate OS processes through Redis lists. Each message goes to
+ * the receiver's inbox for that collective (`<prefix>:pg:{<groupId>}:<run>:<seq>:<rank>`)
+ * and receivers block on their inbox (BLPOP on a dedicated connection, in short slices
+ * so close() and deadlines are noticed). Every key carries the hash tag `{groupId}`, so a
+ * group's keys share one Cluster slot and pipelines/scripts never hit CROSSSLOT.
  *
- * Runs are told apart by a token: rank 0 claims the group id with a random nonce
- * (SET NX), the other ranks read it, and every message carries it, so a message left
- * over from an earlier run with the same group id is never mistaken for a current one.
- * The claim expires when unused, so a group id can be reused after a crash.
+ * Telling runs apart (a group id reused by a later run, or by a run started while a
+ * crashed one's keys are still there). Rank 0 *claims* the group id with a random run
+ * nonce (SET NX with a short TTL that a heartbeat keeps alive while the group is open,
+ * deleted on close), and every key of the run contains that nonce, so one run can never
+ * read, consume or delete another run's messages. The other ranks read the claim and
+ * *join* it: they push their rank to the run's join list and wait for rank 0 to admit
+ * them, re-reading the claim while they wait. That handshake is what makes reuse safe:
+ * a follower that read the claim of a run whose rank 0 crashed is never admitted, and
+ * when that stale claim expires (within CLAIM_TTL_MS) and the new rank 0 claims the id,
+ * the follower sees the new nonce and joins it instead. A second live run with the same
+ * id is refused (GROUP_IN_USE) once timeoutMs passes without the claim coming free.
+ * The alternative, "groupId must be unique per run, reject ids whose keys exist", would
+ * fail every quick restart of a job under the same id, and still could not stop a
+ * follower from joining a dead run.
+ *
+ * Values travel as JSON (undefined stays undefined). A value sent to several ranks
+ * (broadcast, allGather) above SHARED_PAYLOAD_CHARS is stored once in a hash that each
+ * receiver reads and the last one deletes, so a large plan or metadata object is neither
+ * uploaded nor held in Redis worldSize − 1 times.
  */
 import { randomBytes } from 'node:crypto';
+import { Cluster } from 'ioredis';
 import { CollectiveTimeoutError, DcpValueError } from '../core/errors.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
 import type { ProcessGroup } from './process-group.js';
 
 export interface RedisProcessGroupOptions {
+  /** An ioredis Redis or Cluster client (not closed by the group) or a redis:// URL (the group owns its connection). */
   readonly redis: RedisInput;
-  /** Names the group; every rank of one job passes the same id. */
+  /** Names the group; every rank of one job passes the same id (letters, digits, `._-:/`). */
   readonly groupId: string;
   readonly rank: number;
   readonly worldSize: number;
-  /** Longest wait for the other ranks in one collective (default 60 s). */
+  /**
+   * Longest wait for the other ranks in one collective (default 60 s). It also bounds how
+   * far apart ranks may reach the same collective, e.g. the spread of write times in a save.
+   */
   readonly timeoutMs?: number;
+  /** First part of every key (default `dcp`). */
   readonly keyPrefix?: string;
 }
 
 const GROUP_ID = /^[A-Za-z0-9._\-:/]{1,200}$/;
 /** Longest single BLPOP, so close() and deadlines are noticed promptly. */
-const POLL_SLICE_MS = 1000;
+const POLL_SLICE_MS = 500;
+/** A blocking reply this late after its own server-side timeout means Redis is unreachable. */
+const REPLY_GRACE_MS = 2000;
+/** Lifetime of rank 0's claim without a heartbeat: how long a crashed run blocks its group id. */
+const CLAIM_TTL_MS = 10_000;
+const CLAIM_REFRESH_MS = 3_000;
+/** JSON at least this long, sent to more than one rank, is stored once instead of per inbox. */
+const SHARED_PAYLOAD_CHARS = 256 * 1024;
 
+const REFRESH_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+const DELETE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** Reads a shared payload; the last of its readers deletes it. A missing payload is nil, not a new hash. */
+const READ_SHARED = "local v = redis.call('HGET', KEYS[1], 'v') if not v then return false end if redis.call('HINCRBY', KEYS[1], 'left', -1) <= 0 then redis.call('DEL', KEYS[1]) end return v";
+
+/** One message: sender rank, the collective it belongs to, and the value inline (`v`) or in a shared hash (`ref`). */
 interface Envelope {
-  readonly t: string;
   readonly f: number;
-  readonly v: unknown;
+  readonly o: string;
+  readonly v?: unknown;
+  readonly ref?: string;
 }
+
+/** Rank 0's answer to a join: admitted, or the run could not start because these ranks never joined. */
+interface Admission {
+  readonly ok: boolean;
+  readonly missing?: number[];
+}
+
+/** One collective call: its sequence number and its signature (`gather:1`), which every rank must agree on. */
+interface Call {
+  readonly seq: number;
+  readonly op: string;
+}
+
+const LATE = Symbol('late');
+
+/** `promise`, or LATE if it has not settled within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof LATE> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class RedisProcessGroup implements ProcessGroup {
   readonly rank: number;
@@ -44,152 +109,332 @@ export class RedisProcessGroup implements ProcessGroup {
   private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private blocking: RedisClient | undefined;
-  private token: string | undefined;
+  /** The run this rank belongs to, settled once by the first collective. */
+  private run: Promise<string> | undefined;
+  /** Rank 0's claim value while it holds the group id. */
+  private claim: string | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private seq = 0;
   private closed = false;
 
   constructor(options: RedisProcessGroupOptions) {
     const { rank, worldSize, groupId } = options;
     if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw new DcpValueError(`worldSize must be a positive integer, got ${worldSize}`);
-    if (!Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) throw new DcpValueError(`rank must be in [0, ${worldSize}), got ${rank}`);
+    if (!Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) throw new DcpValueError(`rank must be an integer in [0, ${worldSize}), got ${rank}`);
     if (typeof groupId !== 'string' || !GROUP_ID.test(groupId)) throw new DcpValueError('groupId must be 1-200 characters of letters, digits and . _ - : /', 'INVALID_GROUP_ID');
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new DcpValueError(`timeoutMs must be a positive number, got ${timeoutMs}`);
+    const keyPrefix = options.keyPrefix ?? 'dcp';
+    if (!/^[A-Za-z0-9._\-:]{1,100}$/.test(keyPrefix)) throw new DcpValueError('keyPrefix must be 1-100 characters of letters, digits and . _ - :');
     this.rank = rank;
     this.worldSize = worldSize;
     this.groupId = groupId;
-    this.timeoutMs = options.timeoutMs ?? 60_000;
-    this.base = `${options.keyPrefix ?? 'dcp'}:pg:{${groupId}}`;
+    this.timeoutMs = timeoutMs;
+    this.base = `${keyPrefix}:pg:{${groupId}}`;
     const { client, owned } = connect(options.redis);
     this.client = client;
     this.ownsClient = owned;
   }
 
   async gather<T>(value: T, dst: number): Promise<T[] | undefined> {
-    const seq = await this.begin('gather');
+    const call = this.begin('gather', dst);
+    const run = await this.joinRun();
     if (this.rank !== dst) {
-      await this.send(seq, [dst], value);
+      await this.send(run, call, [dst], value);
       return undefined;
     }
-    const all = await this.receive(seq, this.worldSize - 1, 'gather');
+    const all = await this.receive(run, call, this.others());
     all[this.rank] = value;
     return all as T[];
   }
 
   async scatter<T>(values: T[] | undefined, src: number): Promise<T> {
-    const seq = await this.begin('scatter');
-    if (this.rank === src) {
-      if (!values || values.length !== this.worldSize) throw new DcpValueError(`scatter from rank ${src} needs exactly ${this.worldSize} values`);
-      await Promise.all(values.map((v, r) => (r === src ? undefined : this.send(seq, [r], v))));
-      return values[src] as T;
+    const call = this.begin('scatter', src);
+    if (this.rank === src && (!Array.isArray(values) || values.length !== this.worldSize)) {
+      throw new DcpValueError(`scatter from rank ${src} needs exactly ${this.worldSize} values`);
     }
-    return (await this.receive(seq, 1, 'scatter'))[src] as T;
+    const run = await this.joinRun();
+    if (this.rank === src) {
+      await Promise.all(values!.map((v, r) => (r === src ? undefined : this.send(run, call, [r], v))));
+      return values![src] as T;
+    }
+    return (await this.receive(run, call, [src]))[src] as T;
   }
 
   async broadcast<T>(value: T | undefined, src: number): Promise<T> {
-    const seq = await this.begin('broadcast');
+    const call = this.begin('broadcast', src);
+    const run = await this.joinRun();
     if (this.rank === src) {
-      await this.send(seq, this.others(), value);
+      await this.send(run, call, this.others(), value);
       return value as T;
     }
-    return (await this.receive(seq, 1, 'broadcast'))[src] as T;
+    return (await this.receive(run, call, [src]))[src] as T;
   }
 
+  /** Every rank sends its value straight to every other rank: one round, no relay through rank 0. */
   async allGather<T>(value: T): Promise<T[]> {
-    const gathered = await this.gather(value, 0);
-    return this.broadcast(gathered, 0);
+    return this.exchangeAll<T>('allGather', value);
   }
 
   async barrier(): Promise<void> {
-    await this.allGather(null);
+    await this.exchangeAll('barrier', null);
   }
 
-  /** Closes the connections this group opened (the blocking one always; the main one if it came from a URL). */
+  /**
+   * Stops the heartbeat, gives up rank 0's claim on the group id, and closes the
+   * connections this group opened (the blocking one always; the main one if it came from
+   * a URL). A collective waiting at that moment rejects with GROUP_CLOSED.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    if (this.blocking) await closeClient(this.blocking);
+    this.blocking?.disconnect();
+    await this.releaseClaim();
     if (this.ownsClient) await closeClient(this.client);
+  }
+
+  private async releaseClaim(): Promise<void> {
+    clearInterval(this.heartbeat);
+    const claim = this.claim;
+    this.claim = undefined;
+    if (claim) await this.client.eval(DELETE_IF_OWNER, 1, this.claimKey, claim).catch(() => undefined);
+  }
+
+  private async exchangeAll<T>(name: string, value: T): Promise<T[]> {
+    const call = this.begin(name);
+    const run = await this.joinRun();
+    const others = this.others();
+    const [, all] = await Promise.all([this.send(run, call, others, value), this.receive(run, call, others)]);
+    all[this.rank] = value;
+    return all as T[];
+  }
+
+  /** Takes the next sequence number synchronously, so it never depends on how a previous call ended. */
+  private begin(name: string, root?: number): Call {
+    this.assertOpen(name);
+    if (root !== undefined && (!Number.isSafeInteger(root) || root < 0 || root >= this.worldSize)) {
+      throw new DcpValueError(`${name}: rank ${root} is outside the group (world size ${this.worldSize})`);
+    }
+    return { seq: this.seq++, op: root === undefined ? name : `${name}:${root}` };
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new DcpValueError(`process group "${this.groupId}" is closed (${what})`, 'GROUP_CLOSED');
   }
 
   private others(): number[] {
     return Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => r !== this.rank);
   }
 
-  private inbox(seq: number, rank: number): string {
-    return `${this.base}:${seq}:${rank}`;
+  private get claimKey(): string {
+    return `${this.base}:claim`;
   }
 
-  private get ownerKey(): string {
-    return `${this.base}:owner`;
+  private key(run: string, ...parts: Array<string | number>): string {
+    return [this.base, run, ...parts].join(':');
   }
 
-  private async begin(op: string): Promise<number> {
-    if (this.closed) throw new DcpValueError(`process group ${this.groupId} is closed`);
-    this.token ??= await this.joinRun(op);
-    if (this.rank === 0) await this.client.pexpire(this.ownerKey, this.ttlMs());
-    return this.seq++;
-  }
-
-  private ttlMs(): number {
+  private get messageTtlMs(): number {
     return Math.max(10_000, 2 * this.timeoutMs);
   }
 
-  private async joinRun(op: string): Promise<string> {
-    if (this.rank === 0) {
-      const nonce = randomBytes(12).toString('base64url');
-      const ok = await this.client.set(this.ownerKey, nonce, 'PX', this.ttlMs(), 'NX');
-      if (ok !== 'OK') {
-        throw new DcpValueError(`process group "${this.groupId}" is in use by another run (or one that crashed less than ${this.ttlMs()} ms ago); use a fresh groupId`, 'GROUP_IN_USE');
-      }
-      return nonce;
-    }
+  private joinRun(): Promise<string> {
+    this.run ??= this.worldSize === 1 ? Promise.resolve('solo') : this.rank === 0 ? this.openRun() : this.joinAsFollower();
+    return this.run;
+  }
+
+  /** Rank 0: claim the group id for a new run, then admit every other rank. */
+  private async openRun(): Promise<string> {
     const deadline = Date.now() + this.timeoutMs;
+    const nonce = randomBytes(12).toString('base64url');
+    const claim = `${nonce}/${this.worldSize}`;
+    while ((await this.bounded(this.client.set(this.claimKey, claim, 'PX', CLAIM_TTL_MS, 'NX'), 'claim the group id')) !== 'OK') {
+      if (Date.now() >= deadline) {
+        throw new DcpValueError(`process group "${this.groupId}" is held by another live run (its claim did not come free within ${this.timeoutMs} ms); use another groupId`, 'GROUP_IN_USE');
+      }
+      await sleep(100);
+      this.assertOpen('claim');
+    }
+    this.claim = claim;
+    this.heartbeat = setInterval(() => {
+      this.client.eval(REFRESH_IF_OWNER, 1, this.claimKey, claim, CLAIM_TTL_MS).catch(() => undefined);
+    }, CLAIM_REFRESH_MS);
+    this.heartbeat.unref();
+
+    const joined = new Set<number>();
+    const joinKey = this.key(nonce, 'join');
+    while (joined.size < this.worldSize - 1) {
+      const raw = await this.pop(joinKey, deadline, 'rendezvous');
+      if (raw === null) break;
+      const r = Number(raw);
+      if (Number.isSafeInteger(r) && r > 0 && r < this.worldSize) joined.add(r);
+    }
+    const missing = this.others().filter((r) => !joined.has(r));
+    await this.admit(nonce, [...joined], missing.length === 0 ? { ok: true } : { ok: false, missing });
+    if (missing.length > 0) {
+      await this.releaseClaim(); // the run never started: let a retry claim the id at once
+      throw new CollectiveTimeoutError(`process group "${this.groupId}": rank(s) ${missing.join(', ')} did not join within ${this.timeoutMs} ms (rendezvous on rank 0)`);
+    }
+    return nonce;
+  }
+
+  private async admit(nonce: string, ranks: number[], admission: Admission): Promise<void> {
+    if (ranks.length === 0) return;
+    const message = JSON.stringify(admission);
+    const pipeline = this.client.pipeline();
+    for (const r of ranks) pipeline.rpush(this.key(nonce, 'admit', r), message).pexpire(this.key(nonce, 'admit', r), this.messageTtlMs);
+    // After a successful start nobody needs the roster; after a failed one, followers read it to name the absent.
+    if (admission.ok) pipeline.del(this.key(nonce, 'joined'));
+    await this.execute(pipeline, 'admit the other ranks');
+  }
+
+  /**
+   * Ranks ≠ 0: join the run named by rank 0's claim and wait to be admitted. The claim is
+   * re-read while waiting, so a stale claim (rank 0 of a crashed run) is left for the new
+   * one as soon as it appears.
+   */
+  private async joinAsFollower(): Promise<string> {
+    const deadline = Date.now() + this.timeoutMs;
+    let joined: string | undefined;
+    /** A claim for another world size: fatal only if it is still there at the deadline (it may be a stale run's). */
+    let foreignWorld: string | undefined;
     for (;;) {
-      const nonce = await this.client.get(this.ownerKey);
-      if (nonce) return nonce;
-      if (Date.now() > deadline) throw new CollectiveTimeoutError(`process group "${this.groupId}": rank 0 did not start the run within ${this.timeoutMs} ms (${op}, rank ${this.rank})`);
-      await new Promise((r) => setTimeout(r, 50));
+      const claim = await this.bounded(this.client.get(this.claimKey), 'read the group claim');
+      if (claim && claim !== joined) {
+        const [nonce, world] = claim.split('/');
+        foreignWorld = Number(world) === this.worldSize ? undefined : world;
+        if (foreignWorld === undefined) {
+          // The list wakes rank 0; the set lets a follower that times out tell who never came.
+          const joinKey = this.key(nonce!, 'join');
+          const joinedKey = this.key(nonce!, 'joined');
+          const pipeline = this.client.pipeline().sadd(joinedKey, this.rank).pexpire(joinedKey, this.messageTtlMs);
+          await this.execute(pipeline.rpush(joinKey, String(this.rank)).pexpire(joinKey, this.messageTtlMs), 'join the run');
+          joined = claim;
+        }
+      }
+      if (joined) {
+        const nonce = joined.split('/')[0]!;
+        const raw = await this.pop(this.key(nonce, 'admit', this.rank), Math.min(deadline, Date.now() + POLL_SLICE_MS), 'rendezvous');
+        if (raw !== null) {
+          const admission = JSON.parse(raw) as Admission;
+          if (admission.ok) return nonce;
+          throw new CollectiveTimeoutError(`process group "${this.groupId}": the run could not start, rank(s) ${admission.missing?.join(', ')} did not join within ${this.timeoutMs} ms (rendezvous on rank ${this.rank})`);
+        }
+      } else {
+        await sleep(Math.max(0, Math.min(50, deadline - Date.now())));
+      }
+      this.assertOpen('rendezvous');
+      if (Date.now() >= deadline && foreignWorld !== undefined) {
+        throw new DcpValueError(`process group "${this.groupId}": rank 0 runs with world size ${foreignWorld}, this rank was given ${this.worldSize}`, 'WORLD_SIZE_MISMATCH');
+      }
+      if (Date.now() >= deadline) {
+        if (!joined) throw new CollectiveTimeoutError(`process group "${this.groupId}": rank 0 did not start the run within ${this.timeoutMs} ms (rendezvous on rank ${this.rank})`);
+        const present = new Set((await this.bounded(this.client.smembers(this.key(joined.split('/')[0]!, 'joined')), 'read who joined')).map(Number));
+        const missing = this.others().filter((r) => r !== 0 && !present.has(r));
+        throw new CollectiveTimeoutError(
+          missing.length > 0
+            ? `process group "${this.groupId}": the run could not start, rank(s) ${missing.join(', ')} did not join within ${this.timeoutMs} ms (rendezvous on rank ${this.rank})`
+            : `process group "${this.groupId}": rank 0 did not admit rank ${this.rank} within ${this.timeoutMs} ms though every rank joined (rank 0 died?)`,
+        );
+      }
     }
   }
 
-  /** BLPOP occupies a connection, so blocking reads get their own. */
-  private dedicatedConnection(): RedisClient {
-    const dup = (this.client as { duplicate(): RedisClient }).duplicate();
-    dup.on('error', () => {});
-    return dup;
+  private async send(run: string, call: Call, to: readonly number[], value: unknown): Promise<void> {
+    if (to.length === 0) return;
+    const json = JSON.stringify(value);
+    const pipeline = this.client.pipeline();
+    const ttl = this.messageTtlMs;
+    // The envelope is assembled around the value's JSON so a large value is serialized once.
+    let message = `{"f":${this.rank},"o":${JSON.stringify(call.op)}`;
+    if (json !== undefined && json.length >= SHARED_PAYLOAD_CHARS && to.length > 1) {
+      const shared = this.key(run, call.seq, 'shared', this.rank);
+      pipeline.hset(shared, 'v', json, 'left', to.length).pexpire(shared, ttl);
+      message += `,"ref":${JSON.stringify(shared)}}`;
+    } else {
+      message += json === undefined ? '}' : `,"v":${json}}`;
+    }
+    for (const r of to) pipeline.rpush(this.key(run, call.seq, r), message).pexpire(this.key(run, call.seq, r), ttl);
+    await this.execute(pipeline, `${call.op} #${call.seq}`);
   }
 
-  private async send(seq: number, to: readonly number[], value: unknown): Promise<void> {
-    const message = JSON.stringify({ t: this.token!, f: this.rank, v: value ?? null } satisfies Envelope);
-    const pipeline = this.client.pipeline();
-    for (const r of to) pipeline.rpush(this.inbox(seq, r), message).pexpire(this.inbox(seq, r), this.ttlMs());
-    const results = await pipeline.exec();
+  /** Pops one message from each rank in `from` out of this rank's inbox for `call`; indexes them by sender. */
+  private async receive(run: string, call: Call, from: readonly number[]): Promise<unknown[]> {
+    const key = this.key(run, call.seq, this.rank);
+    const out = new Array<unknown>(this.worldSize);
+    const waiting = new Set(from);
+    const deadline = Date.now() + this.timeoutMs;
+    while (waiting.size > 0) {
+      const raw = await this.pop(key, deadline, call.op);
+      if (raw === null) {
+        throw new CollectiveTimeoutError(
+          `process group "${this.groupId}": ${call.op} #${call.seq} on rank ${this.rank} timed out after ${this.timeoutMs} ms; no message from rank(s) ${[...waiting].join(', ')}`,
+        );
+      }
+      const envelope = JSON.parse(raw) as Envelope;
+      if (envelope.o !== call.op || !waiting.has(envelope.f)) {
+        throw new DcpValueError(
+          `process group "${this.groupId}": collective mismatch at #${call.seq}: rank ${this.rank} called ${call.op}, rank ${envelope.f} called ${envelope.o}`,
+          'COLLECTIVE_MISMATCH',
+        );
+      }
+      waiting.delete(envelope.f);
+      out[envelope.f] = envelope.ref === undefined ? envelope.v : await this.readShared(envelope.ref, call);
+    }
+    return out;
+  }
+
+  private async readShared(ref: string, call: Call): Promise<unknown> {
+    const json = (await this.bounded(this.client.eval(READ_SHARED, 1, ref), `${call.op} #${call.seq}`)) as string | null;
+    if (json === null) throw new DcpValueError(`process group "${this.groupId}": the payload of ${call.op} #${call.seq} expired before rank ${this.rank} read it`, 'PAYLOAD_EXPIRED');
+    return JSON.parse(json);
+  }
+
+  /**
+   * One message from `key`, or null once `deadline` passes. BLPOPs in slices on the
+   * dedicated connection; a reply that does not come back at all (Redis unreachable)
+   * drops that connection rather than outliving the deadline.
+   */
+  private async pop(key: string, deadline: number, what: string): Promise<string | null> {
+    for (;;) {
+      this.assertOpen(what);
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      const slice = Math.max(10, Math.min(left, POLL_SLICE_MS));
+      const blocking = (this.blocking ??= this.dedicatedConnection());
+      let reply: [string, string] | null | typeof LATE;
+      try {
+        reply = await within(blocking.blpop(key, slice / 1000), slice + REPLY_GRACE_MS);
+      } catch (err) {
+        this.assertOpen(what); // close() disconnected the blocking connection under us
+        throw err;
+      }
+      if (reply === LATE) {
+        if (this.blocking === blocking) this.blocking = undefined;
+        blocking.disconnect();
+        continue;
+      }
+      if (reply) return reply[1];
+    }
+  }
+
+  /** BLPOP occupies its connection, so blocking reads get their own. */
+  private dedicatedConnection(): RedisClient {
+    const connection: RedisClient = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate();
+    connection.on('error', () => undefined); // surfaced through the rejected BLPOP
+    return connection;
+  }
+
+  private async execute(pipeline: ReturnType<RedisClient['pipeline']>, what: string): Promise<void> {
+    const results = await this.bounded(pipeline.exec(), what);
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0]!;
   }
 
-  /** Pops `count` messages of this run from this rank's inbox; indexes them by sender. */
-  private async receive(seq: number, count: number, op: string): Promise<unknown[]> {
-    const blocking = (this.blocking ??= this.dedicatedConnection());
-    const key = this.inbox(seq, this.rank);
-    const out = new Array<unknown>(this.worldSize);
-    const from = new Set<number>();
-    const deadline = Date.now() + this.timeoutMs;
-    while (from.size < count) {
-      if (this.closed) throw new DcpValueError(`process group ${this.groupId} closed during ${op}`);
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        const missing = Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => r !== this.rank && !from.has(r));
-        throw new CollectiveTimeoutError(`process group "${this.groupId}": ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs} ms; no message from rank(s) ${missing.join(', ')}`);
-      }
-      const reply = await blocking.blpop(key, Math.min(left, POLL_SLICE_MS) / 1000);
-      if (!reply) continue;
-      const envelope = JSON.parse(reply[1]) as Envelope;
-      if (envelope.t !== this.token) continue; // left over from another run
-      if (!Number.isInteger(envelope.f) || envelope.f < 0 || envelope.f >= this.worldSize || from.has(envelope.f)) {
-        throw new DcpValueError(`process group "${this.groupId}": unexpected message from rank ${envelope.f} in ${op} #${seq}`, 'COLLECTIVE_MISMATCH');
-      }
-      from.add(envelope.f);
-      out[envelope.f] = envelope.v;
-    }
-    return out;
+  /** A non-blocking command that Redis does not answer within timeoutMs fails the collective instead of hanging it. */
+  private async bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+    const result = await within(promise, this.timeoutMs);
+    if (result === LATE) throw new CollectiveTimeoutError(`process group "${this.groupId}": Redis did not answer within ${this.timeoutMs} ms (${what}, rank ${this.rank})`);
+    return result;
   }
 }

@@ -1,77 +1,238 @@
 import t from 'tap';
 import { CollectiveTimeoutError } from '../../src/core/errors.js';
 import { RedisProcessGroup } from '../../src/dist/redis-process-group.js';
+import type { RedisInput } from '../../src/redis/connection.js';
 import { RedisClusterFixture, RedisServer } from '../helpers/redis-server.js';
 import { startFixture } from '../helpers/child.js';
 
 const server = await RedisServer.start();
 t.teardown(() => server.stop());
+const redis = server.client();
 
 const worker = 'test/fixtures/pg-worker.ts';
+let groupCount = 0;
+const freshGroupId = (name: string): string => `${name}-${process.pid}-${groupCount++}`;
+const groupKeys = (groupId: string): Promise<string[]> => redis.keys(`dcp:pg:{${groupId}}:*`);
+
+function groupsOf(worldSize: number, groupId: string, timeoutMs = 5000, client: RedisInput = redis): RedisProcessGroup[] {
+  return Array.from({ length: worldSize }, (_, rank) => new RedisProcessGroup({ redis: client, groupId, rank, worldSize, timeoutMs }));
+}
+const closeAll = (groups: RedisProcessGroup[]): Promise<void[]> => Promise.all(groups.map((g) => g.close()));
 
 t.test('collectives across 3 OS processes', async (t) => {
-  const runs = [0, 1, 2].map((rank) => startFixture(worker, [server.url, 'procs', String(rank), '3', '10000', 'ok']).done);
-  const results = (await Promise.all(runs)).map((r) => r.json!);
-  for (const [rank, r] of results.entries()) {
-    t.equal(r.error, undefined, `rank ${rank}: ${String(r.error)}`);
+  const groupId = freshGroupId('procs');
+  const runs = [0, 1, 2].map((rank) => startFixture(worker, [server.url, groupId, String(rank), '3', '10000', 'ok']).done);
+  const results = await Promise.all(runs);
+  const json = results.map((r) => r.json!);
+  for (const [rank, r] of json.entries()) {
+    t.equal(r.error, undefined, `rank ${rank}: ${String(r.error)} ${results[rank]!.stderr}`);
     t.equal(r.scattered, `for-${rank}`);
     t.equal(r.broadcastFrom, 2);
-    t.equal(r.broadcastLength, 200_000);
+    t.equal(r.broadcastLength, 300_000, 'large broadcast arrives whole (shared payload)');
     t.same(r.all, [0, 10, 20]);
   }
-  t.same(results[1]!.gathered, [{ rank: 0, square: 0 }, { rank: 1, square: 1 }, { rank: 2, square: 4 }]);
-  t.equal(results[0]!.gathered, undefined);
-  const leftovers = (await server.client().keys('dcp:pg:{procs}:*')).filter((k) => !k.endsWith(':owner'));
-  t.same(leftovers, [], 'consumed inboxes are gone');
+  t.same(json[1]!.gathered, [{ rank: 0, square: 0 }, { rank: 1, square: 1 }, { rank: 2, square: 4 }]);
+  t.equal(json[0]!.gathered, undefined);
+  t.same(await groupKeys(groupId), [], 'inboxes consumed, shared payload deleted by its last reader, claim released');
 });
 
-t.test('a rank that dies makes the others fail in time, not hang', async (t) => {
-  const started = Date.now();
-  const runs = [0, 1, 2].map((rank) => startFixture(worker, [server.url, 'dies', String(rank), '3', '1500', rank === 2 ? 'die-after-gather' : 'ok']).done);
-  const results = await Promise.all(runs);
-  t.equal(results[2]!.code, 3, 'rank 2 exited');
-  for (const rank of [0, 1]) {
-    t.equal(results[rank]!.json!.code, 'COLLECTIVE_TIMEOUT', `rank ${rank} timed out`);
-    t.match(String(results[rank]!.json!.error), /rank\(s\) 2|did not start|timed out/);
+t.test('a rank that never shows up: the others throw CollectiveTimeoutError naming it, in about timeoutMs', async (t) => {
+  const groupId = freshGroupId('absent');
+  const timeoutMs = 1500;
+  const runs = [0, 1].map((rank) => startFixture(worker, [server.url, groupId, String(rank), '3', String(timeoutMs), 'ok']).done);
+  for (const r of await Promise.all(runs)) {
+    const out = r.json!;
+    t.equal(out.code, 'COLLECTIVE_TIMEOUT', `rank ${String(out.rank)}: ${r.stderr}`);
+    t.match(out.error, /rank\(s\) 2 did not join/, 'names the missing rank');
+    // Rank 0 waits its full timeout; rank 1 (started a little later) learns the outcome from rank 0 as it gives up.
+    if (out.rank === 0) t.ok((out.waitedMs as number) >= timeoutMs - 50, `rank 0 waited ${String(out.waitedMs)} ms`);
+    t.ok((out.waitedMs as number) < timeoutMs + 1000, `rank ${String(out.rank)} waited ${String(out.waitedMs)} ms`);
   }
-  t.ok(Date.now() - started < 15_000, 'well within bounds');
+  const left = await groupKeys(groupId);
+  t.notOk(left.some((k) => k.endsWith(':claim')), 'the failed start released the claim');
+  for (const key of left) t.ok((await redis.pttl(key)) > 0, `${key} expires`);
 });
 
-t.test('a rank that never shows up → CollectiveTimeoutError naming it', async (t) => {
-  const client = server.client();
-  const g0 = new RedisProcessGroup({ redis: client, groupId: 'absent', rank: 0, worldSize: 2, timeoutMs: 500 });
-  const err = await g0.gather('x', 0).catch((e: unknown) => e);
-  t.ok(err instanceof CollectiveTimeoutError);
-  t.match((err as Error).message, /rank\(s\) 1/);
-  await g0.close();
+t.test('a rank SIGKILLed mid-sequence: the others fail within the timeout, naming it', async (t) => {
+  const groupId = freshGroupId('killed');
+  const timeoutMs = 1500;
+  const children = [0, 1, 2].map((rank) => startFixture(worker, [server.url, groupId, String(rank), '3', String(timeoutMs), rank === 2 ? 'pause-after-gather' : 'ok']));
+  await children[2]!.waitFor('paused');
+  const killedAt = Date.now();
+  children[2]!.process.kill('SIGKILL');
+  const results = await Promise.all(children.map((c) => c.done));
+  t.equal(results[2]!.signal, 'SIGKILL');
+  // Rank 0 waits in the large broadcast from rank 2; rank 1 passes the scatter, then waits there too.
+  for (const rank of [0, 1]) {
+    const out = results[rank]!.json!;
+    t.equal(out.code, 'COLLECTIVE_TIMEOUT', `rank ${rank}: ${results[rank]!.stderr}`);
+    t.equal(out.step, 'broadcast');
+    t.match(out.error, /broadcast:2 #2 on rank \d timed out after 1500 ms; no message from rank\(s\) 2$/);
+    t.ok((out.waitedMs as number) < timeoutMs + 1000, `gave up after ${String(out.waitedMs)} ms`);
+  }
+  t.ok(Date.now() - killedAt < timeoutMs + 5000, 'no process hung');
 });
 
-t.test('a reused group id never reads a previous run’s messages', async (t) => {
-  const client = server.client();
-  // A crashed earlier run left a message in rank 1's inbox for seq 0.
-  await client.rpush('dcp:pg:{reuse}:0:1', JSON.stringify({ t: 'old-run', f: 0, v: 'stale' }));
-  const groups = [0, 1].map((rank) => new RedisProcessGroup({ redis: client, groupId: 'reuse', rank, worldSize: 2, timeoutMs: 3000 }));
-  const [a, b] = await Promise.all([groups[0]!.broadcast('fresh', 0), groups[1]!.broadcast(undefined, 0)]);
-  t.equal(a, 'fresh');
-  t.equal(b, 'fresh');
-  const second = new RedisProcessGroup({ redis: client, groupId: 'reuse', rank: 0, worldSize: 2, timeoutMs: 300 });
-  await t.rejects(second.barrier(), { code: 'GROUP_IN_USE' }, 'a concurrent run with the same id is refused');
-  await Promise.all([...groups, second].map((g) => g.close()));
+t.test('in-process ranks: every collective, many rounds, undefined and large values, nothing left behind', async (t) => {
+  const groupId = freshGroupId('inproc');
+  const groups = groupsOf(4, groupId);
+  const big = { items: Array.from({ length: 50_000 }, (_, i) => ({ fqn: `layer.${i}.weight`, offsets: [i, 0] })) };
+  const results = await Promise.all(
+    groups.map(async (g) => {
+      const rounds: unknown[] = [];
+      for (let round = 0; round < 5; round++) {
+        rounds.push(await g.gather(g.rank === 3 ? undefined : { r: g.rank, round }, round % 4));
+        rounds.push(await g.scatter(g.rank === 1 ? [10, 11, 12, 13].map((x) => x + round) : undefined, 1));
+        rounds.push(await g.allGather(`${g.rank}@${round}`));
+        await g.barrier();
+      }
+      const plans = await g.broadcast(g.rank === 0 ? big : undefined, 0);
+      const gatheredBig = await g.allGather(g.rank === 2 ? big : g.rank);
+      return { rounds, plansLength: plans.items.length, last: plans.items.at(-1), gatheredBig };
+    }),
+  );
+  for (const [rank, r] of results.entries()) {
+    for (let round = 0; round < 5; round++) {
+      const [gathered, scattered, all] = r.rounds.slice(round * 3, round * 3 + 3);
+      t.same(gathered, round % 4 === rank ? [{ r: 0, round }, { r: 1, round }, { r: 2, round }, undefined] : undefined);
+      t.equal(scattered, 10 + rank + round);
+      t.same(all, [0, 1, 2, 3].map((x) => `${x}@${round}`));
+    }
+    t.equal(r.plansLength, 50_000);
+    t.same(r.last, { fqn: 'layer.49999.weight', offsets: [49_999, 0] });
+    t.same(r.gatheredBig, [0, 1, big, 3]);
+  }
+  await closeAll(groups);
+  t.same(await groupKeys(groupId), [], 'no keys left');
+});
+
+t.test('world size 1 needs no peers', async (t) => {
+  const [solo] = groupsOf(1, freshGroupId('solo'));
+  t.same(await solo!.gather('a', 0), ['a']);
+  t.equal(await solo!.scatter(['b'], 0), 'b');
+  t.equal(await solo!.broadcast('c', 0), 'c');
+  t.same(await solo!.allGather('d'), ['d']);
+  await solo!.barrier();
+  await solo!.close();
+});
+
+t.test('a group id can be reused right after a run ends', async (t) => {
+  const groupId = freshGroupId('again');
+  for (let run = 0; run < 3; run++) {
+    const groups = groupsOf(2, groupId);
+    const all = await Promise.all(groups.map((g) => g.allGather(`${run}:${g.rank}`)));
+    t.same(all, [[`${run}:0`, `${run}:1`], [`${run}:0`, `${run}:1`]]);
+    await closeAll(groups);
+  }
+});
+
+t.test('a crashed run’s claim and messages are never read by the next run with the same id', async (t) => {
+  const groupId = freshGroupId('crashed');
+  const base = `dcp:pg:{${groupId}}`;
+  // What a run whose rank 0 died leaves: its claim (expiring soon) and undelivered messages.
+  await redis.set(`${base}:claim`, 'deadrun/2', 'PX', 1200);
+  const staleInbox = `${base}:deadrun:0:1`;
+  await redis.rpush(staleInbox, JSON.stringify({ f: 0, o: 'broadcast:0', v: 'stale' }));
+  const groups = groupsOf(2, groupId, 6000);
+  const follower = groups[1]!.broadcast<string>(undefined, 0); // starts first and reads the stale claim
+  await new Promise((r) => setTimeout(r, 200));
+  const started = Date.now();
+  const [fromLeader, fromFollower] = await Promise.all([groups[0]!.broadcast('fresh', 0), follower]);
+  t.equal(fromLeader, 'fresh');
+  t.equal(fromFollower, 'fresh', 'the follower left the dead run for the new one');
+  t.ok(Date.now() - started >= 700, 'rank 0 waited for the stale claim to expire');
+  t.same(await redis.lrange(staleInbox, 0, -1), [JSON.stringify({ f: 0, o: 'broadcast:0', v: 'stale' })], 'the dead run’s message was not consumed');
+  await closeAll(groups);
+});
+
+t.test('a second live run with the same id is refused', async (t) => {
+  const groupId = freshGroupId('twice');
+  const live = groupsOf(2, groupId);
+  await Promise.all(live.map((g) => g.barrier()));
+  const [intruder] = groupsOf(2, groupId, 500);
+  const started = Date.now();
+  await t.rejects(intruder!.barrier(), { code: 'GROUP_IN_USE' });
+  t.ok(Date.now() - started < 2000, 'refused after about its timeout');
+  t.same(await Promise.all(live.map((g) => g.allGather(g.rank))), [[0, 1], [0, 1]], 'the live run is undisturbed');
+  await closeAll([...live, intruder!]);
+});
+
+t.test('mismatched calls are errors, not silent mix-ups', async (t) => {
+  const groups = groupsOf(2, freshGroupId('mismatch'), 1500);
+  const [a, b] = await Promise.all([groups[0]!.allGather(1).catch((e: unknown) => e), groups[1]!.barrier().catch((e: unknown) => e)]);
+  t.match(a, { code: 'COLLECTIVE_MISMATCH', message: /rank 0 called allGather, rank 1 called barrier/ });
+  t.match(b, { code: 'COLLECTIVE_MISMATCH' });
+  await closeAll(groups);
+
+  const groupId = freshGroupId('world');
+  const leader = new RedisProcessGroup({ redis, groupId, rank: 0, worldSize: 3, timeoutMs: 800 });
+  const follower = new RedisProcessGroup({ redis, groupId, rank: 1, worldSize: 2, timeoutMs: 800 });
+  const [l, f] = await Promise.all([leader.barrier().catch((e: unknown) => e), follower.barrier().catch((e: unknown) => e)]);
+  t.match(f, { code: 'WORLD_SIZE_MISMATCH' });
+  t.match(l, { code: 'COLLECTIVE_TIMEOUT' });
+  await closeAll([leader, follower]);
+});
+
+t.test('close() ends a waiting collective at once', async (t) => {
+  const [g0] = groupsOf(2, freshGroupId('close'), 30_000);
+  const waiting = g0!.barrier().catch((e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  await g0!.close();
+  t.match(await waiting, { code: 'GROUP_CLOSED' });
+  t.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
+  await t.rejects(g0!.barrier(), { code: 'GROUP_CLOSED' });
+});
+
+t.test('a Redis that stops answering fails the collective within timeoutMs plus a grace, not never', async (t) => {
+  const own = await RedisServer.start();
+  t.teardown(() => own.stop());
+  const groups = groupsOf(2, freshGroupId('frozen'), 1000, own.url);
+  await Promise.all(groups.map((g) => g.barrier()));
+  own.pause(); // SIGSTOP: connections stay open, no replies
+  const started = Date.now();
+  const outcomes = await Promise.all(groups.map((g) => g.barrier().catch((e: unknown) => e)));
+  const elapsed = Date.now() - started;
+  own.resume();
+  for (const err of outcomes) t.ok(err instanceof CollectiveTimeoutError, String(err));
+  t.ok(elapsed < 1000 + 2000 + 1500, `gave up after ${elapsed} ms`);
+  await closeAll(groups);
 });
 
 t.test('bad options are typed errors', async (t) => {
-  const client = server.client();
-  t.throws(() => new RedisProcessGroup({ redis: client, groupId: 'x', rank: 2, worldSize: 2 }), { code: 'DCP_VALUE_ERROR' });
-  t.throws(() => new RedisProcessGroup({ redis: client, groupId: 'bad id', rank: 0, worldSize: 1 }), { code: 'INVALID_GROUP_ID' });
-  t.throws(() => new RedisProcessGroup({ redis: client, groupId: 'x', rank: 0, worldSize: 0 }), { code: 'DCP_VALUE_ERROR' });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 2, worldSize: 2 }), { code: 'DCP_VALUE_ERROR' });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0.5, worldSize: 2 }), { code: 'DCP_VALUE_ERROR' });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0, worldSize: 0 }), { code: 'DCP_VALUE_ERROR' });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'bad id', rank: 0, worldSize: 1 }), { code: 'INVALID_GROUP_ID' });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'a}b', rank: 0, worldSize: 1 }), { code: 'INVALID_GROUP_ID' }, 'no braces: they would break the hash tag');
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0, worldSize: 1, timeoutMs: 0 }), { code: 'DCP_VALUE_ERROR' });
+  t.throws(() => new RedisProcessGroup({ redis: 'localhost:6379', groupId: 'x', rank: 0, worldSize: 1 }), { code: 'INVALID_REDIS' });
+  const g = new RedisProcessGroup({ redis, groupId: freshGroupId('root'), rank: 0, worldSize: 2 });
+  await t.rejects(g.gather(1, 2), { code: 'DCP_VALUE_ERROR' }, 'a root outside the group');
+  await t.rejects(g.scatter([1], 0), { code: 'DCP_VALUE_ERROR' }, 'scatter needs one value per rank');
+  await g.close();
 });
 
-t.test('works on a 3-master Redis Cluster (one slot per group)', async (t) => {
+t.test('works on a 3-master Redis Cluster: all keys in one slot, no CROSSSLOT', async (t) => {
   const cluster = await RedisClusterFixture.start(3);
   t.teardown(() => cluster.stop());
   const client = cluster.client();
-  const groups = [0, 1, 2].map((rank) => new RedisProcessGroup({ redis: client, groupId: 'clustered', rank, worldSize: 3, timeoutMs: 5000 }));
-  const all = await Promise.all(groups.map((g) => g.allGather(g.rank + 1)));
-  t.same(all, [[1, 2, 3], [1, 2, 3], [1, 2, 3]]);
-  await Promise.all(groups.map((g) => g.close()));
+  const groupId = freshGroupId('clustered');
+  const groups = Array.from({ length: 3 }, (_, rank) => new RedisProcessGroup({ redis: client, groupId, rank, worldSize: 3, timeoutMs: 5000 }));
+  const big = 'y'.repeat(300_000);
+  const results = await Promise.all(
+    groups.map(async (g) => ({
+      all: await g.allGather(g.rank + 1),
+      gathered: await g.gather(g.rank, 2),
+      scattered: await g.scatter(g.rank === 1 ? ['a', 'b', 'c'] : undefined, 1),
+      big: (await g.broadcast(g.rank === 0 ? big : undefined, 0)).length,
+      barrier: await g.barrier(),
+    })),
+  );
+  t.same(results, [
+    { all: [1, 2, 3], gathered: undefined, scattered: 'a', big: 300_000, barrier: undefined },
+    { all: [1, 2, 3], gathered: undefined, scattered: 'b', big: 300_000, barrier: undefined },
+    { all: [1, 2, 3], gathered: [0, 1, 2], scattered: 'c', big: 300_000, barrier: undefined },
+  ]);
+  await closeAll(groups);
 });
