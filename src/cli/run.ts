@@ -1,0 +1,214 @@
+/**
+ * The redis-dcp command line: argument parsing, dispatch, exit codes. The entry point
+ * is main.ts; this module has no side effects so it can be imported.
+ */
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { DcpError } from '../core/errors.js';
+import { CheckpointCatalog } from '../redis/catalog.js';
+import { checkpointIdProblem } from '../redis/checkpoint-id.js';
+import type { CheckpointStatus } from '../redis/checkpoint-store.js';
+import { OWN_CLIENT_OPTIONS } from '../redis/connection.js';
+import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
+import { isRedisUnavailable } from '../server/problems.js';
+import { EXIT, listCommand, removeCommand, showCommand, validateCommand, type Output } from './commands.js';
+
+export const USAGE = `Usage: redis-dcp <command> [options]
+
+Commands:
+  ls [ID_PREFIX]         List checkpoints, newest first (--state, --limit N)
+  show <id>              Summary and items of one checkpoint
+  validate <id>          Check every data key exists with the right length;
+                         --deep also verifies every CRC32C (reads every byte)
+  rm <id>                Delete a checkpoint and all its keys
+  serve                  Run the admin API (configured like npm start; --host, --port)
+
+Options:
+  --redis-url URL        Redis to use (default: $REDIS_URL or redis://127.0.0.1:6379)
+  --prefix PREFIX        Key prefix of the checkpoints (default: $DCP_PREFIX or dcp)
+  --json                 Machine-readable output on stdout
+  --quiet                No progress on stderr
+  -h, --help             This help
+
+Ids containing "/" are written as they are (run1/step-100).
+
+Exit codes:
+  0  success
+  1  validate found problems, or an unexpected error
+  2  bad command line or invalid checkpoint id
+  3  Redis not reachable
+  4  no such checkpoint
+  5  the checkpoint is locked by a running save or delete
+`;
+
+const STATES: readonly CheckpointStatus[] = ['committed', 'writing', 'incomplete'];
+
+class UsageError extends Error {}
+
+const stdio: Output = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(text),
+  errIsTTY: process.stderr.isTTY === true,
+};
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'redis-url': { type: 'string' },
+        prefix: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        deep: { type: 'boolean', default: false },
+        state: { type: 'string' },
+        limit: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Options that only some commands take. */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  ls: ['state', 'limit'],
+  show: [],
+  validate: ['deep'],
+  rm: [],
+  serve: ['host', 'port'],
+};
+
+function checkedId(positionals: string[], command: string): string {
+  if (positionals.length !== 1) throw new UsageError(`${command} takes exactly one checkpoint id`);
+  const id = positionals[0]!;
+  const problem = checkpointIdProblem(id);
+  if (problem) throw new UsageError(`invalid checkpoint id ${JSON.stringify(id.slice(0, 80))}: ${problem}`);
+  return id;
+}
+
+function configFor(values: ReturnType<typeof parse>['values'], env: NodeJS.ProcessEnv): ServerConfig {
+  const overrides: Record<string, string | undefined> = { ...env };
+  if (values['redis-url'] !== undefined) overrides.REDIS_URL = values['redis-url'];
+  if (values.prefix !== undefined) overrides.DCP_PREFIX = values.prefix;
+  if (values.host !== undefined) overrides.HOST = values.host;
+  if (values.port !== undefined) overrides.PORT = values.port;
+  try {
+    return loadConfig(overrides);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.problems.join('; ').replace(/\bREDIS_URL\b/, '--redis-url / REDIS_URL').replace(/\bDCP_PREFIX\b/, '--prefix / DCP_PREFIX'));
+    throw err;
+  }
+}
+
+/** Connects once, failing fast (no endless reconnecting) when nothing answers. */
+async function openCatalog(config: ServerConfig): Promise<{ catalog: CheckpointCatalog; client: Redis }> {
+  const client = new Redis(config.redisUrl, { ...OWN_CLIENT_OPTIONS, lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 3 ? null : 200) });
+  let socketError: Error | undefined;
+  client.on('error', (err: Error) => {
+    socketError ??= err;
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw new RedisUnreachable(config.redisUrl, socketError ?? (err as Error));
+  }
+  return { catalog: new CheckpointCatalog({ redis: client, prefix: config.prefix }), client };
+}
+
+class RedisUnreachable extends Error {
+  constructor(url: string, cause: Error) {
+    super(`cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${cause.message} (set --redis-url or REDIS_URL)`);
+  }
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof RedisUnreachable || isRedisUnavailable(err)) return EXIT.noRedis;
+  if (err instanceof DcpError) {
+    if (err.code === 'INVALID_CHECKPOINT_ID') return EXIT.usage;
+    if (err.code === 'CHECKPOINT_NOT_FOUND') return EXIT.notFound;
+    if (err.code === 'CHECKPOINT_LOCKED') return EXIT.locked;
+  }
+  return EXIT.failure;
+}
+
+function codeOf(err: unknown): string {
+  if (err instanceof UsageError) return 'USAGE';
+  if (err instanceof RedisUnreachable || isRedisUnavailable(err)) return 'REDIS_UNAVAILABLE';
+  if (err instanceof DcpError) return err.code;
+  return 'ERROR';
+}
+
+export async function run(argv: string[], io: Output = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let asJson = argv.includes('--json');
+  try {
+    const { values, positionals } = parse(argv);
+    asJson = values.json;
+    const [command, ...rest] = positionals;
+    if (values.help || command === 'help') {
+      io.out(USAGE);
+      return EXIT.ok;
+    }
+    if (command === undefined) throw new UsageError('no command given');
+    const allowed = COMMAND_OPTIONS[command];
+    if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`);
+    for (const name of ['state', 'limit', 'deep', 'host', 'port'] as const) {
+      if (values[name] !== undefined && values[name] !== false && !allowed.includes(name)) throw new UsageError(`--${name} does not apply to ${command}`);
+    }
+    const config = configFor(values, env);
+
+    if (command === 'serve') {
+      if (rest.length > 0) throw new UsageError('serve takes no arguments');
+      const { startServer, createLogger, closeOnSignals } = await import('../server/start.js');
+      const log = createLogger(config);
+      const server = await startServer(config, log);
+      closeOnSignals(server, log);
+      return await new Promise<number>(() => {}); // runs until a signal ends the process
+    }
+
+    const common = { json: values.json, quiet: values.quiet };
+    let state: CheckpointStatus | undefined;
+    if (values.state !== undefined) {
+      if (!STATES.includes(values.state as CheckpointStatus)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
+      state = values.state as CheckpointStatus;
+    }
+    let limit: number | undefined;
+    if (values.limit !== undefined) {
+      limit = Number(values.limit);
+      if (!/^\d+$/.test(values.limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+    }
+    if (command === 'ls' && rest.length > 1) throw new UsageError('ls takes at most one id prefix');
+    const id = command === 'ls' ? undefined : checkedId(rest, command);
+
+    const { catalog } = await openCatalog(config);
+    try {
+      switch (command) {
+        case 'ls':
+          return await listCommand(catalog, io, { ...common, ...(rest[0] ? { idPrefix: rest[0] } : {}), ...(state ? { state } : {}), ...(limit ? { limit } : {}) });
+        case 'show':
+          return await showCommand(catalog, io, id!, common);
+        case 'validate':
+          return await validateCommand(catalog, io, id!, { ...common, deep: values.deep });
+        default:
+          return await removeCommand(catalog, io, id!, common);
+      }
+    } finally {
+      await catalog.close();
+      await (catalog.redis as Redis).quit().catch(() => undefined);
+    }
+  } catch (err) {
+    const code = exitCodeOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (asJson) io.err(`${JSON.stringify({ error: { code: codeOf(err), message } })}\n`);
+    else io.err(`redis-dcp: ${message}\n${code === EXIT.usage && err instanceof UsageError ? 'Run redis-dcp --help for usage.\n' : ''}`);
+    if (code === EXIT.failure && !(err instanceof DcpError)) io.err(`${(err as Error)?.stack ?? ''}\n`);
+    return code;
+  }
+}
