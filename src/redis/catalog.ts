@@ -160,7 +160,13 @@ export class CheckpointCatalog {
       const hashes = await Promise.all(candidates.map((e) => this.client.hgetall(this.keySpace.checkpoint(e.m).state)));
       for (const [i, e] of candidates.entries()) {
         const state = parseState(hashes[i]!, now);
-        if (!state || (options.state && state.status !== options.state)) continue;
+        if (!state) {
+          // Left by a delete that died between removing the control keys and the catalog
+          // entry. Dropping it is safe: a save that recreates the id re-adds it on commit.
+          void this.client.zrem(this.keySpace.catalog(), e.m).catch(() => {});
+          continue;
+        }
+        if (options.state && state.status !== options.state) continue;
         items.push(summarize(e.m, state));
         if (items.length === limit) return { items, nextCursor: encodeCursor(e) };
       }

@@ -124,3 +124,11 @@ t.test('delete of a committed checkpoint removes data, control keys and the cata
   t.same(await redis.keys('*del/a*'), []);
   t.equal(await redis.zscore('dcp:catalog', 'del/a'), null);
 });
+
+t.test('list skips and repairs a catalog entry whose checkpoint is gone', async (t) => {
+  await redis.zadd('dcp:catalog', Date.now() + 60_000, 'ghost/one');
+  const page = await catalog.list({ prefix: 'ghost/' });
+  t.same(page.items, [], 'not listed');
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(await redis.zscore('dcp:catalog', 'ghost/one'), null, 'entry removed');
+});
