@@ -92,3 +92,20 @@ t.test('an aborted save can no longer commit; ranks of a superseded save cannot 
   t.equal((await store.state())!.status, 'committed');
   t.equal(await redis.zscore('dcp:catalog', 'safety/unit') !== null, true, 'the commit (re)adds the catalog entry');
 });
+
+t.test('a delete whose lock lapsed cannot hide or damage the save that took over', async (t) => {
+  const id = 'safety/delete-lapsed';
+  await save({ w: filled(1000, 1) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+  const store = new CheckpointStore(redis, new KeySpace(), id);
+  const deleter = await store.nextToken();
+  const doomed = await store.beginDelete(deleter); // ...then the deleter stalls past its lock TTL
+  t.equal((await catalog.get(id)).state, 'incomplete', 'no longer committed once the delete began');
+  await save({ w: filled(1000, 2) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+  t.equal((await catalog.get(id)).state, 'committed', 'the newer save reads as committed');
+  await t.rejects(store.finishDelete(deleter, doomed), { code: 'FENCED' }, 'the stale delete cannot remove the control keys');
+  t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] });
+  const sd = { w: filled(1000, 0) };
+  await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
+  t.equal(sd.w.data[999], 2);
+  t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 1, 'the deleted save was garbage-collected by the commit');
+});

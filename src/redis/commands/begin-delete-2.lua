@@ -1,6 +1,8 @@
 --[[
   Starts deleting a checkpoint: takes the fence and marks it deleting, so readers stop
-  trusting it before any data key goes.
+  trusting it before any data key goes. The committed and pending saves are forgotten
+  here, so none of them can ever read as committed again, even if a newer save takes
+  over the id before this delete finishes (its lock lapsed).
   KEYS[1] state hash  KEYS[2] saves set
   ARGV[1] token
   Output: {'OK', saveId...} | {'FENCED', currentFence} | {'NOT_FOUND'}
@@ -9,6 +11,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND'} end
 local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
 if tonumber(ARGV[1]) <= fence then return {'FENCED', tostring(fence)} end
 redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'deleting', '1')
+redis.call('HDEL', KEYS[1], 'committedSaveId', 'committedAt', 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize')
 local out = {'OK'}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, id) end
 return out

@@ -14,5 +14,8 @@ local now = nowMs()
 redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'pendingSaveId', ARGV[2], 'pendingSince', now,
   'leaseUntil', now + tonumber(ARGV[3]), 'pendingWorldSize', ARGV[4])
 redis.call('HSETNX', KEYS[1], 'createdAt', now)
+-- A newer owner replaces an unfinished delete: the deleted saves stay in the saves set and
+-- are garbage-collected by this save's commit.
+redis.call('HDEL', KEYS[1], 'deleting')
 redis.call('SADD', KEYS[2], ARGV[2])
 return {'OK', redis.call('HGET', KEYS[1], 'createdAt')}
