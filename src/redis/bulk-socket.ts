@@ -59,8 +59,9 @@ export class BulkSocket {
     const o = client.options;
     if ((o.sentinels && o.sentinels.length > 0) || o.path) return undefined;
     const host = o.host ?? '127.0.0.1';
-    const port = o.port ?? 6379;
-    const socket = o.tls ? tlsConnect({ ...o.tls, host, port, servername: o.tls.servername ?? host }) : netConnect(port, host);
+    const port = Number(o.port ?? 6379); // a string when parsed from a URL
+    const tlsOptions = o.tls ? (typeof o.tls === 'object' ? o.tls : {}) : undefined; // rediss:// gives `true`
+    const socket = tlsOptions ? tlsConnect({ ...tlsOptions, host, port, servername: tlsOptions.servername ?? host }) : netConnect(port, host);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -78,7 +79,7 @@ export class BulkSocket {
     const bulk = new BulkSocket(socket);
     try {
       if (o.password) await bulk.command(o.username ? ['AUTH', o.username, o.password] : ['AUTH', o.password]);
-      if (o.db) await bulk.command(['SELECT', String(o.db)]);
+      if (o.db !== undefined && Number(o.db) !== 0) await bulk.command(['SELECT', String(o.db)]);
     } catch (err) {
       bulk.close();
       throw err;

@@ -42,6 +42,16 @@ t.test('SET from views and GETRANGE into a buffer, pipelined, with AUTH and SELE
   bulk.close();
 });
 
+t.test('a client made from a URL (string port, db and password in the URL) gets a matching bulk connection', async (t) => {
+  const fromUrl = new Redis(`redis://:sesame@127.0.0.1:${server.port}/5`, { disableClientInfo: true });
+  const bulk = (await BulkSocket.forClient(fromUrl))!;
+  await bulk.set('b:url', [Buffer.from('hello')]);
+  t.equal(await fromUrl.get('b:url'), 'hello', 'written to db 5');
+  t.equal(await redis.exists('b:url'), 0, 'not to db 3');
+  bulk.close();
+  fromUrl.disconnect();
+});
+
 t.test('a wrong password fails to open; Cluster clients get none', async (t) => {
   const wrong = new Redis({ port: server.port, password: 'nope', lazyConnect: true, disableClientInfo: true });
   await t.rejects(BulkSocket.forClient(wrong), /WRONGPASS|invalid/i);
