@@ -5,8 +5,10 @@
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { checkpointRoutes } from '../../routes/checkpoints.js';
+import { PROBLEM_CONTENT_TYPE } from '../../routes/schemas.js';
 import { healthRoutes } from '../../routes/health.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
@@ -86,6 +88,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
       }
       sendProblem(reply, problemBody(status, error.code ?? 'BAD_REQUEST', error.message));
     },
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onClose', async () => {
@@ -115,6 +118,24 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   await app.register(healthRoutes, { probe });
   await app.register(checkpointRoutes, { catalog });
   return app;
+}
+
+/**
+ * Requests Node's HTTP parser rejects (malformed request line or headers, headers too
+ * large, timeouts) never reach Fastify's handlers: answer them with a problem body too.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', 'The request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', 'The request was not received in time']
+        : [400, 'MALFORMED_REQUEST', 'The request is not valid HTTP'];
+  const body = JSON.stringify(problemBody(status, code, message));
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+  if (socket.writable) socket.end(head + body);
+  else socket.destroy(error);
 }
 
 function isLoggerInstance(value: unknown): value is FastifyBaseLogger {

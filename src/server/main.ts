@@ -4,7 +4,9 @@
  * Exit codes: 0 clean shutdown, 1 runtime error, 2 invalid configuration, 3 no Redis.
  */
 import { ConfigError, loadConfig } from './config.js';
-import { closeOnSignals, createLogger, NoRedisError, SERVER_EXIT, startServer } from './start.js';
+
+// Exit codes (also in start.ts' SERVER_EXIT, kept here so a config error exits before loading the server).
+const EXIT_CONFIG = 2;
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config;
@@ -13,10 +15,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`redis-dcp: ${err.message}\n`);
-      process.exit(SERVER_EXIT.config);
+      process.exit(EXIT_CONFIG);
     }
     throw err;
   }
+  const { closeOnSignals, createLogger, NoRedisError, SERVER_EXIT, startServer } = await import('./start.js');
   const log = createLogger(config);
   try {
     const server = await startServer(config, log);
