@@ -1,0 +1,50 @@
+/**
+ * The coordinator process SIGKILLed just before its commit: nothing of that save becomes
+ * visible, the previous commit stays loadable, and the next save collects its garbage.
+ */
+import t from 'tap';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { startFixture, type ChildResult } from '../helpers/child.js';
+
+const server = await RedisServer.start();
+const redis = server.client();
+const catalog = new CheckpointCatalog({ redis });
+t.teardown(async () => {
+  await catalog.close();
+  await server.stop();
+});
+
+let seq = 0;
+function ranks(mode: 'save' | 'load', id: string, world: number, env: (rank: number) => NodeJS.ProcessEnv = () => ({}), timeoutMs = 6000) {
+  const groupId = `coord-${process.pid}-${seq++}`;
+  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, server.url, id, String(rank), String(world), groupId, String(timeoutMs)], env(rank)));
+}
+const all = (children: ReturnType<typeof ranks>): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));
+
+t.test('coordinator killed before its commit: old commit intact, no partial visibility, garbage collected later', async (t) => {
+  const id = 'coord/killed';
+  for (const r of await all(ranks('save', id, 2, () => ({ SEED: '1', LOCK_TTL_MS: '1500' })))) t.match(r.json, { ok: true }, r.stderr);
+  const firstSave = await redis.hget(`dcp:ckpt:{${id}}:state`, 'committedSaveId');
+
+  const doomed = ranks('save', id, 2, () => ({ SEED: '2', LOCK_TTL_MS: '1500', PAUSE_AT: 'finish', PAUSE_MS: '60000' }));
+  await doomed[0]!.waitFor('paused-at-finish');
+  doomed[0]!.process.kill('SIGKILL');
+  const [coordinator, follower] = await all(doomed);
+  t.equal(coordinator!.signal, 'SIGKILL');
+  t.match(follower!.json, { ok: false }, 'the follower fails instead of hanging');
+
+  const state = await redis.hgetall(`dcp:ckpt:{${id}}:state`);
+  t.equal(state.committedSaveId, firstSave, 'the killed save never committed');
+  t.equal((await catalog.get(id)).state, 'committed', 'the previous commit is still the checkpoint');
+  t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 2, 'the killed save is indexed for cleanup');
+  for (const r of await all(ranks('load', id, 2))) t.match(r.json, { ok: true, seed: 1, wrong: 0 }, 'old data loads bit for bit');
+
+  await new Promise((r) => setTimeout(r, 1600)); // the dead coordinator's lock lapses
+  for (const r of await all(ranks('save', id, 2, () => ({ SEED: '3', LOCK_TTL_MS: '1500' })))) t.match(r.json, { ok: true }, r.stderr);
+  for (const r of await all(ranks('load', id, 3))) t.match(r.json, { ok: true, seed: 3, wrong: 0 });
+  t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 1, 'the killed save and the replaced one were collected');
+  const dataSaves = new Set((await redis.keys(`dcp:data:${id}:*`)).map((k) => k.split(':')[3]));
+  t.same([...dataSaves], [await redis.hget(`dcp:ckpt:{${id}}:state`, 'committedSaveId')], 'only the committed save has data keys');
+  t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] });
+});
