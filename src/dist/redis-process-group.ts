@@ -125,7 +125,7 @@ export class RedisProcessGroup implements ProcessGroup {
     const timeoutMs = options.timeoutMs ?? 60_000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new DcpValueError(`timeoutMs must be a positive number, got ${timeoutMs}`);
     const keyPrefix = options.keyPrefix ?? 'dcp';
-    if (!/^[A-Za-z0-9._\-:]{1,100}$/.test(keyPrefix)) throw new DcpValueError('keyPrefix must be 1-100 characters of letters, digits and . _ - :');
+    if (!/^[A-Za-z0-9._\-:]{1,64}$/.test(keyPrefix)) throw new DcpValueError('keyPrefix must be 1-64 characters of letters, digits and . _ - : (as checkpoint key prefixes)');
     this.rank = rank;
     this.worldSize = worldSize;
     this.groupId = groupId;
@@ -256,6 +256,10 @@ export class RedisProcessGroup implements ProcessGroup {
       this.assertOpen('claim');
     }
     this.claim = claim;
+    if (this.closed) {
+      await this.releaseClaim(); // close() ran while the claim was in flight
+      this.assertOpen('claim');
+    }
     this.heartbeat = setInterval(() => {
       this.client.eval(REFRESH_IF_OWNER, 1, this.claimKey, claim, CLAIM_TTL_MS).catch(() => undefined);
     }, CLAIM_REFRESH_MS);

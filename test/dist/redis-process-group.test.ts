@@ -189,13 +189,22 @@ t.test('a Redis that stops answering fails the collective within timeoutMs plus 
   t.teardown(() => own.stop());
   const groups = groupsOf(2, freshGroupId('frozen'), 1000, own.url);
   await Promise.all(groups.map((g) => g.barrier()));
-  own.pause(); // SIGSTOP: connections stay open, no replies
-  const started = Date.now();
-  const outcomes = await Promise.all(groups.map((g) => g.barrier().catch((e: unknown) => e)));
-  const elapsed = Date.now() - started;
+  // Rank 0 is blocked in BLPOP (rank 1 has not come) when Redis freezes (SIGSTOP: connections stay open, no replies).
+  let started = Date.now();
+  const blocked = groups[0]!.barrier().catch((e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 200));
+  own.pause();
+  const blockedErr = await blocked;
+  let elapsed = Date.now() - started;
+  t.ok(blockedErr instanceof CollectiveTimeoutError, String(blockedErr));
+  t.ok(elapsed < 1000 + 2000 + 1500, `a blocked receive gave up after ${elapsed} ms`);
+  // Sending into the frozen server.
+  started = Date.now();
+  const sendErr = await groups[1]!.broadcast('x', 1).catch((e: unknown) => e);
+  elapsed = Date.now() - started;
   own.resume();
-  for (const err of outcomes) t.ok(err instanceof CollectiveTimeoutError, String(err));
-  t.ok(elapsed < 1000 + 2000 + 1500, `gave up after ${elapsed} ms`);
+  t.match(sendErr, { code: 'COLLECTIVE_TIMEOUT', message: /Redis did not answer within 1000 ms/ });
+  t.ok(elapsed < 1000 + 1500, `a send gave up after ${elapsed} ms`);
   await closeAll(groups);
 });
 
