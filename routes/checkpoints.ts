@@ -76,6 +76,10 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
     {
       config: { access: 'read' },
       preValidation: checkIdParam,
+      // Metadata can hold tens of thousands of items, and the schema-driven serializer checks
+      // each against the tensor/bytes union: 8x slower than JSON.stringify (460 vs 58 ms for
+      // 20k items). The catalog already validated the metadata strictly, so plain JSON is safe.
+      serializerCompiler: () => (data) => JSON.stringify(data),
       schema: {
         operationId: 'getCheckpoint',
         summary: 'One checkpoint: summary and full metadata',
