@@ -100,23 +100,30 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     if (request.url.length > MAX_URL_LENGTH) throw new HttpProblem(414, 'URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`);
   });
 
-  await app.register(problemsPlugin);
-  await app.register(authPlugin, {
-    adminToken: options.adminToken,
-    protectReads: options.adminTokenReads ?? false,
-    failureLimit: options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
-  });
-  await app.register(docsPlugin);
-  await app.register(securityPlugin);
+  try {
+    await app.register(problemsPlugin);
+    await app.register(authPlugin, {
+      adminToken: options.adminToken,
+      protectReads: options.adminTokenReads ?? false,
+      failureLimit: options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
+    });
+    await app.register(docsPlugin);
+    await app.register(securityPlugin);
 
-  const healthTimeoutMs = options.healthTimeoutMs ?? 2000;
-  const probe = async () => {
-    const started = performance.now();
-    await withTimeout(pingAny(client), healthTimeoutMs, 'Redis PING');
-    return { latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
-  };
-  await app.register(healthRoutes, { probe });
-  await app.register(checkpointRoutes, { catalog });
+    const healthTimeoutMs = options.healthTimeoutMs ?? 2000;
+    const probe = async () => {
+      const started = performance.now();
+      await withTimeout(pingAny(client), healthTimeoutMs, 'Redis PING');
+      return { latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
+    };
+    await app.register(healthRoutes, { probe });
+    await app.register(checkpointRoutes, { catalog });
+  } catch (err) {
+    // A plugin failed to register: release what was opened, then report.
+    await app.close().catch(() => undefined);
+    if (owned) client.disconnect();
+    throw err;
+  }
   return app;
 }
 
