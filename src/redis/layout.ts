@@ -2,8 +2,9 @@
  * Where each item's bytes live: the storage data of a Redis checkpoint.
  *
  * An item is stored as one or more parts; a part is a byte range of a data segment
- * (a Redis string). Large items get segments of their own, split at `segmentBytes`;
- * small items are packed together into shared segments. Every part carries the
+ * (a Redis string). Each rank writes its items back to back as one stream cut into
+ * segments of exactly `segmentBytes` (the last one shorter), so an item may span
+ * segments and a segment may hold many items. Every part carries the
  * CRC32C of its bytes, so a reader verifies exactly what it fetched, even when it
  * fetches only some parts of an item (partial loads).
  */

@@ -41,8 +41,6 @@ export interface RedisStorageWriterOptions {
   readonly lockWaitMs?: number;
   /** Segment size: the largest Redis value written (default 4 MiB − 64 B). */
   readonly chunkBytes?: number;
-  /** Items smaller than this are packed together into shared segments (default chunkBytes / 4). */
-  readonly packBelowBytes?: number;
   /** Replace an existing checkpoint (DCP's default) or fail with CHECKPOINT_EXISTS. */
   readonly overwrite?: boolean;
   /** SETs in flight per rank (default 4). */
@@ -63,10 +61,36 @@ interface SaveTicket {
 interface Segment {
   readonly key: string;
   readonly seq: number;
+  /** Bytes this segment takes (from segmentSizes). */
+  readonly capacity: number;
   readonly pieces: Uint8Array[];
   /** Part records (one per piece) whose crc is filled in when the segment is written. */
   readonly parts: Array<[number, number, number, number, number]>;
   size: number;
+}
+
+/** Smallest tail piece worth fitting to a size class; below it Redis' classes are fine-grained. */
+const MIN_FITTED_TAIL = 64 * 1024;
+
+/**
+ * How a rank's stream of `total` bytes is cut: full segments, then the tail as pieces of
+ * 2^k − 64 bytes (each just inside a jemalloc size class) down to 64 KiB, then the rest.
+ */
+export function segmentSizes(total: number, segmentBytes: number): number[] {
+  const sizes: number[] = [];
+  let left = total;
+  while (left >= segmentBytes) {
+    sizes.push(segmentBytes);
+    left -= segmentBytes;
+  }
+  for (let piece = 2 ** Math.floor(Math.log2(segmentBytes + 64)) - 64; left > 0 && piece >= MIN_FITTED_TAIL - 64; piece = (piece + 64) / 2 - 64) {
+    if (left >= piece) {
+      sizes.push(piece);
+      left -= piece;
+    }
+  }
+  if (left > 0) sizes.push(left);
+  return sizes;
 }
 
 function newSaveId(): string {
@@ -84,7 +108,6 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly lockTtlMs: number;
   private readonly lockWaitMs: number;
   private readonly segmentBytes: number;
-  private readonly packBelow: number;
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
   private readonly bulkTransport: boolean;
@@ -114,7 +137,6 @@ export class RedisStorageWriter extends StorageWriter {
     this.lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs');
     this.lockWaitMs = options.lockWaitMs === undefined ? 0 : Math.max(0, options.lockWaitMs);
     this.segmentBytes = positiveInt(options.chunkBytes, DEFAULT_SEGMENT_BYTES, 'chunkBytes', 512 * 1024 * 1024);
-    this.packBelow = positiveInt(options.packBelowBytes, Math.floor(this.segmentBytes / 4), 'packBelowBytes', this.segmentBytes);
     this.overwrite = options.overwrite ?? true;
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
     this.bulkTransport = options.bulkTransport ?? true;
@@ -183,10 +205,9 @@ export class RedisStorageWriter extends StorageWriter {
     const store = this.store();
     const segments: Segment[] = [];
     const locations: Array<{ n: number; p: Array<[number, number, number, number, number]> }> = [];
-    let pack: Segment | undefined;
-    const newSegment = (): Segment => {
+    const newSegment = (capacity: number): Segment => {
       const seq = segments.length;
-      const seg: Segment = { key: store.keys.dataKey(ticket.saveId, ticket.rank, seq), seq, pieces: [], parts: [], size: 0 };
+      const seg: Segment = { key: store.keys.dataKey(ticket.saveId, ticket.rank, seq), seq, capacity, pieces: [], parts: [], size: 0 };
       segments.push(seg);
       return seg;
     };
@@ -198,16 +219,19 @@ export class RedisStorageWriter extends StorageWriter {
       loc.p.push(part);
     };
 
-    for (const item of plan.items) {
-      const bytes = writeDataBytes(planner.resolveData(item));
+    // One stream per rank (items back to back) cut into segments whose sizes sit just
+    // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
+    const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
+    const sizes = segmentSizes(items.reduce((n, b) => n + b.byteLength, 0), this.segmentBytes);
+    let open: Segment | undefined;
+    for (const bytes of items) {
       const loc = { n: bytes.byteLength, p: [] as Array<[number, number, number, number, number]> };
       locations.push(loc);
-      if (bytes.byteLength === 0) continue;
-      if (bytes.byteLength < this.packBelow) {
-        if (!pack || pack.size + bytes.byteLength > this.segmentBytes) pack = newSegment();
-        place(pack, bytes, loc);
-      } else {
-        for (let off = 0; off < bytes.byteLength; off += this.segmentBytes) place(newSegment(), bytes.subarray(off, off + this.segmentBytes), loc);
+      for (let off = 0; off < bytes.byteLength; ) {
+        if (!open || open.size === open.capacity) open = newSegment(sizes[segments.length]!);
+        const take = Math.min(open.capacity - open.size, bytes.byteLength - off);
+        place(open, bytes.subarray(off, off + take), loc);
+        off += take;
       }
     }
 
