@@ -172,7 +172,7 @@ export const ListQuery = Type.Object(
     prefix: Type.Optional(Type.String({ maxLength: CHECKPOINT_ID_MAX_LENGTH, pattern: '^[A-Za-z0-9._\\-/:]*$', description: 'Only ids starting with this.' })),
     state: Type.Optional(CheckpointState),
     limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size.' }),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page.' })),
+    cursor: Type.Optional(Type.String({ maxLength: 2048, pattern: '^[A-Za-z0-9_-]*$', description: 'nextCursor of the previous page (empty or absent: the first page).' })),
   },
   { additionalProperties: false },
 );

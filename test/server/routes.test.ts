@@ -70,6 +70,8 @@ t.test('GET /checkpoints pages through many checkpoints newest first, never repe
   t.equal(filtered.nextCursor, null);
   const defaultPage = (await app.inject('/checkpoints')).json() as { items: unknown[] };
   t.equal(defaultPage.items.length, 100, 'default limit 100');
+  const emptyCursor = (await app.inject('/checkpoints?cursor=&prefix=page/')).json() as { items: Array<{ id: string }> };
+  t.equal(emptyCursor.items[0]!.id, ids.at(-1), 'an empty cursor is the first page');
 });
 
 t.test('GET /checkpoints/{id} returns summary and full metadata; %2F in the id works', async (t) => {
