@@ -204,7 +204,18 @@ export class RedisProcessGroup implements ProcessGroup {
     const call = this.begin(name);
     const run = await this.joinRun();
     const others = this.others();
-    const [, all] = await Promise.all([this.send(run, call, others, value), this.receive(run, call, others)]);
+    // Receive while sending; if the send fails, stop receiving too (it would hold the blocking connection until its deadline).
+    const stop = { requested: false };
+    const receiving = this.receive(run, call, others, stop);
+    receiving.catch(() => undefined); // its failure is awaited below; it must not count as unhandled meanwhile
+    try {
+      await this.send(run, call, others, value);
+    } catch (err) {
+      stop.requested = true;
+      await receiving.catch(() => undefined);
+      throw err;
+    }
+    const all = await receiving;
     all[this.rank] = value;
     return all as T[];
   }
@@ -363,13 +374,14 @@ export class RedisProcessGroup implements ProcessGroup {
   }
 
   /** Pops one message from each rank in `from` out of this rank's inbox for `call`; indexes them by sender. */
-  private async receive(run: string, call: Call, from: readonly number[]): Promise<unknown[]> {
+  private async receive(run: string, call: Call, from: readonly number[], stop?: { readonly requested: boolean }): Promise<unknown[]> {
     const key = this.key(run, call.seq, this.rank);
     const out = new Array<unknown>(this.worldSize);
     const waiting = new Set(from);
     const deadline = Date.now() + this.timeoutMs;
     while (waiting.size > 0) {
-      const raw = await this.pop(key, deadline, call.op);
+      const raw = await this.pop(key, deadline, call.op, stop);
+      if (stop?.requested) throw new DcpValueError(`${call.op} #${call.seq} abandoned`, 'COLLECTIVE_ABANDONED');
       if (raw === null) {
         throw new CollectiveTimeoutError(
           `process group "${this.groupId}": ${call.op} #${call.seq} on rank ${this.rank} timed out after ${this.timeoutMs} ms; no message from rank(s) ${[...waiting].join(', ')}`,
@@ -399,9 +411,10 @@ export class RedisProcessGroup implements ProcessGroup {
    * dedicated connection; a reply that does not come back at all (Redis unreachable)
    * drops that connection rather than outliving the deadline.
    */
-  private async pop(key: string, deadline: number, what: string): Promise<string | null> {
+  private async pop(key: string, deadline: number, what: string, stop?: { readonly requested: boolean }): Promise<string | null> {
     for (;;) {
       this.assertOpen(what);
+      if (stop?.requested) return null;
       const left = deadline - Date.now();
       if (left <= 0) return null;
       const slice = Math.max(10, Math.min(left, POLL_SLICE_MS));
