@@ -56,6 +56,13 @@ function mergeMappings(plans: readonly SavePlan[]): FlattenMappings {
   return merged;
 }
 
+/** The flat view both planners work on: dotted FQNs with their nesting paths, or the dict as given. */
+function prepareStateDict(stateDict: StateDict, flatten: boolean): { flat: FlatStateDict; mappings: FlattenMappings } {
+  if (flatten) return flattenStateDict(stateDict);
+  assertFlatStateDict(stateDict);
+  return { flat: stateDict, mappings: {} };
+}
+
 export class DefaultSavePlanner implements SavePlanner {
   readonly flattenStateDict: boolean;
   readonly dedupReplicatedTensors: boolean;
@@ -77,15 +84,7 @@ export class DefaultSavePlanner implements SavePlanner {
 
   /** Flattens and validates the state dict: an unsupported value fails here, before any I/O. */
   setUpPlanner(stateDict: StateDict, storageMeta: StorageMeta | undefined, isCoordinator: boolean): void {
-    if (this.flattenStateDict) {
-      const { flat, mappings } = flattenStateDict(stateDict);
-      this.stateDict = flat;
-      this.mappings = mappings;
-    } else {
-      assertFlatStateDict(stateDict);
-      this.stateDict = stateDict;
-      this.mappings = {};
-    }
+    ({ flat: this.stateDict, mappings: this.mappings } = prepareStateDict(stateDict, this.flattenStateDict));
     this.storageMeta = storageMeta;
     this.isCoordinator = isCoordinator;
   }
@@ -169,15 +168,7 @@ export class DefaultLoadPlanner implements LoadPlanner {
 
   setUpPlanner(stateDict: StateDict, metadata: Metadata | undefined, isCoordinator: boolean): void {
     this.originalStateDict = stateDict;
-    if (this.flattenStateDict) {
-      const { flat, mappings } = flattenStateDict(stateDict);
-      this.stateDict = flat;
-      this.mappings = mappings;
-    } else {
-      assertFlatStateDict(stateDict);
-      this.stateDict = stateDict;
-      this.mappings = {};
-    }
+    ({ flat: this.stateDict, mappings: this.mappings } = prepareStateDict(stateDict, this.flattenStateDict));
     this.metadata = metadata;
     this.isCoordinator = isCoordinator;
   }
