@@ -45,6 +45,32 @@ interface PartSpan {
   readonly end: number;
 }
 
+/** A read item waiting for its parts. */
+interface PendingItem {
+  remaining: number;
+  readonly finish: () => void;
+}
+
+/** One part a read item needs, and what to do with its verified bytes. */
+interface PartUse {
+  readonly fqn: string;
+  readonly part: Part;
+  readonly apply: (bytes: Buffer) => void;
+  readonly item: PendingItem;
+}
+
+/** Byte range [start, end) of one segment fetched with one GETRANGE. */
+interface FetchGroup {
+  readonly rank: number;
+  readonly seq: number;
+  readonly start: number;
+  end: number;
+  readonly uses: PartUse[];
+}
+
+/** Parts closer than this are fetched together (reading the gap is cheaper than a round trip). */
+const COALESCE_GAP = 256 * 1024;
+
 /** Whether a box is one contiguous run in a row-major tensor of `shape`. */
 function isContiguous(shape: readonly number[], lengths: readonly number[]): boolean {
   let d = shape.length - 1;
@@ -131,8 +157,11 @@ export class RedisStorageReader extends StorageReader {
     if (!this.metadata || !this.storage) throw new DcpValueError('readData before setUpStorageReader');
     this.bulk = this.bulkTransport ? await BulkSocket.forClient(this.dataClient()).catch(() => undefined) : undefined;
     try {
-      // Items are started in waves; `slots` bounds the parts actually in flight.
-      await boundedEach(plan.items, this.maxInFlight * 2, (item) => this.readItem(item, planner));
+      const uses: PartUse[] = [];
+      for (const item of plan.items) this.prepareItem(item, planner, uses);
+      const groups = this.coalesce(uses);
+      // The first failure stops new fetches and waits for those in flight before the connection closes.
+      await boundedEach(groups, this.maxInFlight, (group) => this.fetchGroup(group));
     } finally {
       this.bulk?.close();
       this.bulk = undefined;
@@ -162,91 +191,130 @@ export class RedisStorageReader extends StorageReader {
   }
 
   /**
-   * Fetches one part (GETRANGE: whole segments and packed items alike), verifies it and
-   * hands it to `use`, which must copy what it needs before returning: the buffer is a
-   * reused receive buffer. At most `maxInFlight` parts are in flight or in use per rank.
+   * Decides, for one read item, which parts it needs and what to do with each part's
+   * verified bytes; `finish` runs once all of them were applied. Destination memory is
+   * resolved now, staging buffers only when the first part arrives.
    */
-  private withPart(fqn: string, part: Part, use: (bytes: Buffer) => void): Promise<void> {
+  private prepareItem(item: ReadItem, planner: LoadPlanner, out: PartUse[]): void {
+    const fqn = item.storageIndex.fqn;
+    const loc = this.location(item);
+    const uses: Array<Omit<PartUse, 'item'>> = [];
+    let finish: () => void;
+    if (item.type === LoadItemType.BYTE_IO) {
+      const value = Buffer.alloc(loc.n);
+      let at = 0;
+      for (const part of loc.p) {
+        const start = at;
+        uses.push({ fqn, part, apply: (bytes) => value.set(bytes, start) });
+        at += part[3];
+      }
+      finish = () => planner.loadBytes(item, value);
+    } else {
+      const { chunk, tensor } = lookupChunk(this.metadata!, item.storageIndex);
+      const elem = elementSize(tensor.properties.dtype);
+      const expected = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
+      if (loc.n !== expected) throw new MissingDataError(fqn, '(metadata)', `chunk holds ${loc.n} bytes, its shape needs ${expected}`);
+      const region = planner.resolveTensor(item);
+      const range = storageByteRange(chunk.sizes, item.storageOffsets, item.lengths, elem);
+      const spans = range.end > range.start ? this.spans(loc, range.start, range.end) : [];
+      finish = () => planner.commitTensor(item, region);
+      if (spans.length === 1) {
+        const span = spans[0]!;
+        uses.push({ fqn, part: span.part, apply: (bytes) => copyBoxInto(region, bytes, chunk.sizes, item.storageOffsets, span.start) });
+      } else if (spans.length > 1 && isContiguous(chunk.sizes, item.lengths) && isContiguous(region.tensor.shape, item.lengths)) {
+        // Contiguous on both sides: each part lands directly in the tensor, no staging buffer.
+        const dest = region.tensor.bytes;
+        const destStart = linearOffset(region.tensor.shape, region.offsets) * elem;
+        for (const span of spans) {
+          const from = Math.max(span.start, range.start);
+          const to = Math.min(span.end, range.end);
+          uses.push({ fqn, part: span.part, apply: (bytes) => dest.set(bytes.subarray(from - span.start, to - span.start), destStart + (from - range.start)) });
+        }
+      } else if (spans.length > 1) {
+        let staging: Buffer | undefined;
+        for (const span of spans) {
+          const from = Math.max(span.start, range.start);
+          const to = Math.min(span.end, range.end);
+          uses.push({
+            fqn,
+            part: span.part,
+            apply: (bytes) => {
+              staging ??= Buffer.allocUnsafe(range.end - range.start);
+              staging.set(bytes.subarray(from - span.start, to - span.start), from - range.start);
+            },
+          });
+        }
+        finish = () => {
+          copyBoxInto(region, staging!, chunk.sizes, item.storageOffsets, range.start);
+          staging = undefined;
+          planner.commitTensor(item, region);
+        };
+      }
+    }
+    if (uses.length === 0) return finish();
+    const pending: PendingItem = { remaining: uses.length, finish };
+    for (const use of uses) out.push({ ...use, item: pending });
+  }
+
+  /**
+   * Groups the parts by segment and merges neighbours (gaps under COALESCE_GAP) into one
+   * GETRANGE each: many small items packed in a segment cost one round trip, not one each.
+   */
+  private coalesce(uses: PartUse[]): FetchGroup[] {
+    const sorted = [...uses].sort((a, b) => a.part[0] - b.part[0] || a.part[1] - b.part[1] || a.part[2] - b.part[2]);
+    const groups: FetchGroup[] = [];
+    let current: FetchGroup | undefined;
+    for (const use of sorted) {
+      const [rank, seq, offset, length] = use.part;
+      if (current && current.rank === rank && current.seq === seq && offset - current.end <= COALESCE_GAP) {
+        current.end = Math.max(current.end, offset + length);
+        current.uses.push(use);
+      } else {
+        current = { rank, seq, start: offset, end: offset + length, uses: [use] };
+        groups.push(current);
+      }
+    }
+    return groups;
+  }
+
+  /** One GETRANGE; every part in it is checked (length, CRC32C) before its bytes are applied. */
+  private fetchGroup(group: FetchGroup): Promise<void> {
     return this.slots.run(async () => {
-      const [rank, seq, offset, length, crc] = part;
-      const key = this.store().keys.dataKey(this.storage!.saveId, rank, seq);
+      const key = this.store().keys.dataKey(this.storage!.saveId, group.rank, group.seq);
+      const length = group.end - group.start;
       const bulk = this.bulk;
-      let buf: Buffer;
       let pooled: Buffer | undefined;
+      let buf: Buffer;
       if (bulk) {
         pooled = this.pool.take(length);
-        const got = await bulk.getRangeInto(key, offset, offset + length - 1, pooled).catch((err: unknown) => {
-          this.pool.give(pooled!);
+        try {
+          buf = pooled.subarray(0, await bulk.getRangeInto(key, group.start, group.end - 1, pooled));
+        } catch (err) {
+          this.pool.give(pooled);
           throw err;
-        });
-        buf = pooled.subarray(0, got);
+        }
       } else {
-        buf = await this.dataClient().getrangeBuffer(key, offset, offset + length - 1);
+        buf = await this.dataClient().getrangeBuffer(key, group.start, group.end - 1);
       }
       try {
-        if (buf.byteLength !== length) {
-          throw new MissingDataError(fqn, key, buf.byteLength === 0 ? 'key is missing' : `expected ${length} bytes at offset ${offset}, got ${buf.byteLength}`);
+        for (const use of group.uses) {
+          const [, , offset, partLength, crc] = use.part;
+          const from = offset - group.start;
+          if (from + partLength > buf.byteLength) {
+            throw new MissingDataError(use.fqn, key, buf.byteLength === 0 ? 'key is missing' : `expected ${partLength} bytes at offset ${offset}, the value ends at ${group.start + buf.byteLength}`);
+          }
+          const bytes = buf.subarray(from, from + partLength);
+          if (this.verify) {
+            const actual = crc32c(bytes) >>> 0;
+            if (actual !== crc) throw new ChecksumMismatchError(use.fqn, key, `CRC32C ${actual} != stored ${crc}`);
+          }
+          use.apply(bytes);
+          if (--use.item.remaining === 0) use.item.finish();
         }
-        if (this.verify) {
-          const actual = crc32c(buf) >>> 0;
-          if (actual !== crc) throw new ChecksumMismatchError(fqn, key, `CRC32C ${actual} != stored ${crc}`);
-        }
-        use(buf);
       } finally {
         if (pooled) this.pool.give(pooled);
       }
     });
-  }
-
-  private async readItem(item: ReadItem, planner: LoadPlanner): Promise<void> {
-    const fqn = item.storageIndex.fqn;
-    const loc = this.location(item);
-    if (item.type === LoadItemType.BYTE_IO) {
-      const value = Buffer.allocUnsafe(loc.n);
-      let at = 0;
-      const starts = loc.p.map((p) => ((at += p[3]), at - p[3]));
-      await Promise.all(loc.p.map((p, i) => this.withPart(fqn, p, (buf) => value.set(buf, starts[i]!))));
-      planner.loadBytes(item, value);
-      return;
-    }
-    const { chunk, tensor } = lookupChunk(this.metadata!, item.storageIndex);
-    const elem = elementSize(tensor.properties.dtype);
-    const expected = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
-    if (loc.n !== expected) throw new MissingDataError(fqn, '(metadata)', `chunk holds ${loc.n} bytes, its shape needs ${expected}`);
-    const region = planner.resolveTensor(item);
-    const range = storageByteRange(chunk.sizes, item.storageOffsets, item.lengths, elem);
-    if (range.end > range.start) {
-      const spans = this.spans(loc, range.start, range.end);
-      if (spans.length === 1) {
-        await this.withPart(fqn, spans[0]!.part, (buf) => copyBoxInto(region, buf, chunk.sizes, item.storageOffsets, spans[0]!.start));
-      } else if (isContiguous(chunk.sizes, item.lengths) && isContiguous(region.tensor.shape, item.lengths)) {
-        // Contiguous on both sides: each part lands directly in the tensor, no staging buffer.
-        const dest = region.tensor.bytes;
-        const destStart = linearOffset(region.tensor.shape, region.offsets) * elem;
-        await Promise.all(
-          spans.map((span) =>
-            this.withPart(fqn, span.part, (buf) => {
-              const from = Math.max(span.start, range.start);
-              const to = Math.min(span.end, range.end);
-              dest.set(buf.subarray(from - span.start, to - span.start), destStart + (from - range.start));
-            }),
-          ),
-        );
-      } else {
-        const staging = Buffer.allocUnsafe(range.end - range.start);
-        await Promise.all(
-          spans.map((span) =>
-            this.withPart(fqn, span.part, (buf) => {
-              const from = Math.max(span.start, range.start);
-              const to = Math.min(span.end, range.end);
-              staging.set(buf.subarray(from - span.start, to - span.start), from - range.start);
-            }),
-          ),
-        );
-        copyBoxInto(region, staging, chunk.sizes, item.storageOffsets, range.start);
-      }
-    }
-    planner.commitTensor(item, region);
   }
 
   private dataClient(): RedisClient {

@@ -137,3 +137,16 @@ t.test('segmentSizes: covers the stream exactly, never over the segment size, fe
   t.same(segmentSizes(0, 100), []);
   t.same(segmentSizes(4 * 1024 * 1024, 4 * 1024 * 1024 - 64), [4 * 1024 * 1024 - 64, 64]);
 });
+
+t.test('many small items load with a few GETRANGEs (neighbouring parts are fetched together)', async (t) => {
+  const sd: StateDict = {};
+  for (let i = 0; i < 500; i++) sd[`p${i}`] = new Tensor('int32', [16], new Int32Array(16).fill(i));
+  await save(sd, { checkpointId: 'rt/many', storageWriter: new RedisStorageWriter({ redis }) });
+  const back: StateDict = {};
+  for (let i = 0; i < 500; i++) back[`p${i}`] = new Tensor('int32', [16]);
+  await redis.config('RESETSTAT');
+  await load(back, { checkpointId: 'rt/many', storageReader: new RedisStorageReader({ redis }) });
+  const calls = Number(/cmdstat_getrange:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  t.ok(calls >= 1 && calls <= 2, `${calls} GETRANGE for 500 items`);
+  t.ok([...Array(500).keys()].every((i) => (back[`p${i}`] as Tensor).data.every((v) => v === i)), 'every item');
+});
