@@ -86,3 +86,18 @@ t.test('save/load round trip with and without the bulk connection agree', async 
     }
   }
 });
+
+t.test('BufferPool reuses buffers, the best fit first, and keeps the largest', async (t) => {
+  const { BufferPool } = await import('../../src/redis/bulk-socket.js');
+  const pool = new BufferPool(2);
+  const big = pool.take(4096);
+  const small = pool.take(16);
+  pool.give(small);
+  pool.give(big);
+  t.equal(pool.take(10), small, 'smallest that fits');
+  t.equal(pool.take(100), big);
+  pool.give(Buffer.alloc(8));
+  pool.give(Buffer.alloc(9));
+  pool.give(big);
+  t.equal(pool.take(4000), big, 'a larger buffer displaced a small one');
+});
