@@ -190,14 +190,15 @@ export class RedisProcessGroup implements ProcessGroup {
     this.closed = true;
     this.blocking?.disconnect();
     await this.releaseClaim();
-    if (this.ownsClient) await closeClient(this.client);
+    if (this.ownsClient && (await within(closeClient(this.client), REPLY_GRACE_MS)) === LATE) this.client.disconnect();
   }
 
   private async releaseClaim(): Promise<void> {
     clearInterval(this.heartbeat);
     const claim = this.claim;
     this.claim = undefined;
-    if (claim) await this.client.eval(DELETE_IF_OWNER, 1, this.claimKey, claim).catch(() => undefined);
+    // Bounded: close() must not hang on an unresponsive Redis (the claim then expires by itself).
+    if (claim) await within(this.client.eval(DELETE_IF_OWNER, 1, this.claimKey, claim).catch(() => undefined), REPLY_GRACE_MS);
   }
 
   private async exchangeAll<T>(name: string, value: T): Promise<T[]> {
