@@ -20,7 +20,14 @@
  * fail every quick restart of a job under the same id, and still could not stop a
  * follower from joining a dead run.
  *
- * Values travel as JSON (undefined stays undefined). A value sent to several ranks
+ * Failures: a collective waits at most timeoutMs for its peers, then throws
+ * CollectiveTimeoutError naming the group, the collective, its sequence number and the
+ * ranks it heard nothing from; a Redis that stops answering fails it too (client-side
+ * deadlines). Ranks calling different collectives at one sequence number get
+ * COLLECTIVE_MISMATCH; a closed group rejects with GROUP_CLOSED.
+ *
+ * Values travel as JSON: an undefined value arrives as undefined, inside it JSON's rules
+ * apply (no bigint, typed arrays or Maps). A value sent to several ranks
  * (broadcast, allGather) above SHARED_PAYLOAD_CHARS is stored once in a hash that each
  * receiver reads and the last one deletes, so a large plan or metadata object is neither
  * uploaded nor held in Redis worldSize − 1 times.
