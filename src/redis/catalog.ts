@@ -3,6 +3,7 @@
  * list, inspect, validate, delete. Listing reads the catalog index (a sorted set by
  * creation time), never KEYS/SCAN over the keyspace.
  */
+import { Cluster } from 'ioredis';
 import { crc32c } from '@node-rs/crc32';
 import type { Redlock } from '@sesamecare-oss/redlock';
 import { DcpValueError } from '../core/errors.js';
@@ -109,6 +110,18 @@ function fqnOfItemKey(key: string): string {
   return key;
 }
 
+/** HGETALL of many keys in one round trip: a pipeline on one node; parallel commands in a Cluster (keys span slots). */
+async function hgetallMany(client: RedisClient, keys: readonly string[]): Promise<Array<Record<string, string>>> {
+  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.hgetall(k)));
+  const pipeline = client.pipeline();
+  for (const key of keys) pipeline.hgetall(key);
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value as Record<string, string>;
+  });
+}
+
 export class CheckpointCatalog {
   private readonly client: RedisClient;
   private readonly ownsClient: boolean;
@@ -139,7 +152,8 @@ export class CheckpointCatalog {
     const cursor = options.cursor ? decodeCursor(options.cursor) : undefined;
     const now = await serverTimeMs(this.client);
     const items: CheckpointSummary[] = [];
-    const batch = Math.min(1000, limit * 2);
+    // Unfiltered pages need one entry more than they show (to know whether a next page exists).
+    const batch = prefix || options.state ? Math.min(1000, limit * 2) : Math.min(1000, limit + 1);
     // Newest first: score descending, then member descending (Redis' REV order for ties).
     const isAfter = (e: Cursor, a: Cursor | undefined) => !a || e.s < a.s || (e.s === a.s && e.m < a.m);
     let after = cursor;
@@ -157,7 +171,7 @@ export class CheckpointCatalog {
       }
       offset = 0;
       const candidates = fresh.filter((e) => e.m.startsWith(prefix) && isValidCheckpointName(e.m));
-      const hashes = await Promise.all(candidates.map((e) => this.client.hgetall(this.keySpace.checkpoint(e.m).state)));
+      const hashes = await hgetallMany(this.client, candidates.map((e) => this.keySpace.checkpoint(e.m).state));
       for (const [i, e] of candidates.entries()) {
         const state = parseState(hashes[i]!, now);
         if (!state) {
