@@ -14,6 +14,11 @@ interface StepFailure {
   readonly failures: ReadonlyArray<readonly [number, WireError]>;
 }
 
+/** The coordinator could not collect every rank's outcome. */
+interface GatherFailed {
+  readonly gatherFailed: WireError;
+}
+
 function isStepFailure(value: unknown): value is StepFailure {
   return typeof value === 'object' && value !== null && typeof (value as StepFailure).failedStep === 'string' && Array.isArray((value as StepFailure).failures);
 }
@@ -48,7 +53,7 @@ export class DistWrapper {
   /** map on every rank → gather → reduce on the coordinator → scatter one result per rank. */
   async reduceScatter<T, R>(step: string, map: () => T | Promise<T>, reduce: (all: T[]) => R[] | Promise<R[]>): Promise<R> {
     const local = await this.run(step, map);
-    const all = await this.collective(step, () => this.gather(local));
+    const all = await this.gatherToCoordinator(step, local);
     let results: Array<R | StepFailure> | undefined;
     if (this.isCoordinator) {
       const outcome = await this.reduceOnCoordinator(step, all!, reduce);
@@ -57,6 +62,7 @@ export class DistWrapper {
         const failure = this.failureOf(step, [[this.rank, errorToWire(new DcpValueError(`global plan has ${results.length} plans for ${this.worldSize} ranks`))]]);
         results = new Array(this.worldSize).fill(failure);
       }
+      if (isStepFailure(results[0])) return this.shareFailure(results[0], () => this.scatter(results));
     }
     const mine = await this.collective(step, () => this.scatter(results));
     return this.unwrap(mine);
@@ -65,11 +71,12 @@ export class DistWrapper {
   /** map on every rank → gather → reduce on the coordinator → broadcast the one result. */
   async allReduce<T, R>(step: string, map: () => T | Promise<T>, reduce: (all: T[]) => R | Promise<R>): Promise<R> {
     const local = await this.run(step, map);
-    const all = await this.collective(step, () => this.gather(local));
+    const all = await this.gatherToCoordinator(step, local);
     let result: R | StepFailure | undefined;
     if (this.isCoordinator) {
       const outcome = await this.reduceOnCoordinator(step, all!, reduce);
-      result = 'failure' in outcome ? outcome.failure : outcome.value;
+      if ('failure' in outcome) return this.shareFailure(outcome.failure, () => this.broadcast(outcome.failure));
+      result = outcome.value;
     }
     const shared = await this.collective(step, () => this.broadcast(result));
     return this.unwrap(shared);
@@ -90,7 +97,30 @@ export class DistWrapper {
     return outcome;
   }
 
-  private async reduceOnCoordinator<T, R>(step: string, all: Outcome<T>[], reduce: (all: T[]) => R | Promise<R>): Promise<{ value: R } | { failure: StepFailure }> {
+  /**
+   * Gathers every rank's outcome on the coordinator. When the gather itself fails there
+   * (a rank died, the timeout passed), the coordinator records that as its own failure
+   * and still tells the live ranks, so they fail now with the same error instead of
+   * waiting out their own timeouts.
+   */
+  private async gatherToCoordinator<T>(step: string, local: Outcome<T>): Promise<Outcome<T>[] | GatherFailed | undefined> {
+    if (!this.isCoordinator) return this.collective(step, () => this.gather(local));
+    try {
+      return await this.gather(local);
+    } catch (error) {
+      this.ownErrors.set(step, error);
+      return { gatherFailed: errorToWire(error) };
+    }
+  }
+
+  /** Sends a failure to the other ranks (best effort: some may be gone) and throws it here. */
+  private async shareFailure(failure: StepFailure, send: () => Promise<unknown>): Promise<never> {
+    await send().catch(() => {});
+    throw this.toCheckpointError(failure);
+  }
+
+  private async reduceOnCoordinator<T, R>(step: string, all: Outcome<T>[] | GatherFailed, reduce: (all: T[]) => R | Promise<R>): Promise<{ value: R } | { failure: StepFailure }> {
+    if ('gatherFailed' in all) return { failure: this.failureOf(step, [[this.rank, all.gatherFailed]]) };
     const failures = this.failuresIn(all);
     if (failures.length === 0) {
       const { outcome, error } = await attempt(() => reduce(all.map((o) => (o as { ok: T }).ok)));

@@ -196,3 +196,27 @@ t.test('item identities never collide (a bytes item named like a chunk key)', as
   t.same(Array.from(dest['a@0'] as Uint8Array), [9]);
   t.equal(dest['["a",[0]]'], 'x');
 });
+
+t.test('when the coordinator cannot gather, the live ranks get its failure instead of waiting', async (t) => {
+  const groups = createLocalGroups(3, { timeoutMs: 60_000 });
+  // The coordinator's gather "times out" (after the rendezvous, so the others are not held up).
+  const coordinator = groups[0]!;
+  const flaky = Object.create(coordinator) as typeof coordinator;
+  flaky.gather = async <T>(value: T, dst: number) => {
+    await coordinator.gather(value, dst);
+    throw Object.assign(new Error('rank 2 never answered'), { code: 'COLLECTIVE_TIMEOUT' });
+  };
+  const store = new MemoryStore();
+  const started = Date.now();
+  const results = await Promise.allSettled(
+    [flaky, groups[1]!, groups[2]!].map((group, rank) => save({ w: rowSharded(9, 3, rank, (i) => i) }, { storageWriter: new MemoryStorageWriter(store), processGroup: group })),
+  );
+  t.ok(Date.now() - started < 5000, 'nobody waited for a timeout of their own');
+  for (const res of results) {
+    const err = (res as PromiseRejectedResult).reason as CheckpointError;
+    t.ok(err instanceof CheckpointError);
+    t.equal(err.step, 'plan');
+    t.same([...err.failures.keys()], [0]);
+    t.equal((err.failures.get(0) as Error & { code: string }).code, 'COLLECTIVE_TIMEOUT');
+  }
+});

@@ -77,11 +77,15 @@ t.test('a rank SIGKILLed mid-write: others fail within the timeout; incomplete; 
   const out = await results(children);
   const survivorsDone = Date.now() - killedAt;
   t.equal(out[2]!.signal, 'SIGKILL');
-  // The coordinator times out gathering write results and names the dead rank; rank 1,
-  // waiting for the coordinator's verdict, times out on it in turn. Each reports its own wait.
+  // The coordinator times out gathering write results, names the dead rank and sends that
+  // verdict to the live ranks. Rank 1 gets it, or (when its own wait for the verdict ends
+  // first) reports its own timeout: either way a timeout, never a hang.
   t.match(out[0]!.json, { ok: false, code: 'CHECKPOINT_FAILED', step: 'write', failures: { 0: 'COLLECTIVE_TIMEOUT' } }, out[0]!.stderr);
   t.match((out[0]!.json!.failureMessages as Record<string, string>)[0], /gather:0 #\d+ on rank 0 timed out after 2500 ms; no message from rank\(s\) 2$/);
-  t.match(out[1]!.json, { ok: false, code: 'CHECKPOINT_FAILED', step: 'write', failures: { 1: 'COLLECTIVE_TIMEOUT' } }, out[1]!.stderr);
+  t.match(out[1]!.json, { ok: false, code: 'CHECKPOINT_FAILED', step: 'write' }, out[1]!.stderr);
+  const rank1Failures = out[1]!.json!.failures as Record<string, string>;
+  t.equal(Object.keys(rank1Failures).length, 1);
+  t.ok(rank1Failures[0] === 'COLLECTIVE_TIMEOUT' || rank1Failures[1] === 'COLLECTIVE_TIMEOUT', `rank 1 reports a timeout: ${JSON.stringify(rank1Failures)}`);
   t.ok(survivorsDone < timeoutMs + 5000, `survivors exited ${survivorsDone} ms after the kill`);
   const catalog = new CheckpointCatalog({ redis });
   const listed = await catalog.list({ prefix: 'xp/killed' });
