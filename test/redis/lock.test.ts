@@ -96,3 +96,24 @@ t.test('stale coordinator: SIGSTOPped past its lock TTL, a newer save commits; r
   t.equal(saves.length, 1, 'only the committed save owns data');
   await catalog.close();
 });
+
+t.test('Redlock quorum of 5: 2 nodes down still locks and commits; 3 down refuses before writing', async (t) => {
+  const nodes = await Promise.all([0, 1, 2, 3, 4].map(() => RedisServer.start()));
+  t.teardown(() => Promise.all(nodes.map((n) => n.stop())));
+  const lockRedis = nodes.map((n) => new Redis({ port: n.port, maxRetriesPerRequest: 1, disableClientInfo: true, retryStrategy: () => 200 }));
+  for (const c of lockRedis) c.on('error', () => {});
+  t.teardown(() => lockRedis.forEach((c) => c.disconnect()));
+  await Promise.all(lockRedis.map((c) => (c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)))));
+  await nodes[0]!.kill();
+  await nodes[3]!.kill();
+  await save({ w: filled(21) }, { checkpointId: 'quorum5/a', storageWriter: new RedisStorageWriter({ redis, lockRedis }) });
+  const w = filled(0);
+  await load({ w }, { checkpointId: 'quorum5/a', storageReader: new RedisStorageReader({ redis }) });
+  t.equal(w.data[500], 21, 'committed with 3 of 5');
+  await nodes[4]!.kill();
+  const err = await save({ w: filled(22) }, { checkpointId: 'quorum5/a', storageWriter: new RedisStorageWriter({ redis, lockRedis }) }).catch((e: unknown) => e);
+  t.equal(codeOf(err), 'LOCK_UNAVAILABLE');
+  const again = filled(0);
+  await load({ w: again }, { checkpointId: 'quorum5/a', storageReader: new RedisStorageReader({ redis }) });
+  t.equal(again.data[500], 21, 'the committed checkpoint is untouched by the refused save');
+});
