@@ -14,9 +14,10 @@ import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js'
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, Slots } from './bounded.js';
 import { BufferPool, BulkSocket } from './bulk-socket.js';
-import { isRedisCheckpointId, parseCheckpointId } from './checkpoint-id.js';
+import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
-import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
+import type { RedisClient, RedisInput } from './connection.js';
+import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointNotCommittedError, CheckpointNotFoundError, ChecksumMismatchError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type ItemLocation, type Part, type RedisStorageData } from './layout.js';
@@ -86,14 +87,10 @@ function linearOffset(shape: readonly number[], offsets: readonly number[]): num
 
 export class RedisStorageReader extends StorageReader {
   private readonly keySpace: KeySpace;
-  private readonly redisInput: RedisInput | undefined;
   private readonly maxInFlight: number;
   private readonly verify: boolean;
   private readonly maxMetadataBytes: number;
-  private client: RedisClient | undefined;
-  private ownsClient = false;
-  private checkpointName: string | undefined;
-  private checkpointUrl: string | undefined;
+  private readonly target: CheckpointTarget;
   private metadata: Metadata | undefined;
   private storage: RedisStorageData | undefined;
   private readonly bulkTransport: boolean;
@@ -104,7 +101,7 @@ export class RedisStorageReader extends StorageReader {
   constructor(options: RedisStorageReaderOptions = {}) {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
-    this.redisInput = options.redis;
+    this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
     this.maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4));
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = options.maxMetadataBytes ?? 512 * 1024 * 1024;
@@ -119,11 +116,7 @@ export class RedisStorageReader extends StorageReader {
   }
 
   reset(checkpointId?: string): void {
-    if (checkpointId !== undefined) {
-      const parsed = parseCheckpointId(checkpointId);
-      this.checkpointName = parsed.name;
-      this.checkpointUrl = parsed.url;
-    }
+    if (checkpointId !== undefined) this.target.setId(checkpointId);
     this.metadata = undefined;
     this.storage = undefined;
   }
@@ -171,8 +164,7 @@ export class RedisStorageReader extends StorageReader {
   }
 
   override async close(): Promise<void> {
-    if (this.client && this.ownsClient) await closeClient(this.client);
-    this.client = undefined;
+    await this.target.close();
   }
 
   private location(item: ReadItem): ItemLocation {
@@ -320,18 +312,10 @@ export class RedisStorageReader extends StorageReader {
   }
 
   private dataClient(): RedisClient {
-    if (!this.client) {
-      const input = this.redisInput ?? this.checkpointUrl;
-      if (input === undefined) throw new DcpValueError('RedisStorageReader needs `redis` (a client or URL) or a redis:// checkpoint id');
-      const { client, owned } = connect(input);
-      this.client = client;
-      this.ownsClient = owned;
-    }
-    return this.client;
+    return this.target.client;
   }
 
   private store(): CheckpointStore {
-    if (this.checkpointName === undefined) throw new DcpValueError('No checkpoint id: pass checkpointId to load() or to the reader');
-    return new CheckpointStore(this.dataClient(), this.keySpace, this.checkpointName);
+    return this.target.store();
   }
 }

@@ -13,7 +13,8 @@ import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
 import { StorageWriter, type WriteResult } from '../core/storage.js';
 import { writeDataBytes } from '../core/storage-helpers.js';
-import { isRedisCheckpointId, parseCheckpointId } from './checkpoint-id.js';
+import { isRedisCheckpointId } from './checkpoint-id.js';
+import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { CheckpointExistsError, FencedError } from './errors.js';
@@ -111,16 +112,13 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
   private readonly bulkTransport: boolean;
-  private readonly redisInput: RedisInput | undefined;
   private readonly lockInputs: readonly RedisInput[] | undefined;
 
-  private client: RedisClient | undefined;
   private readonly owned: RedisClient[] = [];
   private lockClients: RedisClient[] | undefined;
   private redlock: Redlock | undefined;
 
-  private checkpointName: string | undefined;
-  private checkpointUrl: string | undefined;
+  private readonly target: CheckpointTarget;
   private saveId = newSaveId();
   private isCoordinator = false;
   private token: string | undefined;
@@ -140,7 +138,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.overwrite = options.overwrite ?? true;
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
     this.bulkTransport = options.bulkTransport ?? true;
-    this.redisInput = options.redis;
+    this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockInputs = options.lockRedis;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
@@ -152,11 +150,7 @@ export class RedisStorageWriter extends StorageWriter {
 
   /** A new save: validates the id (before any key is touched) and draws a new save id. */
   reset(checkpointId?: string): void {
-    if (checkpointId !== undefined) {
-      const parsed = parseCheckpointId(checkpointId);
-      this.checkpointName = parsed.name;
-      this.checkpointUrl = parsed.url;
-    }
+    if (checkpointId !== undefined) this.target.setId(checkpointId);
     this.saveId = newSaveId();
     this.token = undefined;
     this.held = undefined;
@@ -167,7 +161,7 @@ export class RedisStorageWriter extends StorageWriter {
   }
 
   override storageMeta(): StorageMeta {
-    return { checkpointId: this.checkpointName, saveId: this.saveId };
+    return { checkpointId: this.target.id, saveId: this.saveId };
   }
 
   async setUpStorageWriter(isCoordinator: boolean): Promise<void> {
@@ -290,7 +284,7 @@ export class RedisStorageWriter extends StorageWriter {
    */
   override async abort(): Promise<void> {
     try {
-      if (this.committed || !this.checkpointName) return;
+      if (this.committed || this.target.id === undefined) return;
       const saveId = this.isCoordinator ? (this.begun ? this.saveId : undefined) : this.writingSaveId;
       if (saveId === undefined) return;
       const store = this.store();
@@ -306,6 +300,7 @@ export class RedisStorageWriter extends StorageWriter {
   override async close(): Promise<void> {
     await this.held?.release();
     await Promise.all(this.owned.splice(0).map(closeClient));
+    await this.target.close();
   }
 
   private requireLock(): HeldLock {
@@ -319,16 +314,10 @@ export class RedisStorageWriter extends StorageWriter {
   }
 
   private dataClient(): RedisClient {
-    if (!this.client) {
-      const input = this.redisInput ?? this.checkpointUrl;
-      if (input === undefined) throw new DcpValueError('RedisStorageWriter needs `redis` (a client or URL) or a redis:// checkpoint id');
-      this.client = this.own(connect(input));
-    }
-    return this.client;
+    return this.target.client;
   }
 
   private store(): CheckpointStore {
-    if (this.checkpointName === undefined) throw new DcpValueError('No checkpoint id: pass checkpointId to save() or to the writer');
-    return new CheckpointStore(this.dataClient(), this.keySpace, this.checkpointName);
+    return this.target.store();
   }
 }
