@@ -6,6 +6,7 @@ import t from 'tap';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { startFixture, type ChildResult } from '../helpers/child.js';
+import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 
 const server = await RedisServer.start();
 const redis = server.client();
@@ -46,5 +47,5 @@ t.test('coordinator killed before its commit: old commit intact, no partial visi
   t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 1, 'the killed save and the replaced one were collected');
   const dataSaves = new Set((await redis.keys(`dcp:data:${id}:*`)).map((k) => k.split(':')[3]));
   t.same([...dataSaves], [await redis.hget(`dcp:ckpt:{${id}}:state`, 'committedSaveId')], 'only the committed save has data keys');
-  t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] });
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(3)) } });
 });

@@ -1,0 +1,202 @@
+/**
+ * The end-of-scenario check every fault test runs: what the test believes happened
+ * (which checkpoints committed, with which bytes; which never did) must agree with
+ * what loading, the catalog, `validate --deep` and the raw keyspace say.
+ *
+ * Why one harness: each scenario used to check a different subset; a committed
+ * checkpoint that stops loading, a listed id with no state, or data keys that no save
+ * index owns (garbage nothing will ever collect) must fail every scenario alike.
+ */
+import type { Test } from 'tap';
+import type { Redis } from 'ioredis';
+import { load } from '../../src/core/load.js';
+import type { StateDict, StateDictValue } from '../../src/core/state-dict.js';
+import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
+import { CheckpointCatalog, type CheckpointSummary } from '../../src/redis/catalog.js';
+import { DEFAULT_PREFIX, KeySpace } from '../../src/redis/keys.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { COLS, ROWS, expectedValue } from '../fixtures/rank-data.js';
+
+export type Expectation =
+  /** Committed and loadable into `reference`'s shapes with exactly these values (tensors as whole, unsharded tensors). */
+  | { readonly state: 'committed'; readonly reference: StateDict }
+  /** Listed, never loadable: a save that started and did not commit (nothing committed before it). */
+  | { readonly state: 'incomplete' }
+  /** No trace at all: not listed, no control or data key. */
+  | { readonly state: 'absent' };
+
+export interface StoreCheck {
+  readonly redis: Redis;
+  readonly prefix?: string;
+  readonly expect: Readonly<Record<string, Expectation>>;
+  /** The catalog must list exactly the ids expected to exist (default true). */
+  readonly exhaustive?: boolean;
+}
+
+/** What test/fixtures/rank.ts saves with SEED=seed, as one unsharded state dict. */
+export function rankFixtureReference(seed: number): StateDict {
+  const data = new Float32Array(ROWS * COLS);
+  for (let i = 0; i < data.length; i++) data[i] = expectedValue(seed, Math.floor(i / COLS), i % COLS);
+  return { w: new Tensor('float32', [ROWS, COLS], data), seed };
+}
+
+export const committed = (reference: StateDict): Expectation => ({ state: 'committed', reference });
+export const incomplete: Expectation = { state: 'incomplete' };
+export const absent: Expectation = { state: 'absent' };
+
+const SENTINEL_BYTE = 0xa5;
+
+/** A destination shaped like `reference`: tensors full of a sentinel byte, bytes and JSON values blank. */
+function destinationFor(value: StateDictValue): StateDictValue {
+  if (value instanceof Tensor) {
+    const t = new Tensor(value.dtype, value.shape);
+    t.bytes.fill(SENTINEL_BYTE);
+    return t;
+  }
+  if (value instanceof ShardedTensor) throw new Error('references hold whole tensors, not ShardedTensors');
+  if (value instanceof Uint8Array) return new Uint8Array(0);
+  if (Array.isArray(value)) return value.map(destinationFor);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, destinationFor(v as StateDictValue)]));
+  return null;
+}
+
+/** Paths where `actual` differs from `expected` (tensors compared byte for byte). */
+function differences(expected: StateDictValue, actual: StateDictValue, path: string, out: string[]): void {
+  if (expected instanceof Tensor) {
+    if (!(actual instanceof Tensor) || actual.dtype !== expected.dtype || Buffer.compare(Buffer.from(actual.bytes), Buffer.from(expected.bytes)) !== 0) {
+      const a = actual instanceof Tensor ? Buffer.from(actual.bytes) : undefined;
+      const e = Buffer.from(expected.bytes);
+      const first = a ? e.findIndex((b, i) => a[i] !== b) : -1;
+      out.push(`${path}: tensor differs${first >= 0 ? ` (first at byte ${first} of ${e.length})` : ''}`);
+    }
+    return;
+  }
+  if (expected instanceof Uint8Array) {
+    if (!(actual instanceof Uint8Array) || Buffer.compare(Buffer.from(actual), Buffer.from(expected)) !== 0) out.push(`${path}: bytes differ`);
+    return;
+  }
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual) || actual.length !== expected.length) out.push(`${path}: list differs`);
+    else expected.forEach((v, i) => differences(v, actual[i]!, `${path}[${i}]`, out));
+    return;
+  }
+  if (expected !== null && typeof expected === 'object') {
+    if (actual === null || typeof actual !== 'object') out.push(`${path}: not a dict`);
+    else for (const [k, v] of Object.entries(expected)) differences(v as StateDictValue, (actual as Record<string, StateDictValue>)[k]!, path ? `${path}.${k}` : k, out);
+    return;
+  }
+  if (JSON.stringify(actual) !== JSON.stringify(expected)) out.push(`${path}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`);
+}
+
+async function allKeys(redis: Redis): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+async function listAll(catalog: CheckpointCatalog): Promise<CheckpointSummary[]> {
+  const items: CheckpointSummary[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await catalog.list({ limit: 1000, ...(cursor ? { cursor } : {}) });
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
+}
+
+/** Which checkpoint a key of this prefix belongs to, and which save for data keys. */
+function ownerOf(key: string, prefix: string): { id: string; saveId?: string } | 'global' | undefined {
+  if (key === `${prefix}:catalog` || key === `${prefix}:fence`) return 'global';
+  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|keys:[^:]+)$`).exec(key);
+  if (control) return { id: control[1]! };
+  const dataPrefix = `${prefix}:data:`;
+  if (key.startsWith(dataPrefix)) {
+    const parts = key.slice(dataPrefix.length).split(':');
+    if (parts.length < 4) return undefined;
+    return { id: parts.slice(0, -3).join(':'), saveId: parts.at(-3)! };
+  }
+  return undefined;
+}
+
+/**
+ * Asserts, for every expected id: committed ones load bit for bit (in one process, into
+ * whole tensors, whatever sharding saved them), are listed `committed` and deep-validate
+ * clean; incomplete ones are listed, refuse to load and fail validation as not committed;
+ * absent ones have no key. Then over the whole keyspace of the prefix: every data key
+ * belongs to a save that the checkpoint's `saves` index records (so it is collectable),
+ * and no key belongs to an id the test did not expect (when exhaustive).
+ */
+export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<void> {
+  const prefix = check.prefix ?? DEFAULT_PREFIX;
+  const space = new KeySpace(prefix);
+  const catalog = new CheckpointCatalog({ redis: check.redis, prefix });
+  try {
+    const listed = new Map((await listAll(catalog)).map((s) => [s.id, s]));
+    for (const [id, expectation] of Object.entries(check.expect)) {
+      const label = `${id} (${expectation.state})`;
+      if (expectation.state === 'committed') {
+        const destination = destinationFor(expectation.reference) as StateDict;
+        const reader = new RedisStorageReader({ redis: check.redis, prefix });
+        try {
+          await load(destination, { checkpointId: id, storageReader: reader });
+          const diff: string[] = [];
+          differences(expectation.reference, destination, '', diff);
+          t.same(diff, [], `${label}: loads bit for bit`);
+        } catch (err) {
+          t.fail(`${label}: load failed: ${(err as Error).message}`);
+        } finally {
+          await reader.close();
+        }
+        t.equal(listed.get(id)?.state, 'committed', `${label}: listed committed`);
+        t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] }, `${label}: deep validation clean`);
+      } else if (expectation.state === 'incomplete') {
+        t.ok(listed.has(id) && listed.get(id)!.state !== 'committed', `${label}: listed and not committed (${listed.get(id)?.state})`);
+        const reader = new RedisStorageReader({ redis: check.redis, prefix });
+        const err = await load({}, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e as { code?: string });
+        await reader.close();
+        t.equal(err?.code, 'CHECKPOINT_NOT_COMMITTED', `${label}: refuses to load`);
+        const report = await catalog.validate(id, { deep: true });
+        t.equal(report.ok, false, `${label}: validation fails`);
+        t.ok(report.problems.some((p) => p.kind === 'not_committed'), `${label}: validation says not committed`);
+      } else {
+        t.notOk(listed.has(id), `${label}: not listed`);
+      }
+    }
+
+    const keys = await allKeys(check.redis);
+    const savesOf = new Map<string, Set<string>>();
+    const keysOf = new Map<string, string[]>();
+    const strays: string[] = [];
+    for (const key of keys) {
+      if (!key.startsWith(`${prefix}:`) || key.startsWith(`${prefix}:pg:`)) continue;
+      const owner = ownerOf(key, prefix);
+      if (owner === 'global') continue;
+      if (owner === undefined) {
+        strays.push(key);
+        continue;
+      }
+      keysOf.set(owner.id, [...(keysOf.get(owner.id) ?? []), key]);
+      if (owner.saveId !== undefined) {
+        if (!savesOf.has(owner.id)) savesOf.set(owner.id, new Set(await check.redis.smembers(space.checkpoint(owner.id).saves)));
+        if (!savesOf.get(owner.id)!.has(owner.saveId)) strays.push(key);
+      }
+    }
+    t.same(strays, [], 'every key of the prefix is a control key or data of a save its checkpoint indexes (no uncollectable garbage)');
+    for (const [id, expectation] of Object.entries(check.expect)) {
+      if (expectation.state === 'absent') t.same(keysOf.get(id) ?? [], [], `${id} (absent): no key left`);
+    }
+    if (check.exhaustive ?? true) {
+      const expectedIds = Object.entries(check.expect).filter(([, e]) => e.state !== 'absent').map(([id]) => id).sort();
+      t.same([...listed.keys()].sort(), expectedIds, 'the catalog lists exactly the checkpoints that exist');
+      t.same([...keysOf.keys()].filter((id) => !(id in check.expect) || check.expect[id]!.state === 'absent').sort(), [], 'no keys of unexpected checkpoints');
+    }
+  } finally {
+    await catalog.close();
+  }
+}
