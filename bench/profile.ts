@@ -1,7 +1,7 @@
 /**
  * One in-process save and load (world size 1, no process group) of the synthetic state
  * dict, with per-step timings: the loop to profile the library's hot paths.
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts [--bytes 256MiB] [--cold]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts [--bytes 256MiB] [--cold] [--bulk-connections N]
  * Steady by default (save A, delete A, then save B and load B are timed); --cold
  * times the first save into the freshly started redis-server.
  */
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     cold: { type: 'boolean', default: false },
     'chunk-bytes': { type: 'string' },
     'max-in-flight': { type: 'string' },
+    'bulk-connections': { type: 'string' },
   },
 });
 const layout = makeLayout({ totalBytes: parseBytes(values.bytes!), smallItems: Number(values.items) });
@@ -32,6 +33,7 @@ const writerOptions = {
   overwrite: true,
   ...(values['chunk-bytes'] ? { chunkBytes: parseBytes(values['chunk-bytes']) } : {}),
   ...(values['max-in-flight'] ? { maxInFlight: Number(values['max-in-flight']) } : {}),
+  ...(values['bulk-connections'] ? { bulkConnections: Number(values['bulk-connections']) } : {}),
 };
 const fmt = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ');
 
@@ -52,7 +54,7 @@ try {
   console.log(`save ${(layout.totalBytes / ms / 1e6).toFixed(2)} GB/s (${ms.toFixed(0)} ms; ${fmt(writer.times.ms)}); used_memory growth / payload ${(growth / layout.totalBytes).toFixed(4)}`);
 
   const dest = makeRankStateDict(layout, 1, 0, false).stateDict;
-  const reader = new TimedStorageReader(new RedisStorageReader({ redis, prefix: 'prof' }));
+  const reader = new TimedStorageReader(new RedisStorageReader({ redis, prefix: 'prof', ...(values['bulk-connections'] ? { bulkConnections: Number(values['bulk-connections']) } : {}) }));
   t0 = performance.now();
   await load(dest, { storageReader: reader, checkpointId: 'prof/b' });
   ms = performance.now() - t0;

@@ -13,7 +13,7 @@ import { lookupChunk } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, Slots } from './bounded.js';
-import { BufferPool, BulkSocket } from './bulk-socket.js';
+import { BufferPool, BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient, RedisInput } from './connection.js';
@@ -37,6 +37,8 @@ export interface RedisStorageReaderOptions {
    * true; only for a standalone `Redis`, Cluster always goes through ioredis).
    */
   readonly bulkTransport?: boolean;
+  /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
+  readonly bulkConnections?: number;
 }
 
 /** A part of an item with its byte span inside the item. */
@@ -96,7 +98,8 @@ export class RedisStorageReader extends StorageReader {
   private readonly bulkTransport: boolean;
   private readonly slots: Slots;
   private readonly pool: BufferPool;
-  private bulk: BulkSocket | undefined;
+  private bulk: BulkConnections | undefined;
+  private readonly bulkConnections: number;
 
   constructor(options: RedisStorageReaderOptions = {}) {
     super();
@@ -106,6 +109,7 @@ export class RedisStorageReader extends StorageReader {
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = options.maxMetadataBytes ?? 512 * 1024 * 1024;
     this.bulkTransport = options.bulkTransport ?? true;
+    this.bulkConnections = Math.min(16, Math.max(1, Math.floor(options.bulkConnections ?? DEFAULT_BULK_CONNECTIONS)));
     this.slots = new Slots(this.maxInFlight);
     this.pool = new BufferPool(this.maxInFlight);
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -150,7 +154,7 @@ export class RedisStorageReader extends StorageReader {
 
   async readData(plan: LoadPlan, planner: LoadPlanner): Promise<void> {
     if (!this.metadata || !this.storage) throw new DcpValueError('readData before setUpStorageReader');
-    this.bulk = this.bulkTransport ? await BulkSocket.forClient(this.dataClient()).catch(() => undefined) : undefined;
+    this.bulk = this.bulkTransport ? await BulkConnections.open(this.dataClient(), this.bulkConnections).catch(() => undefined) : undefined;
     try {
       const uses: PartUse[] = [];
       for (const item of plan.items) this.prepareItem(item, planner, uses);

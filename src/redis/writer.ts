@@ -22,7 +22,7 @@ import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, type HeldLock } from './lock.js';
 import { boundedEach } from './bounded.js';
-import { BulkSocket } from './bulk-socket.js';
+import { BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
 export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
@@ -51,6 +51,8 @@ export interface RedisStorageWriterOptions {
    * (default true; only for a standalone `Redis`, Cluster always goes through ioredis).
    */
   readonly bulkTransport?: boolean;
+  /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
+  readonly bulkConnections?: number;
 }
 
 /** What the coordinator hands every rank in its global plan. */
@@ -112,6 +114,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
   private readonly bulkTransport: boolean;
+  private readonly bulkConnections: number;
   private readonly lockInputs: readonly RedisInput[] | undefined;
 
   private readonly owned: RedisClient[] = [];
@@ -138,6 +141,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.overwrite = options.overwrite ?? true;
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
     this.bulkTransport = options.bulkTransport ?? true;
+    this.bulkConnections = positiveInt(options.bulkConnections, DEFAULT_BULK_CONNECTIONS, 'bulkConnections', 16);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockInputs = options.lockRedis;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -234,7 +238,7 @@ export class RedisStorageWriter extends StorageWriter {
     await store.recordDataKeys(ticket.saveId, keys);
     this.writtenKeys = keys;
     const client = this.dataClient();
-    const bulk = this.bulkTransport ? await BulkSocket.forClient(client).catch(() => undefined) : undefined;
+    const bulk = this.bulkTransport ? await BulkConnections.open(client, this.bulkConnections).catch(() => undefined) : undefined;
     try {
       await boundedEach(segments, this.maxInFlight, async (seg) => {
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));

@@ -3,7 +3,10 @@ import { Redis, Cluster } from 'ioredis';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { BulkSocket } from '../../src/redis/bulk-socket.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BulkConnections, BulkSocket } from '../../src/redis/bulk-socket.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -85,6 +88,36 @@ t.test('save/load round trip with and without the bulk connection agree', async 
       t.ok(Buffer.from(dest.w.data).equals(Buffer.from(sd.w.data)) && Buffer.from(dest.s.data).equals(Buffer.from(sd.s.data)) && dest.note === 'x', `written ${bulkTransport ? 'bulk' : 'ioredis'}, read ${readBulk ? 'bulk' : 'ioredis'}`);
     }
   }
+});
+
+t.test('over a unix socket, several bulk connections: every size around the read buffer arrives intact, in order', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dcp-unix-'));
+  const path = join(dir, 'redis.sock');
+  const local = await RedisServer.start({ args: ['--unixsocket', path, '--unixsocketperm', '700'] });
+  const client = new Redis({ path, disableClientInfo: true });
+  t.teardown(async () => {
+    client.disconnect();
+    await local.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const conns = (await BulkConnections.open(client, 3))!;
+  t.ok(conns, 'a unix-socket client gets bulk connections');
+  // Sizes around the 64 KiB header buffer: replies that end inside it, fill it exactly, or continue straight into the destination.
+  const sizes = [0, 1, 2, 65_533, 65_534, 65_535, 65_536, 65_537, 131_072, 1 << 20, (4 << 20) - 64, 7_777_777];
+  const values = sizes.map((n, i) => bytes(n, i + 3));
+  await Promise.all(values.map((v, i) => conns.set(`u:${i}`, [v.subarray(0, v.byteLength >> 1), v.subarray(v.byteLength >> 1)])));
+  for (let round = 0; round < 2; round++) {
+    const outs = values.map((v) => Buffer.alloc(v.byteLength + 1, 0xee));
+    const got = await Promise.all(values.map((v, i) => conns.getRangeInto(`u:${i}`, 0, v.byteLength + 100, outs[i]!)));
+    t.same(got, sizes, `round ${round}: every reply has its length`);
+    t.ok(values.every((v, i) => outs[i]!.subarray(0, v.byteLength).equals(Buffer.from(v)) && outs[i]![v.byteLength] === 0xee), `round ${round}: every byte in place, nothing written past the value`);
+  }
+  conns.close();
+  const sd = { w: new Tensor('uint8', [6_000_000], bytes(6_000_000, 11)), n: 3 };
+  await save(sd, { checkpointId: 'unix/ckpt', storageWriter: new RedisStorageWriter({ redis: client, bulkConnections: 3 }) });
+  const dest = { w: new Tensor('uint8', [6_000_000]), n: 0 };
+  await load(dest, { checkpointId: 'unix/ckpt', storageReader: new RedisStorageReader({ redis: client, bulkConnections: 2 }) });
+  t.ok(Buffer.from(dest.w.data).equals(Buffer.from(sd.w.data)) && dest.n === 3, 'save and load over unix-socket bulk connections');
 });
 
 t.test('BufferPool reuses buffers, the best fit first, and keeps the largest', async (t) => {
