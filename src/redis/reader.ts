@@ -59,6 +59,11 @@ interface PartUse {
   readonly fqn: string;
   readonly part: Part;
   readonly apply: (bytes: Buffer) => void;
+  /**
+   * Where the whole part belongs, when that is one contiguous run of the destination:
+   * a GETRANGE of exactly this part is then read straight into it (and verified there).
+   */
+  readonly into?: Uint8Array;
   readonly item: PendingItem;
 }
 
@@ -216,18 +221,25 @@ export class RedisStorageReader extends StorageReader {
       const range = storageByteRange(chunk.sizes, item.storageOffsets, item.lengths, elem);
       const spans = range.end > range.start ? this.spans(loc, range.start, range.end) : [];
       finish = () => planner.commitTensor(item, region);
-      if (spans.length === 1) {
-        const span = spans[0]!;
-        uses.push({ fqn, part: span.part, apply: (bytes) => copyBoxInto(region, bytes, chunk.sizes, item.storageOffsets, span.start) });
-      } else if (spans.length > 1 && isContiguous(chunk.sizes, item.lengths) && isContiguous(region.tensor.shape, item.lengths)) {
+      if (spans.length > 0 && isContiguous(chunk.sizes, item.lengths) && isContiguous(region.tensor.shape, item.lengths)) {
         // Contiguous on both sides: each part lands directly in the tensor, no staging buffer.
         const dest = region.tensor.bytes;
         const destStart = linearOffset(region.tensor.shape, region.offsets) * elem;
         for (const span of spans) {
           const from = Math.max(span.start, range.start);
           const to = Math.min(span.end, range.end);
-          uses.push({ fqn, part: span.part, apply: (bytes) => dest.set(bytes.subarray(from - span.start, to - span.start), destStart + (from - range.start)) });
+          const at = destStart + (from - range.start);
+          const whole = from === span.start && to === span.end;
+          uses.push({
+            fqn,
+            part: span.part,
+            apply: (bytes) => dest.set(bytes.subarray(from - span.start, to - span.start), at),
+            ...(whole ? { into: dest.subarray(at, at + span.part[3]) } : {}),
+          });
         }
+      } else if (spans.length === 1) {
+        const span = spans[0]!;
+        uses.push({ fqn, part: span.part, apply: (bytes) => copyBoxInto(region, bytes, chunk.sizes, item.storageOffsets, span.start) });
       } else if (spans.length > 1) {
         let staging: Buffer | undefined;
         for (const span of spans) {
@@ -281,6 +293,14 @@ export class RedisStorageReader extends StorageReader {
       const key = this.store().keys.dataKey(this.storage!.saveId, group.rank, group.seq);
       const length = group.end - group.start;
       const bulk = this.bulk;
+      const only = group.uses.length === 1 ? group.uses[0]! : undefined;
+      if (bulk && only?.into && only.part[2] === group.start && only.part[3] === length) {
+        // Straight into the tensor: on a bad length or checksum the load fails (the tensor's bytes are then undefined, as with any failed load).
+        const got = await bulk.getRangeInto(key, group.start, group.end - 1, only.into);
+        this.check(only, key, group.start, got, only.into.subarray(0, got));
+        if (--only.item.remaining === 0) only.item.finish();
+        return;
+      }
       let pooled: Buffer | undefined;
       let buf: Buffer;
       if (bulk) {
@@ -296,16 +316,9 @@ export class RedisStorageReader extends StorageReader {
       }
       try {
         for (const use of group.uses) {
-          const [, , offset, partLength, crc] = use.part;
-          const from = offset - group.start;
-          if (from + partLength > buf.byteLength) {
-            throw new MissingDataError(use.fqn, key, buf.byteLength === 0 ? 'key is missing' : `expected ${partLength} bytes at offset ${offset}, the value ends at ${group.start + buf.byteLength}`);
-          }
-          const bytes = buf.subarray(from, from + partLength);
-          if (this.verify) {
-            const actual = crc32c(bytes) >>> 0;
-            if (actual !== crc) throw new ChecksumMismatchError(use.fqn, key, `CRC32C ${actual} != stored ${crc}`);
-          }
+          const from = use.part[2] - group.start;
+          const bytes = buf.subarray(from, from + use.part[3]);
+          this.check(use, key, group.start, buf.byteLength, bytes);
           use.apply(bytes);
           if (--use.item.remaining === 0) use.item.finish();
         }
@@ -313,6 +326,18 @@ export class RedisStorageReader extends StorageReader {
         if (pooled) this.pool.give(pooled);
       }
     });
+  }
+
+  /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its CRC32C. */
+  private check(use: PartUse, key: string, fetchStart: number, fetched: number, bytes: Uint8Array): void {
+    const [, , offset, partLength, crc] = use.part;
+    if (offset - fetchStart + partLength > fetched) {
+      throw new MissingDataError(use.fqn, key, fetched === 0 ? 'key is missing' : `expected ${partLength} bytes at offset ${offset}, the value ends at ${fetchStart + fetched}`);
+    }
+    if (this.verify) {
+      const actual = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) >>> 0;
+      if (actual !== crc) throw new ChecksumMismatchError(use.fqn, key, `CRC32C ${actual} != stored ${crc}`);
+    }
   }
 
   private dataClient(): RedisClient {

@@ -77,6 +77,39 @@ t.test('a corrupted byte fails the load with the FQN and key', async (t) => {
   t.match(cause.message, key!);
 });
 
+t.test('parts read straight into the tensor are still verified: flipped, truncated and missing segments fail on both transports', async (t) => {
+  const id = 'rt/direct';
+  const n = 300_000; // 1.2 MB over 64 KiB segments: every group is one whole part
+  const source = Int32Array.from({ length: n }, (_, i) => i * 7);
+  await save({ w: new Tensor('int32', [n], source) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 64 * 1024 }) });
+  const keys = (await redis.keys(`dcp:data:${id}:*`)).sort((a, b) => Number(a.split(':').at(-1)) - Number(b.split(':').at(-1)));
+  t.ok(keys.length > 10, `${keys.length} segments`);
+  const loadCode = async (bulkTransport: boolean) => {
+    const dest = new Tensor('int32', [n]);
+    const err = await load({ w: dest }, { checkpointId: id, storageReader: new RedisStorageReader({ redis, bulkTransport }) }).then(() => undefined, (e: unknown) => e as CheckpointError);
+    return { dest, code: (err?.failures.get(0) as { code?: string } | undefined)?.code, message: err?.failures.get(0)?.message ?? '' };
+  };
+  for (const bulkTransport of [true, false]) {
+    const ok = await loadCode(bulkTransport);
+    t.equal(ok.code, undefined, `clean load (bulk ${bulkTransport})`);
+    t.ok(Buffer.from(ok.dest.data.buffer).equals(Buffer.from(source.buffer)), `bit for bit (bulk ${bulkTransport})`);
+  }
+  const middle = keys[5]!;
+  const original = (await redis.getBuffer(middle))!;
+  await redis.setrange(middle, 1000, 'Z');
+  for (const bulkTransport of [true, false]) {
+    const r = await loadCode(bulkTransport);
+    t.equal(r.code, 'CHECKSUM_MISMATCH', `flipped byte (bulk ${bulkTransport})`);
+    t.match(r.message, middle);
+  }
+  await redis.set(middle, original.subarray(0, original.byteLength - 10));
+  for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `truncated segment (bulk ${bulkTransport})`);
+  await redis.del(middle);
+  for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `deleted segment (bulk ${bulkTransport})`);
+  await redis.set(middle, original);
+  t.equal((await loadCode(true)).code, undefined, 'restored, it loads again');
+});
+
 t.test('overwrite keeps the old checkpoint until the new one commits, then removes its data', async (t) => {
   const id = 'rt/over';
   await save({ w: new Tensor('int32', [4], Int32Array.from([1, 1, 1, 1])) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
