@@ -22,7 +22,7 @@ export interface BenchOptions {
   readonly skip: ReadonlySet<string>;
 }
 
-export const USAGE = `usage: tsx bench/run.ts [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
+export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
   [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard]`;
 

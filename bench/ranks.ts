@@ -9,7 +9,10 @@ import { dirname, join } from 'node:path';
 import type { WorkerResult, WorkerTask } from './rank-worker.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
-const repoRoot = join(benchDir, '..');
+/** Compiled (`npm run bench`): ranks run as plain JavaScript, as users run the library; under tsx (the smoke test), through tsx. */
+export const compiled = import.meta.url.endsWith('.js');
+const workerCommand = compiled ? [join(benchDir, 'rank-worker.js')] : ['--import', 'tsx', join(benchDir, 'rank-worker.ts')];
+const repoRoot = compiled ? join(benchDir, '..', '..') : join(benchDir, '..');
 
 export interface RanksFigure {
   readonly worldSize: number;
@@ -31,7 +34,7 @@ export const RSS_TARGET = (rankBytes: number) => rankBytes * 1.15 + 64 * 2 ** 20
 /** Spawns one worker and resolves with its RESULT line. */
 function runWorker(task: WorkerTask, killAfterMs: number): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'rank-worker.ts'), JSON.stringify(task)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...workerCommand, JSON.stringify(task)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parseBenchArgs, type BenchOptions } from './args.js';
 import { bestBy, deleteRaw, fsRead, fsWrite, loopbackSocket, makeFsDir, rawSet, redisBenchmark, removeFsDir, sweepRaw, usedMemory } from './baselines.js';
 import { Progress } from './progress.js';
-import { runRanks, type RanksFigure } from './ranks.js';
+import { compiled, runRanks, type RanksFigure } from './ranks.js';
 import { connectRedis, deleteByPrefix, redisVersion, startOwnRedis, type RedisTarget } from './redis-target.js';
 import { makeLayout, makePayload, type Layout } from './synthetic.js';
 import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scale.js';
@@ -83,6 +83,7 @@ async function main(): Promise<void> {
       cold: cold ? ({ raw: cold.raw, fsWrite: fs.coldWrite.gbps, fsRead: fs.coldRead.gbps, ranks: cold.ranks } satisfies ConditionFigures) : undefined,
       fsWriteFsyncGbps: fs.fsyncWrite.gbps,
       workerIdleRssBytes: idle.peakRssBytes,
+      workerRuntime: compiled ? 'node' : 'tsx',
       loopbackSocketGbps: socket.gbps,
       reshard,
       redisBenchmark: redisBench,

@@ -50,6 +50,8 @@ export interface SummaryInput {
   readonly fsWriteFsyncGbps: number;
   /** Peak RSS of a worker process that loaded the modules and connected, before any work. */
   readonly workerIdleRssBytes: number;
+  /** How rank processes ran: compiled JavaScript (`npm run bench`) or through tsx. */
+  readonly workerRuntime: 'node' | 'tsx';
   readonly loopbackSocketGbps: number;
   readonly reshard: { savedBy: number; loadedBy: number; figure: RanksFigure } | undefined;
   readonly redisBenchmark: { valueBytes: number; requests: number; cold: { setGbps: number; getGbps: number }; steady: { setGbps: number; getGbps: number } } | undefined;
@@ -136,6 +138,7 @@ export function buildSummary(input: SummaryInput): Summary {
     ...(cold ? conditionFields(cold, 'cold_') : {}),
     peak_rss_target_bytes: rssTarget,
     worker_idle_rss_bytes: input.workerIdleRssBytes,
+    worker_runtime: input.workerRuntime,
     per_rank_count: steady.ranks.map((r) => rankCountFields(r, cold?.ranks.find((c) => c.worldSize === r.worldSize))),
     reshard: input.reshard
       ? {
@@ -260,7 +263,7 @@ export function printTable(s: Summary): void {
   );
   const rb = s.redis_benchmark as { value_bytes: number; set_gbps: number; get_gbps: number; cold_set_gbps: number; cold_get_gbps: number } | null;
   out.push('');
-  out.push(`a worker process (node + tsx + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
+  out.push(`a worker process (${s.worker_runtime === 'tsx' ? 'node + tsx' : 'node, compiled JavaScript'} + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
   out.push(`other ceilings: loopback socket ${gbps(s.loopback_socket_gbps)} GB/s; fs write with fsync ${gbps(s.fs_write_fsync_gbps)} GB/s` + (rb ? `; redis-benchmark -d ${rb.value_bytes}: SET ${gbps(rb.set_gbps)} / GET ${gbps(rb.get_gbps)} GB/s steady, SET ${gbps(rb.cold_set_gbps)} / GET ${gbps(rb.cold_get_gbps)} GB/s cold` : ''));
 
   out.push('\nper rank count (each rank a process; RedisProcessGroup)');
