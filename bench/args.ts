@@ -18,13 +18,13 @@ export interface BenchOptions {
   readonly apiSeconds: number;
   /** Bytes of the chunk-size/concurrency sweep of the raw baselines. */
   readonly sweepBytes: number;
-  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard). */
+  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix). */
   readonly skip: ReadonlySet<string>;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard]`;
+  [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard,unix]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {

@@ -3,6 +3,9 @@
  * port (fresh memory: the cold condition), or the user's `--redis-url`, which it
  * never flushes: it uses a unique prefix and deletes only keys under it.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../test/helpers/redis-server.js';
 
@@ -12,13 +15,21 @@ export interface RedisTarget {
   /** True for a server this run started (its memory was fresh at start). */
   readonly owned: boolean;
   readonly port: number | undefined;
+  /** The server's unix socket, when this run started it (a local Redis reached without TCP). */
+  readonly socketPath?: string;
   stop(): Promise<void>;
 }
 
 export async function startOwnRedis(): Promise<RedisTarget> {
-  const server = await RedisServer.start({ args: ['--maxmemory-policy', 'noeviction'] });
+  const socketDir = await mkdtemp(join(tmpdir(), 'dcp-bench-sock-'));
+  const socketPath = join(socketDir, 'redis.sock');
+  const server = await RedisServer.start({ args: ['--maxmemory-policy', 'noeviction', '--unixsocket', socketPath, '--unixsocketperm', '700'] });
   const redis = server.client();
-  return { url: server.url, redis, owned: true, port: server.port, stop: () => server.stop() };
+  const stop = async () => {
+    await server.stop();
+    await rm(socketDir, { recursive: true, force: true });
+  };
+  return { url: server.url, redis, owned: true, port: server.port, socketPath, stop };
 }
 
 export async function connectRedis(url: string, warn: (text: string) => void): Promise<RedisTarget> {

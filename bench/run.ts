@@ -66,6 +66,12 @@ async function main(): Promise<void> {
     const steadyRanks = await libraryCondition(ctx, steadyTarget, 'steady');
     const reshard = opts.skip.has('reshard') ? undefined : await reshardLoad(ctx, steadyTarget);
     for (const n of opts.ranks) await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete(`run/steady-b-${n}`);
+    // The same 1-rank steady save and load through the server's unix socket: a Redis on the trainer's own host.
+    let unix: RankCountFigures | undefined;
+    if (steadyTarget.socketPath && !opts.skip.has('unix')) {
+      unix = await saveAndLoad(ctx, { ...steadyTarget, url: steadyTarget.socketPath }, 1, 'steady', '-unix-socket');
+      await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete('run/steady-b-1-unix-socket');
+    }
 
     let cold: { raw: RawFigures; ranks: RankCountFigures[] } | undefined;
     if (opts.redisUrl) progress.note('cold condition skipped: it needs a freshly started redis-server (not possible with --redis-url)');
@@ -84,6 +90,7 @@ async function main(): Promise<void> {
       fsWriteFsyncGbps: fs.fsyncWrite.gbps,
       workerIdleRssBytes: idle.peakRssBytes,
       workerRuntime: compiled ? 'node' : 'tsx',
+      unixSocket: unix,
       loopbackSocketGbps: socket.gbps,
       reshard,
       redisBenchmark: redisBench,
@@ -250,16 +257,17 @@ function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw
 }
 
 /** Save then load by each rank count; steady: the save replaces a deleted checkpoint of the same size. */
-async function saveAndLoad(ctx: RunContext, target: RedisTarget, n: number, condition: 'steady' | 'cold'): Promise<RankCountFigures> {
+async function saveAndLoad(ctx: RunContext, target: RedisTarget, n: number, condition: 'steady' | 'cold', variant = ''): Promise<RankCountFigures> {
   const { progress, layout } = ctx;
-  const id = condition === 'steady' ? `run/steady-b-${n}` : `run/cold-${n}`;
+  const id = condition === 'steady' ? `run/steady-b-${n}${variant}` : `run/cold-${n}${variant}`;
   const before = await usedMemory(target.redis);
-  progress.step(`${condition} save, ${n} rank${n > 1 ? 's' : ''}${condition === 'steady' ? ' (after saving and deleting a previous checkpoint)' : ''}`);
-  const saved = await runRanks(task(ctx, target, 'save', `${condition}-save-${n}`, id, condition === 'steady' ? `run/steady-a-${n}` : undefined), n, layout.totalBytes);
+  const over = variant ? ` over ${variant.slice(1)}` : '';
+  progress.step(`${condition} save, ${n} rank${n > 1 ? 's' : ''}${over}${condition === 'steady' ? ' (after saving and deleting a previous checkpoint)' : ''}`);
+  const saved = await runRanks(task(ctx, target, 'save', `${condition}-save-${n}${variant}`, id, condition === 'steady' ? `run/steady-a-${n}${variant}` : undefined), n, layout.totalBytes);
   const growth = (await usedMemory(target.redis)) - before;
   progress.done(`${saved.gbps.toFixed(2)} GB/s`);
-  progress.step(`${condition} load, ${n} rank${n > 1 ? 's' : ''}`);
-  const loaded = await runRanks(task(ctx, target, 'load', `${condition}-load-${n}`, id), n, layout.totalBytes);
+  progress.step(`${condition} load, ${n} rank${n > 1 ? 's' : ''}${over}`);
+  const loaded = await runRanks(task(ctx, target, 'load', `${condition}-load-${n}${variant}`, id), n, layout.totalBytes);
   progress.done(`${loaded.gbps.toFixed(2)} GB/s${loaded.verified ? ', verified' : ', VERIFICATION FAILED'}`);
   return { worldSize: n, save: saved, load: loaded, memoryOverhead: growth / layout.totalBytes };
 }
