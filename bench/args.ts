@@ -18,13 +18,15 @@ export interface BenchOptions {
   readonly apiSeconds: number;
   /** Bytes of the chunk-size/concurrency sweep of the raw baselines. */
   readonly sweepBytes: number;
+  /** Interleaved rounds of (raw SET/GET, 1-rank save/load) whose medians are the steady headline figures. */
+  readonly rounds: number;
   /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix). */
   readonly skip: ReadonlySet<string>;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--skip scale,api,redis-benchmark,cold,reshard,unix]`;
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
@@ -58,6 +60,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'scale-items': { type: 'string' },
       catalog: { type: 'string' },
       'api-seconds': { type: 'string' },
+      rounds: { type: 'string' },
       skip: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -80,6 +83,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     catalogEntries: values.catalog !== undefined ? parseList(values.catalog, '--catalog')[0]! : quick ? 500 : 10000,
     apiSeconds: values['api-seconds'] !== undefined ? Number(values['api-seconds']) : quick ? 1 : 5,
     sweepBytes: Math.min(bytes, quick ? 16 << 20 : 256 << 20),
+    rounds: values.rounds !== undefined ? parseList(values.rounds, '--rounds')[0]! : quick ? 1 : 3,
     skip: new Set((values.skip ?? '').split(',').filter(Boolean)),
   };
 }

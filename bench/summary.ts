@@ -55,6 +55,8 @@ export interface SummaryInput {
   readonly loopbackSocketGbps: number;
   /** 1-rank steady save and load through the server's unix socket instead of TCP (own server only). */
   readonly unixSocket?: RankCountFigures | undefined;
+  /** Interleaved headline rounds (raw, then library, 1 rank, steady); the headline figures are their medians. */
+  readonly rounds?: ReadonlyArray<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | undefined;
   readonly reshard: { savedBy: number; loadedBy: number; figure: RanksFigure } | undefined;
   readonly redisBenchmark: { valueBytes: number; requests: number; cold: { setGbps: number; getGbps: number }; steady: { setGbps: number; getGbps: number } } | undefined;
   readonly scale: readonly ScalePoint[];
@@ -141,6 +143,7 @@ export function buildSummary(input: SummaryInput): Summary {
     peak_rss_target_bytes: rssTarget,
     worker_idle_rss_bytes: input.workerIdleRssBytes,
     worker_runtime: input.workerRuntime,
+    headline_rounds: input.rounds ?? null,
     unix_socket: input.unixSocket
       ? {
           save_gbps: input.unixSocket.save.gbps,
@@ -275,6 +278,8 @@ export function printTable(s: Summary): void {
   const rb = s.redis_benchmark as { value_bytes: number; set_gbps: number; get_gbps: number; cold_set_gbps: number; cold_get_gbps: number } | null;
   out.push('');
   out.push(`a worker process (${s.worker_runtime === 'tsx' ? 'node + tsx' : 'node, compiled JavaScript'} + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
+  const rounds = s.headline_rounds as Array<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | null;
+  if (rounds) out.push(`steady headline = medians of ${rounds.length} interleaved rounds (raw SET / save / raw GET / load GB/s): ${rounds.map((r) => `${gbps(r.raw_set_gbps)} / ${gbps(r.save_gbps)} / ${gbps(r.raw_get_gbps)} / ${gbps(r.load_gbps)}`).join('; ')}`);
   const unix = s.unix_socket as { save_gbps: number; load_gbps: number; save_vs_fs_write: number; load_vs_fs_read: number; load_verified: boolean } | null;
   if (unix) out.push(`over the server's unix socket (1 rank, steady): save ${gbps(unix.save_gbps)} GB/s (${ratio(unix.save_vs_fs_write)} fs write), load ${gbps(unix.load_gbps)} GB/s (${ratio(unix.load_vs_fs_read)} fs read), verified ${unix.load_verified}`);
   out.push(`other ceilings: loopback socket ${gbps(s.loopback_socket_gbps)} GB/s; fs write with fsync ${gbps(s.fs_write_fsync_gbps)} GB/s` + (rb ? `; redis-benchmark -d ${rb.value_bytes}: SET ${gbps(rb.set_gbps)} / GET ${gbps(rb.get_gbps)} GB/s steady, SET ${gbps(rb.cold_set_gbps)} / GET ${gbps(rb.cold_get_gbps)} GB/s cold` : ''));
