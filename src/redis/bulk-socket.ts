@@ -39,6 +39,7 @@ type Wait = StatusWait | BulkWait;
 
 const CRLF = Buffer.from('\r\n');
 const SCRATCH_BYTES = 64 * 1024;
+const FLUSH_NOW_BYTES = 64 * 1024;
 /** Bulk connections per writer or reader unless configured (see BulkConnections). */
 export const DEFAULT_BULK_CONNECTIONS = 1;
 
@@ -158,8 +159,15 @@ export class BulkSocket {
       if (this.broken) return reject(this.broken);
       this.waits.push({ ...wait, resolve, reject } as unknown as Wait);
       this.socket.cork();
-      for (const c of chunks) this.socket.write(c);
-      process.nextTick(() => this.socket.uncork());
+      let bytes = 0;
+      for (const c of chunks) {
+        this.socket.write(c);
+        bytes += c.byteLength;
+      }
+      // Small requests of one tick share a writev; a large value goes out now, so the
+      // kernel and Redis work on it while the caller goes on (e.g. checksums the next one).
+      if (bytes >= FLUSH_NOW_BYTES) this.socket.uncork();
+      else process.nextTick(() => this.socket.uncork());
     });
   }
 

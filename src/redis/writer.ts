@@ -242,12 +242,13 @@ export class RedisStorageWriter extends StorageWriter {
     try {
       await boundedEach(segments, this.maxInFlight, async (seg) => {
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+        // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
+        const written = bulk ? bulk.set(seg.key, buffers) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
+        // Checksums only go into the metadata, so they are computed while Redis takes in the segment.
         seg.parts.forEach((part, i) => {
           part[4] = crc32c(buffers[i]!) >>> 0;
         });
-        // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
-        if (bulk) await bulk.set(seg.key, buffers);
-        else await client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
+        await written;
       });
     } finally {
       bulk?.close();
