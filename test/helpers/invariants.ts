@@ -112,7 +112,8 @@ async function listAll(catalog: CheckpointCatalog): Promise<CheckpointSummary[]>
 
 /** Which checkpoint a key of this prefix belongs to, and which save for data keys. */
 function ownerOf(key: string, prefix: string): { id: string; saveId?: string } | 'global' | undefined {
-  if (key === `${prefix}:catalog` || key === `${prefix}:fence`) return 'global';
+  // Global keys, and the segment pool (retired segments, recycled by later saves or expiring).
+  if (key === `${prefix}:catalog` || key === `${prefix}:fence` || key === `${prefix}:pool` || key.startsWith(`${prefix}:pool:`)) return 'global';
   const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|keys:[^:]+)$`).exec(key);
   if (control) return { id: control[1]! };
   const dataPrefix = `${prefix}:data:`;
