@@ -19,6 +19,8 @@ import type { RedisClient } from './connection.js';
 
 interface StatusWait {
   readonly kind: 'status';
+  /** An error reply resolves too (the caller does not care whether it worked). */
+  readonly tolerant?: boolean;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -132,11 +134,18 @@ export class BulkSocket {
     return this.waits.length;
   }
 
-  /** SET key to the concatenation of `pieces`, written from the caller's memory. */
-  set(key: string, pieces: readonly Uint8Array[]): Promise<void> {
+  /**
+   * SET key to the concatenation of `pieces`, written from the caller's memory. With
+   * `over`, first RENAMEs that key onto `key` in the same write (a pooled segment whose
+   * memory the SET then reuses; a missing one is no error, the SET just makes a new key).
+   */
+  set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
     const length = pieces.reduce((n, p) => n + p.byteLength, 0);
     const keyBytes = Buffer.from(key);
-    return this.send({ kind: 'status' }, [Buffer.from(`*3\r\n$3\r\nSET\r\n$${keyBytes.byteLength}\r\n`), keyBytes, Buffer.from(`\r\n$${length}\r\n`), ...pieces, CRLF]);
+    const setCommand = [Buffer.from(`*3\r\n$3\r\nSET\r\n$${keyBytes.byteLength}\r\n`), keyBytes, Buffer.from(`\r\n$${length}\r\n`), ...pieces, CRLF];
+    if (over === undefined) return this.send({ kind: 'status' }, setCommand);
+    const ignore = () => {}; // the SET's own reply reports a broken connection
+    return this.send({ kind: 'status' }, [encode(['RENAME', over, key]), ...setCommand], { kind: 'status', tolerant: true, resolve: ignore, reject: ignore });
   }
 
   /** GETRANGE key start end (inclusive) into `dest`; resolves with the bytes received. */
@@ -154,9 +163,11 @@ export class BulkSocket {
     return this.send({ kind: 'status' }, [encode(args)]);
   }
 
-  private send<T>(wait: Omit<StatusWait, 'resolve' | 'reject'> | Omit<BulkWait, 'resolve' | 'reject'>, chunks: readonly Uint8Array[]): Promise<T> {
+  /** Writes `chunks` (one or more commands); `before` awaits the reply of a command sent ahead of the one `wait` answers. */
+  private send<T>(wait: Omit<StatusWait, 'resolve' | 'reject'> | Omit<BulkWait, 'resolve' | 'reject'>, chunks: readonly Uint8Array[], before?: StatusWait): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.broken) return reject(this.broken);
+      if (before) this.waits.push(before);
       this.waits.push({ ...wait, resolve, reject } as unknown as Wait);
       this.socket.cork();
       let bytes = 0;
@@ -209,7 +220,8 @@ export class BulkSocket {
   private onLine(head: Wait, line: string): void {
     if (line.startsWith('-')) {
       this.waits.shift();
-      head.reject(new Error(line.slice(1)));
+      if (head.kind === 'status' && head.tolerant) head.resolve();
+      else head.reject(new Error(line.slice(1)));
     } else if (head.kind === 'status') {
       this.waits.shift();
       if (line.startsWith('+')) head.resolve();
@@ -275,8 +287,8 @@ export class BulkConnections {
     return new BulkConnections(sockets);
   }
 
-  set(key: string, pieces: readonly Uint8Array[]): Promise<void> {
-    return this.leastBusy().set(key, pieces);
+  set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
+    return this.leastBusy().set(key, pieces, over);
   }
 
   getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {

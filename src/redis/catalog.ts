@@ -18,6 +18,7 @@ import { CheckpointNotFoundError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS } from './lock.js';
+import { SegmentPool } from './segment-pool.js';
 
 export interface CheckpointSummary {
   readonly id: string;
@@ -71,6 +72,12 @@ export interface CheckpointCatalogOptions {
   readonly prefix?: string;
   readonly lockRedis?: readonly RedisInput[];
   readonly lockTtlMs?: number;
+  /**
+   * Segment recycling (default 0 = off): `delete` moves the checkpoint's data segments into
+   * the pool for this long instead of unlinking them, so the next save reuses their memory
+   * (see RedisStorageWriterOptions.recycleTtlMs). Their memory is freed when the TTL ends.
+   */
+  readonly recycleTtlMs?: number;
 }
 
 interface Cursor {
@@ -131,6 +138,7 @@ export class CheckpointCatalog {
   private lockClients: RedisClient[] | undefined;
   private readonly ownedLockClients: RedisClient[] = [];
   private redlock: Redlock | undefined;
+  private readonly pool: SegmentPool | undefined;
 
   constructor(options: CheckpointCatalogOptions) {
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
@@ -139,6 +147,9 @@ export class CheckpointCatalog {
     this.ownsClient = owned;
     this.lockTtlMs = options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     this.lockInputs = options.lockRedis;
+    const recycleTtlMs = options.recycleTtlMs ?? 0;
+    if (!Number.isSafeInteger(recycleTtlMs) || recycleTtlMs < 0) throw new DcpValueError(`recycleTtlMs must be a non-negative integer, got ${String(options.recycleTtlMs)}`);
+    this.pool = SegmentPool.for(client, this.keySpace, recycleTtlMs);
   }
 
   get redis(): RedisClient {
@@ -272,7 +283,10 @@ export class CheckpointCatalog {
       const token = await store.nextToken();
       const saveIds = await store.beginDelete(token);
       let deletedKeys = 0;
-      for (const saveId of saveIds) deletedKeys += await unlinkKeys(this.client, await setMembers(this.client, store.keys.dataIndex(saveId)));
+      for (const saveId of saveIds) {
+        const dataKeys = await setMembers(this.client, store.keys.dataIndex(saveId));
+        deletedKeys += this.pool ? await this.pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
+      }
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);
       return { deletedKeys };

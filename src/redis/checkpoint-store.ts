@@ -8,6 +8,7 @@ import type { RedisClient } from './connection.js';
 import { CheckpointExistsError, CheckpointNotFoundError, FencedError } from './errors.js';
 import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
+import type { SegmentPool } from './segment-pool.js';
 
 export type CheckpointStatus = 'committed' | 'writing' | 'incomplete';
 
@@ -154,9 +155,11 @@ export class CheckpointStore {
   }
 
   /** Removes a save's data keys, then (fenced) its index. Returns how many keys went. */
-  async dropSave(token: string, saveId: string): Promise<number> {
+  /** Removes a dropped save's data (into `pool` when recycling) and forgets the save. */
+  async dropSave(token: string, saveId: string, pool?: SegmentPool): Promise<number> {
     const index = this.keys.dataIndex(saveId);
-    const removed = await unlinkKeys(this.client, await setMembers(this.client, index));
+    const dataKeys = await setMembers(this.client, index);
+    const removed = pool ? await pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
     const reply = await runScript(this.client, 'forget-save', [this.keys.state, this.keys.saves, index], [token, saveId]);
     if (reply[0] !== 'COMMITTED') this.expectOk(reply, 'forget save');
     return removed;

@@ -28,6 +28,16 @@ export class KeySpace {
     return `${this.prefix}:fence`;
   }
 
+  /** Set: names of retired segments that a save may take over (segment recycling, see segment-pool.ts). */
+  segmentPool(): string {
+    return `${this.prefix}:pool`;
+  }
+
+  /** A retired segment, named after the data key it was (unique), expiring unless a save takes it. */
+  pooledSegment(dataKey: string): string {
+    return `${this.prefix}:pool:${dataKey.slice(this.prefix.length + ':data:'.length)}`;
+  }
+
   checkpoint(id: string): CheckpointKeys {
     assertValidCheckpointName(id);
     return new CheckpointKeys(this.prefix, id);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './connection.js';
 
-export type ScriptName = 'begin-save' | 'extend-lease' | 'record-keys' | 'commit' | 'abort-save' | 'forget-save' | 'begin-delete' | 'finish-delete';
+export type ScriptName = 'begin-save' | 'extend-lease' | 'record-keys' | 'commit' | 'abort-save' | 'forget-save' | 'begin-delete' | 'finish-delete' | 'retire-segments';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -17,6 +17,7 @@ const FILES: Record<ScriptName, string> = {
   'forget-save': 'forget-save-3.lua',
   'begin-delete': 'begin-delete-2.lua',
   'finish-delete': 'finish-delete.lua',
+  'retire-segments': 'retire-segments.lua',
 };
 
 function loadLua(file: string): string {

@@ -23,6 +23,7 @@ import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layo
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, type HeldLock } from './lock.js';
 import { boundedEach } from './bounded.js';
 import { BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
+import { SegmentPool } from './segment-pool.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
 export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
@@ -53,6 +54,15 @@ export interface RedisStorageWriterOptions {
   readonly bulkTransport?: boolean;
   /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
   readonly bulkConnections?: number;
+  /**
+   * Segment recycling (default 0 = off; standalone Redis with the bulk connection): data of
+   * saves this writer drops (replaced or aborted) is kept in a pool for this long, and new
+   * segments are written over pooled ones, reusing memory Redis already holds instead of
+   * faulting in fresh pages. Set it above the interval between checkpoints to benefit;
+   * dropped data then stays in Redis' memory until a save takes it or the TTL ends. Give the
+   * CheckpointCatalog the same value so that deleted checkpoints feed the pool too.
+   */
+  readonly recycleTtlMs?: number;
 }
 
 /** What the coordinator hands every rank in its global plan. */
@@ -115,6 +125,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly maxInFlight: number;
   private readonly bulkTransport: boolean;
   private readonly bulkConnections: number;
+  private readonly recycleTtlMs: number;
   private readonly lockInputs: readonly RedisInput[] | undefined;
 
   private readonly owned: RedisClient[] = [];
@@ -142,6 +153,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = positiveInt(options.bulkConnections, DEFAULT_BULK_CONNECTIONS, 'bulkConnections', 16);
+    this.recycleTtlMs = options.recycleTtlMs === undefined || options.recycleTtlMs === 0 ? 0 : positiveInt(options.recycleTtlMs, 0, 'recycleTtlMs');
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockInputs = options.lockRedis;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -239,11 +251,15 @@ export class RedisStorageWriter extends StorageWriter {
     this.writtenKeys = keys;
     const client = this.dataClient();
     const bulk = this.bulkTransport ? await BulkConnections.open(client, this.bulkConnections).catch(() => undefined) : undefined;
+    const pool = bulk ? this.pool() : undefined;
+    const full = segments.filter((s) => s.capacity === this.segmentBytes);
+    const pooled = new Map<Segment, string>();
+    if (pool) (await pool.take(full.length)).forEach((name, i) => pooled.set(full[i]!, name));
     try {
       await boundedEach(segments, this.maxInFlight, async (seg) => {
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
         // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
-        const written = bulk ? bulk.set(seg.key, buffers) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
+        const written = bulk ? bulk.set(seg.key, buffers, pooled.get(seg)) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
         // Checksums only go into the metadata, so they are computed while Redis takes in the segment.
         seg.parts.forEach((part, i) => {
           part[4] = crc32c(buffers[i]!) >>> 0;
@@ -277,7 +293,7 @@ export class RedisStorageWriter extends StorageWriter {
     });
     this.committed = true;
     for (const saveId of garbage) {
-      await store.dropSave(this.token!, saveId).catch(() => {}); // retried by the next commit or delete
+      await store.dropSave(this.token!, saveId, this.pool()).catch(() => {}); // retried by the next commit or delete
     }
     await held.release();
   }
@@ -295,8 +311,9 @@ export class RedisStorageWriter extends StorageWriter {
       const store = this.store();
       const outcome = await store.abortSave(saveId).catch(() => undefined);
       if (outcome !== 'aborted') return; // committed, or Redis unreachable: remove nothing
-      if (this.isCoordinator) await store.dropSave(this.token!, saveId).catch(() => {});
-      else if (this.writtenKeys.length > 0) await unlinkKeys(this.dataClient(), this.writtenKeys).catch(() => {});
+      const pool = this.pool();
+      if (this.isCoordinator) await store.dropSave(this.token!, saveId, pool).catch(() => {});
+      else if (this.writtenKeys.length > 0) await (pool ? pool.retire(this.writtenKeys) : unlinkKeys(this.dataClient(), this.writtenKeys)).catch(() => {});
     } finally {
       await this.held?.release();
     }
@@ -320,6 +337,10 @@ export class RedisStorageWriter extends StorageWriter {
 
   private dataClient(): RedisClient {
     return this.target.client;
+  }
+
+  private pool(): SegmentPool | undefined {
+    return SegmentPool.for(this.dataClient(), this.keySpace, this.recycleTtlMs);
   }
 
   private store(): CheckpointStore {
