@@ -20,13 +20,13 @@ export interface BenchOptions {
   readonly sweepBytes: number;
   /** Interleaved rounds of (raw SET/GET, 1-rank save/load) whose medians are the steady headline figures. */
   readonly rounds: number;
-  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix). */
+  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle). */
   readonly skip: ReadonlySet<string>;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix]`;
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {

@@ -35,6 +35,8 @@ export interface WorkerTask {
   readonly checkpointId: string;
   /** Steady state: save this checkpoint first and delete it, then measure the save of checkpointId. */
   readonly warmupCheckpointId?: string;
+  /** Segment recycling for the save, its warmup and the warmup's delete (0/absent: off). */
+  readonly recycleTtlMs?: number;
   readonly timeoutMs: number;
   /** raw-*: the chunking and concurrency for SET and for GET (raw-set lays keys out for GET after measuring). */
   readonly raw?: {
@@ -87,11 +89,12 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     const { stateDict, bytes } = makeRankStateDict(layout, task.worldSize, task.rank, task.mode === 'save');
 
     if (task.mode === 'save') {
+      const recycleTtlMs = task.recycleTtlMs ?? 0;
       if (task.warmupCheckpointId !== undefined) {
-        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }), checkpointId: task.warmupCheckpointId, processGroup: group });
-        if (task.rank === 0) await new CheckpointCatalog({ redis, prefix: task.prefix }).delete(task.warmupCheckpointId);
+        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs }), checkpointId: task.warmupCheckpointId, processGroup: group });
+        if (task.rank === 0) await new CheckpointCatalog({ redis, prefix: task.prefix, recycleTtlMs }).delete(task.warmupCheckpointId);
       }
-      const writer = new TimedStorageWriter(new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }));
+      const writer = new TimedStorageWriter(new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs }));
       await group.barrier();
       const startEpochMs = epochNow();
       const t0 = performance.now();

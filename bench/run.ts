@@ -70,6 +70,13 @@ async function main(): Promise<void> {
     const reshard = opts.skip.has('reshard') ? undefined : await reshardLoad(ctx, steadyTarget);
     for (const n of opts.ranks) await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete(`run/steady-b-${n}`);
     // The same 1-rank steady save and load through the server's unix socket: a Redis on the trainer's own host.
+    // The same with segment recycling (recycleTtlMs): the delete pools the old checkpoint's segments and the save writes over them.
+    let recycled: RankCountFigures | undefined;
+    if (!opts.skip.has('recycle') && opts.ranks.includes(1)) {
+      recycled = await saveAndLoad(ctx, steadyTarget, 1, 'steady', '-recycled', 10 * 60_000);
+      await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete('run/steady-b-1-recycled');
+      await deleteByPrefix(steadyTarget.redis, `${ctx.prefix}:pool`);
+    }
     let unix: RankCountFigures | undefined;
     if (steadyTarget.socketPath && !opts.skip.has('unix')) {
       unix = await saveAndLoad(ctx, { ...steadyTarget, url: steadyTarget.socketPath }, 1, 'steady', '-unix-socket');
@@ -94,6 +101,7 @@ async function main(): Promise<void> {
       workerIdleRssBytes: idle.peakRssBytes,
       workerRuntime: compiled ? 'node' : 'tsx',
       unixSocket: unix,
+      recycled,
       rounds: rounds?.table,
       loopbackSocketGbps: socket.gbps,
       reshard,
@@ -261,13 +269,13 @@ function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw
 }
 
 /** Save then load by each rank count; steady: the save replaces a deleted checkpoint of the same size. */
-async function saveAndLoad(ctx: RunContext, target: RedisTarget, n: number, condition: 'steady' | 'cold', variant = ''): Promise<RankCountFigures> {
+async function saveAndLoad(ctx: RunContext, target: RedisTarget, n: number, condition: 'steady' | 'cold', variant = '', recycleTtlMs = 0): Promise<RankCountFigures> {
   const { progress, layout } = ctx;
   const id = condition === 'steady' ? `run/steady-b-${n}${variant}` : `run/cold-${n}${variant}`;
   const before = await usedMemory(target.redis);
-  const over = variant ? ` over ${variant.slice(1)}` : '';
+  const over = variant ? ` (${variant.slice(1).replace(/-/g, ' ')})` : '';
   progress.step(`${condition} save, ${n} rank${n > 1 ? 's' : ''}${over}${condition === 'steady' ? ' (after saving and deleting a previous checkpoint)' : ''}`);
-  const saved = await runRanks(task(ctx, target, 'save', `${condition}-save-${n}${variant}`, id, condition === 'steady' ? `run/steady-a-${n}${variant}` : undefined), n, layout.totalBytes);
+  const saved = await runRanks({ ...task(ctx, target, 'save', `${condition}-save-${n}${variant}`, id, condition === 'steady' ? `run/steady-a-${n}${variant}` : undefined), recycleTtlMs }, n, layout.totalBytes);
   const growth = (await usedMemory(target.redis)) - before;
   progress.done(`${saved.gbps.toFixed(2)} GB/s`);
   progress.step(`${condition} load, ${n} rank${n > 1 ? 's' : ''}${over}`);

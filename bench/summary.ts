@@ -55,6 +55,8 @@ export interface SummaryInput {
   readonly loopbackSocketGbps: number;
   /** 1-rank steady save and load through the server's unix socket instead of TCP (own server only). */
   readonly unixSocket?: RankCountFigures | undefined;
+  /** 1-rank steady save and load with segment recycling on (recycleTtlMs). */
+  readonly recycled?: RankCountFigures | undefined;
   /** Interleaved headline rounds (raw, then library, 1 rank, steady); the headline figures are their medians. */
   readonly rounds?: ReadonlyArray<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | undefined;
   readonly reshard: { savedBy: number; loadedBy: number; figure: RanksFigure } | undefined;
@@ -144,6 +146,15 @@ export function buildSummary(input: SummaryInput): Summary {
     worker_idle_rss_bytes: input.workerIdleRssBytes,
     worker_runtime: input.workerRuntime,
     headline_rounds: input.rounds ?? null,
+    recycled: input.recycled
+      ? {
+          save_gbps: input.recycled.save.gbps,
+          load_gbps: input.recycled.load.gbps,
+          save_vs_raw_set: input.recycled.save.gbps / steady.raw.setGbps,
+          save_vs_fs_write: input.recycled.save.gbps / steady.fsWrite,
+          load_verified: input.recycled.load.verified === true,
+        }
+      : null,
     unix_socket: input.unixSocket
       ? {
           save_gbps: input.unixSocket.save.gbps,
@@ -280,6 +291,8 @@ export function printTable(s: Summary): void {
   out.push(`a worker process (${s.worker_runtime === 'tsx' ? 'node + tsx' : 'node, compiled JavaScript'} + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
   const rounds = s.headline_rounds as Array<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | null;
   if (rounds) out.push(`steady headline = medians of ${rounds.length} interleaved rounds (raw SET / save / raw GET / load GB/s): ${rounds.map((r) => `${gbps(r.raw_set_gbps)} / ${gbps(r.save_gbps)} / ${gbps(r.raw_get_gbps)} / ${gbps(r.load_gbps)}`).join('; ')}`);
+  const recycled = s.recycled as { save_gbps: number; load_gbps: number; save_vs_raw_set: number; save_vs_fs_write: number; load_verified: boolean } | null;
+  if (recycled) out.push(`with segment recycling (recycleTtlMs; 1 rank, steady): save ${gbps(recycled.save_gbps)} GB/s (${ratio(recycled.save_vs_raw_set)} raw SET, ${ratio(recycled.save_vs_fs_write)} fs write), load ${gbps(recycled.load_gbps)} GB/s, verified ${recycled.load_verified}`);
   const unix = s.unix_socket as { save_gbps: number; load_gbps: number; save_vs_fs_write: number; load_vs_fs_read: number; load_verified: boolean } | null;
   if (unix) out.push(`over the server's unix socket (1 rank, steady): save ${gbps(unix.save_gbps)} GB/s (${ratio(unix.save_vs_fs_write)} fs write), load ${gbps(unix.load_gbps)} GB/s (${ratio(unix.load_vs_fs_read)} fs read), verified ${unix.load_verified}`);
   out.push(`other ceilings: loopback socket ${gbps(s.loopback_socket_gbps)} GB/s; fs write with fsync ${gbps(s.fs_write_fsync_gbps)} GB/s` + (rb ? `; redis-benchmark -d ${rb.value_bytes}: SET ${gbps(rb.set_gbps)} / GET ${gbps(rb.get_gbps)} GB/s steady, SET ${gbps(rb.cold_set_gbps)} / GET ${gbps(rb.cold_get_gbps)} GB/s cold` : ''));
