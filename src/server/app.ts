@@ -36,6 +36,8 @@ export interface BuildAppOptions {
   readonly lockRedis?: readonly RedisInput[];
   /** How long GET /health waits for PING (default 2000 ms). */
   readonly healthTimeoutMs?: number;
+  /** Segment recycling for deletes (default 0 = off): see CheckpointCatalogOptions.recycleTtlMs. */
+  readonly recycleTtlMs?: number;
 }
 
 export type AdminApp = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -66,7 +68,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   const { client, owned } = connect(options.redis, { lazyConnect: true });
   let catalog: CheckpointCatalog;
   try {
-    catalog = new CheckpointCatalog({ redis: client, ...(options.prefix !== undefined ? { prefix: options.prefix } : {}), ...(options.lockRedis ? { lockRedis: options.lockRedis } : {}) });
+    catalog = new CheckpointCatalog({ redis: client, ...(options.prefix !== undefined ? { prefix: options.prefix } : {}), ...(options.lockRedis ? { lockRedis: options.lockRedis } : {}), ...(options.recycleTtlMs !== undefined ? { recycleTtlMs: options.recycleTtlMs } : {}) });
   } catch (err) {
     if (owned) client.disconnect();
     throw err;

@@ -6,7 +6,7 @@ import { assertValidPrefix } from '../redis/checkpoint-id.js';
 import { DEFAULT_PREFIX } from '../redis/keys.js';
 
 /** The environment variables the server reads (docker-compose.yml is checked against this list). */
-export const CONFIG_ENV = ['REDIS_URL', 'DCP_PREFIX', 'HOST', 'PORT', 'ADMIN_TOKEN', 'ADMIN_TOKEN_READS', 'LOG_LEVEL'] as const;
+export const CONFIG_ENV = ['REDIS_URL', 'DCP_PREFIX', 'HOST', 'PORT', 'ADMIN_TOKEN', 'ADMIN_TOKEN_READS', 'LOG_LEVEL', 'DCP_RECYCLE_TTL_MS'] as const;
 export type ConfigEnvName = (typeof CONFIG_ENV)[number];
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -26,6 +26,8 @@ export interface ServerConfig {
   readonly adminToken: string | undefined;
   readonly adminTokenReads: boolean;
   readonly logLevel: LogLevel;
+  /** Segment recycling of deleted checkpoints (0 = off), see CheckpointCatalogOptions.recycleTtlMs. */
+  readonly recycleTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -90,6 +92,10 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   const logLevel = (value('LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  const recycleText = value('DCP_RECYCLE_TTL_MS');
+  const recycleTtlMs = recycleText === undefined ? 0 : Number(recycleText);
+  if (!/^\d+$/.test(recycleText ?? '0') || !Number.isSafeInteger(recycleTtlMs)) problems.push(`DCP_RECYCLE_TTL_MS must be a whole number of milliseconds (0 = off), got ${JSON.stringify(recycleText)}`);
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return { redisUrl, redisUrlIsDefault: value('REDIS_URL') === undefined, prefix, host, port, adminToken, adminTokenReads, logLevel };
+  return { redisUrl, redisUrlIsDefault: value('REDIS_URL') === undefined, prefix, host, port, adminToken, adminTokenReads, logLevel, recycleTtlMs };
 }

@@ -92,6 +92,7 @@ export async function startServer(config: ServerConfig, log: Logger = createLogg
       prefix: config.prefix,
       ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
       adminTokenReads: config.adminTokenReads,
+      recycleTtlMs: config.recycleTtlMs,
       logger: log,
     });
   } catch (err) {

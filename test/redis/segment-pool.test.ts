@@ -142,3 +142,16 @@ t.test('a writer without the bulk connection does not take from the pool', async
   t.equal((await pooled()).length, before, 'the pool is left alone');
   t.same(Buffer.from((await loadBack('pool/y', N)).data.buffer), Buffer.from(source.data.buffer));
 });
+
+t.test('the admin API pools the segments of checkpoints it deletes when configured to', async (t) => {
+  const { buildApp } = await import('../../src/server/app.js');
+  const app = await buildApp({ redis, recycleTtlMs: TTL });
+  t.teardown(() => app.close());
+  await save({ w: weights(N, 40) }, { checkpointId: 'pool/api', storageWriter: writer() });
+  const keys = await dataKeys('pool/api');
+  const before = (await pooled()).length;
+  const res = await app.inject({ method: 'DELETE', url: '/checkpoints/pool%2Fapi' });
+  t.equal(res.statusCode, 204);
+  t.equal((await pooled()).length, before + keys.length, 'its segments wait in the pool');
+  t.same(await dataKeys('pool/api'), []);
+});

@@ -5,13 +5,13 @@ import { CONFIG_ENV, ConfigError, DEFAULT_PORT, DEFAULT_REDIS_URL, loadConfig } 
 
 t.test('defaults', async (t) => {
   const config = loadConfig({});
-  t.same(config, { redisUrl: DEFAULT_REDIS_URL, redisUrlIsDefault: true, prefix: 'dcp', host: '127.0.0.1', port: DEFAULT_PORT, adminToken: undefined, adminTokenReads: false, logLevel: 'info' });
+  t.same(config, { redisUrl: DEFAULT_REDIS_URL, redisUrlIsDefault: true, prefix: 'dcp', host: '127.0.0.1', port: DEFAULT_PORT, adminToken: undefined, adminTokenReads: false, logLevel: 'info', recycleTtlMs: 0 });
   t.equal(loadConfig({ ADMIN_TOKEN: '' }).adminToken, undefined, 'empty means unset');
 });
 
 t.test('values are read and validated', async (t) => {
-  const config = loadConfig({ REDIS_URL: 'rediss://user:pw@cache:6380/2', DCP_PREFIX: 'team-a', HOST: '0.0.0.0', PORT: '9000', ADMIN_TOKEN: 'a'.repeat(32), ADMIN_TOKEN_READS: 'true', LOG_LEVEL: 'warn' });
-  t.match(config, { redisUrl: 'rediss://user:pw@cache:6380/2', redisUrlIsDefault: false, prefix: 'team-a', host: '0.0.0.0', port: 9000, adminToken: 'a'.repeat(32), adminTokenReads: true, logLevel: 'warn' });
+  const config = loadConfig({ REDIS_URL: 'rediss://user:pw@cache:6380/2', DCP_PREFIX: 'team-a', HOST: '0.0.0.0', PORT: '9000', ADMIN_TOKEN: 'a'.repeat(32), ADMIN_TOKEN_READS: 'true', LOG_LEVEL: 'warn', DCP_RECYCLE_TTL_MS: '600000' });
+  t.match(config, { redisUrl: 'rediss://user:pw@cache:6380/2', redisUrlIsDefault: false, prefix: 'team-a', host: '0.0.0.0', port: 9000, adminToken: 'a'.repeat(32), adminTokenReads: true, logLevel: 'warn', recycleTtlMs: 600000 });
   const bad: Array<[Record<string, string>, RegExp]> = [
     [{ REDIS_URL: 'http://x' }, /REDIS_URL/],
     [{ DCP_PREFIX: 'has space' }, /DCP_PREFIX/],
@@ -25,6 +25,9 @@ t.test('values are read and validated', async (t) => {
     [{ ADMIN_TOKEN_READS: '1' }, /ADMIN_TOKEN_READS is set but ADMIN_TOKEN is not/],
     [{ ADMIN_TOKEN: 'a'.repeat(20), ADMIN_TOKEN_READS: 'maybe' }, /ADMIN_TOKEN_READS must be/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ DCP_RECYCLE_TTL_MS: '-5' }, /DCP_RECYCLE_TTL_MS/],
+    [{ DCP_RECYCLE_TTL_MS: '1.5' }, /DCP_RECYCLE_TTL_MS/],
+    [{ DCP_RECYCLE_TTL_MS: '1e99' }, /DCP_RECYCLE_TTL_MS/],
   ];
   for (const [env, message] of bad) t.throws(() => loadConfig(env), message, JSON.stringify(env));
   try {
