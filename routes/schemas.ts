@@ -60,7 +60,7 @@ export const CheckpointSummary = Type.Object(
 export const CheckpointPage = Type.Object(
   {
     items: Type.Array(CheckpointSummary, { description: 'Newest first.' }),
-    nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` to get the next page; null on the last page.' }),
+    nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` to get the next page; null when nothing older is left (with a prefix or state filter the last page can come back empty).' }),
   },
   { title: 'CheckpointPage', additionalProperties: false },
 );

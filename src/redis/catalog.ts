@@ -193,7 +193,11 @@ export class CheckpointCatalog {
         }
         if (options.state && state.status !== options.state) continue;
         items.push(summarize(e.m, state));
-        if (items.length === limit) return { items, nextCursor: encodeCursor(e) };
+        if (items.length === limit) {
+          // The last page says so when nothing older is left (a filtered page cannot know without reading on).
+          const more = i < candidates.length - 1 || entries.length === batch;
+          return { items, nextCursor: more ? encodeCursor(e) : null };
+        }
       }
       if (entries.length < batch) return { items, nextCursor: null };
       after = fresh.at(-1);

@@ -40,7 +40,12 @@ t.test('list pages newest first, filters by prefix, never repeats or skips', asy
   } while (cursor);
   t.equal(seen.length, 23);
   t.same([...seen].sort(), [...ids].sort(), 'every checkpoint exactly once');
-  t.ok(pages >= 5);
+  t.equal(pages, 5, 'no empty page at the end');
+  // A full last page ends the listing instead of pointing at an empty one.
+  const whole = await catalog.list({ limit: 23 });
+  t.equal(whole.items.length, 23);
+  t.equal(whole.nextCursor, null, 'a page holding exactly the rest has no next cursor');
+  t.not((await catalog.list({ limit: 22 })).nextCursor, null, 'one more left: a cursor');
   t.same(seen.slice(0, 2), ['even/ck-22', 'odd/ck-21'], 'newest first');
   t.same(seen.slice(-3), ['even/ck-04', 'even/ck-02', 'even/ck-00'], 'ties ordered and not lost');
   const odd = await catalog.list({ prefix: 'odd/', limit: 1000 });
