@@ -9,6 +9,7 @@
  */
 import type { Test } from 'tap';
 import type { Redis } from 'ioredis';
+import { CheckpointError } from '../../src/core/errors.js';
 import { load } from '../../src/core/load.js';
 import type { StateDict, StateDictValue } from '../../src/core/state-dict.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
@@ -159,9 +160,11 @@ export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<voi
       } else if (expectation.state === 'incomplete') {
         t.ok(listed.has(id) && listed.get(id)!.state !== 'committed', `${label}: listed and not committed (${listed.get(id)?.state})`);
         const reader = new RedisStorageReader({ redis: check.redis, prefix });
-        const err = await load({}, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e as { code?: string });
+        const err = await load({}, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e);
         await reader.close();
-        t.equal(err?.code, 'CHECKPOINT_NOT_COMMITTED', `${label}: refuses to load`);
+        // load() reports a CheckpointError whose per-rank failure carries the reader's code.
+        const cause = err instanceof CheckpointError ? err.failures.get(0) : err;
+        t.equal((cause as { code?: string } | undefined)?.code, 'CHECKPOINT_NOT_COMMITTED', `${label}: refuses to load`);
         const report = await catalog.validate(id, { deep: true });
         t.equal(report.ok, false, `${label}: validation fails`);
         t.ok(report.problems.some((p) => p.kind === 'not_committed'), `${label}: validation says not committed`);
