@@ -11,6 +11,7 @@ import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { startFixture } from '../helpers/child.js';
+import { absent, assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 
 const server = await RedisServer.start();
 const redis = server.client();
@@ -43,6 +44,10 @@ t.test('concurrent saves to one id never interleave', async (t) => {
   const codes = fast.map((o) => (o.status === 'rejected' ? codeOf(o.reason) : 'ok')).sort();
   t.ok(codes.includes('ok'), 'one wins');
   t.ok(codes.every((c) => c === 'ok' || c === 'CHECKPOINT_LOCKED'), `the other is refused as locked (${codes.join(', ')})`);
+  const winner = filled(0);
+  await load({ w: winner }, { checkpointId: 'lock/race2', storageReader: new RedisStorageReader({ redis }) });
+  t.ok([7, 8].includes(winner.data[0]!));
+  await assertStoreAgrees(t, { redis, expect: { 'lock/race': committed({ w: filled(w.data[0]!) }), 'lock/race2': committed({ w: filled(winner.data[0]!) }) }, exhaustive: false });
 });
 
 t.test('delete refuses while a save holds the lock', async (t) => {
@@ -55,6 +60,7 @@ t.test('delete refuses while a save holds the lock', async (t) => {
   await held.release();
   await catalog.delete('lock/del');
   await catalog.close();
+  await assertStoreAgrees(t, { redis, expect: { 'lock/del': absent }, exhaustive: false });
 });
 
 t.test('Redlock quorum: 1 of 3 lock nodes down still locks; 2 of 3 down refuses to start', async (t) => {
@@ -73,6 +79,7 @@ t.test('Redlock quorum: 1 of 3 lock nodes down still locks; 2 of 3 down refuses 
   const err = await save({ w: filled(10) }, { checkpointId: 'quorum/b', storageWriter: new RedisStorageWriter({ redis, lockRedis }) }).catch((e: unknown) => e);
   t.equal(codeOf(err), 'LOCK_UNAVAILABLE');
   t.same(await redis.keys('*quorum/b*'), [], 'no key of the refused save exists');
+  await assertStoreAgrees(t, { redis, expect: { 'quorum/a': committed({ w: filled(9) }), 'quorum/b': absent }, exhaustive: false });
 });
 
 t.test('stale coordinator: SIGSTOPped past its lock TTL, a newer save commits; resumed, the old one is fenced', async (t) => {
@@ -95,6 +102,7 @@ t.test('stale coordinator: SIGSTOPped past its lock TTL, a newer save commits; r
   const saves = await redis.smembers(`dcp:ckpt:{${id}}:saves`);
   t.equal(saves.length, 1, 'only the committed save owns data');
   await catalog.close();
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(3)) }, exhaustive: false });
 });
 
 t.test('Redlock quorum of 5: 2 nodes down still locks and commits; 3 down refuses before writing', async (t) => {
@@ -116,4 +124,5 @@ t.test('Redlock quorum of 5: 2 nodes down still locks and commits; 3 down refuse
   const again = filled(0);
   await load({ w: again }, { checkpointId: 'quorum5/a', storageReader: new RedisStorageReader({ redis }) });
   t.equal(again.data[500], 21, 'the committed checkpoint is untouched by the refused save');
+  await assertStoreAgrees(t, { redis, expect: { 'quorum5/a': committed({ w: filled(21) }) }, exhaustive: false });
 });
