@@ -9,6 +9,7 @@ import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { startFixture, type ChildResult } from '../helpers/child.js';
 import { assertSameFailure } from '../helpers/rank-results.js';
+import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
 
 const server = await RedisServer.start();
 const redis = server.client();
@@ -90,7 +91,9 @@ t.test('a rank SIGKILLed mid-write: others fail within the timeout; incomplete; 
   const catalog = new CheckpointCatalog({ redis });
   const listed = await catalog.list({ prefix: 'xp/killed' });
   t.same(listed.items.map((i) => [i.id, i.state]), [[id, 'incomplete']]);
+  await assertStoreAgrees(t, { redis, expect: { [id]: incomplete }, exhaustive: false });
   await catalog.delete(id);
+  await assertStoreAgrees(t, { redis, expect: { [id]: absent }, exhaustive: false });
   const left = (await redis.keys('*')).filter((k) => !before.has(k) && k !== 'dcp:fence');
   const groupLeft = left.filter((k) => k.startsWith('dcp:pg:'));
   for (const k of groupLeft) t.ok((await redis.pttl(k)) > 0, `${k}: the dead run's group keys expire`);
@@ -100,4 +103,18 @@ t.test('a rank SIGKILLed mid-write: others fail within the timeout; incomplete; 
     'every key of the checkpoint removed',
   );
   await catalog.close();
+});
+
+t.test('an overwrite whose rank is SIGKILLed in writeData (each rank in turn): the previous commit stays whole', async (t) => {
+  for (const victim of [0, 1]) {
+    const id = `xp/killed-overwrite-${victim}`;
+    for (const r of await results(runRanks('save', id, 2, () => ({ SEED: '4' })))) t.match(r.json, { ok: true }, r.stderr);
+    const children = runRanks('save', id, 2, (rank) => ({ SEED: '5', ...(rank === victim ? { PAUSE_AT: 'writeData', PAUSE_MS: '60000' } : {}) }), 2500);
+    await children[victim]!.waitFor('paused-at-writeData');
+    children[victim]!.process.kill('SIGKILL');
+    const out = await results(children);
+    t.equal(out[victim]!.signal, 'SIGKILL');
+    t.match(out[1 - victim]!.json, { ok: false, code: 'CHECKPOINT_FAILED' }, `the survivor of rank ${victim}'s death fails`);
+    await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(4)) }, exhaustive: false });
+  }
 });

@@ -8,6 +8,7 @@ import { createLocalGroups } from '../../src/dist/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start({ args: ['--maxmemory', '24mb', '--maxmemory-policy', 'noeviction'] });
@@ -39,4 +40,5 @@ t.test('a save that runs out of memory fails on every rank, leaves no data, and 
   await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
   t.ok(sd.a.data.every((x) => x === 1) && sd.b.data.every((x) => x === 2), 'loads bit for bit');
   t.same(await redis.smembers(`dcp:ckpt:{${id}}:saves`), [(await redis.hget(`dcp:ckpt:{${id}}:state`, 'committedSaveId'))!], 'only the committed save is indexed');
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ a: sized(1 << 20, 1), b: sized(1 << 20, 2) }) } });
 });
