@@ -13,6 +13,7 @@ import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -59,6 +60,7 @@ t.test('a follower that fails after the commit does not remove committed data', 
   await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
   t.equal(sd.w0.data[4999], 1);
   t.equal(sd.w1.data[4999], 2);
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w0: filled(5000, 1), w1: filled(5000, 2) }) }, exhaustive: false });
 });
 
 t.test('a coordinator whose finish fails after the commit keeps the commit', async (t) => {
@@ -75,6 +77,7 @@ t.test('a coordinator whose finish fails after the commit keeps the commit', asy
   );
   t.ok(outcomes.every((o) => o.status === 'rejected'), 'every rank reports the failure');
   t.same(await catalog.validate(id, { deep: true }), { ok: true, problems: [] }, 'the committed data is intact');
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w0: filled(100, 7), w1: filled(100, 7) }) }, exhaustive: false });
 });
 
 t.test('an aborted save can no longer commit; ranks of a superseded save cannot record keys', async (t) => {
@@ -108,4 +111,5 @@ t.test('a delete whose lock lapsed cannot hide or damage the save that took over
   await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis }) });
   t.equal(sd.w.data[999], 2);
   t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 1, 'the deleted save was garbage-collected by the commit');
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: filled(1000, 2) }) }, exhaustive: false });
 });

@@ -11,6 +11,7 @@ import type { WriteResult } from '../../src/core/storage.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const pattern = (n: number, seed: number) => new Tensor('int32', [n], Int32Array.from({ length: n }, (_, i) => (i * 2654435761 + seed) | 0));
@@ -33,10 +34,11 @@ t.test('a committed checkpoint survives a Redis restart with AOF', async (t) => 
   const catalog = new CheckpointCatalog({ redis });
   t.equal((await catalog.list()).items[0]?.state, 'committed');
   await catalog.close();
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: pattern(300_000, 1), step: 7 }) } });
 });
 
-t.test('the data Redis killed mid-save: every rank fails, none hangs', async (t) => {
-  const server = await RedisServer.start();
+t.test('the data Redis killed mid-save: every rank fails, none hangs; restarted, the save shows as incomplete and deletes cleanly', async (t) => {
+  const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
   t.teardown(() => server.stop());
   class KillingWriter extends RedisStorageWriter {
     override async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
@@ -54,9 +56,20 @@ t.test('the data Redis killed mid-save: every rank fails, none hangs', async (t)
   const started = Date.now();
   const outcomes = await Promise.allSettled(
     groups.map((group, rank) =>
-      save({ [`w${rank}`]: pattern(100_000, rank) }, { checkpointId: 'killed/data', storageWriter: rank === 1 ? new KillingWriter({ redis: clients[rank]! }) : new RedisStorageWriter({ redis: clients[rank]! }), processGroup: group }),
+      save({ [`w${rank}`]: pattern(100_000, rank) }, { checkpointId: 'killed/data', storageWriter: rank === 1 ? new KillingWriter({ redis: clients[rank]!, lockTtlMs: 1500 }) : new RedisStorageWriter({ redis: clients[rank]!, lockTtlMs: 1500 }), processGroup: group }),
     ),
   );
   t.ok(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof CheckpointError), 'every rank reports a CheckpointError');
   t.ok(Date.now() - started < 15_000, `no hang (${Date.now() - started} ms)`);
+  // Nothing reported success. Restarted from its AOF, the server holds the begun save: listed, not loadable.
+  const again = await RedisServer.start({ port: server.port, dir: server.dir, args: ['--appendonly', 'yes'] });
+  t.teardown(() => again.stop());
+  const fresh = again.client();
+  await assertStoreAgrees(t, { redis: fresh, expect: { 'killed/data': { state: 'incomplete' } } });
+  const catalog = new CheckpointCatalog({ redis: fresh, lockTtlMs: 2000 });
+  await new Promise((r) => setTimeout(r, 1600)); // the dead save's lock, restored from the AOF, runs out
+  await catalog.delete('killed/data');
+  await catalog.close();
+  await assertStoreAgrees(t, { redis: fresh, expect: { 'killed/data': { state: 'absent' } } });
+  fresh.disconnect();
 });
