@@ -7,6 +7,7 @@ import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -18,6 +19,9 @@ t.teardown(async () => {
 });
 
 const metaKey = (id: string) => `dcp:ckpt:{${id}}:meta`;
+// A bystander: tampering with other checkpoints must leave it whole.
+const bystander = { w: new Tensor('float32', [4096], Float32Array.from({ length: 4096 }, (_, i) => i / 7)), note: { step: 12 } };
+await save(bystander, { checkpointId: 'tamper-bystander', storageWriter: new RedisStorageWriter({ redis }) });
 type Json = Record<string, unknown>;
 
 const tamperings: Array<[string, (sd: Json) => void]> = [
@@ -47,3 +51,7 @@ for (const [what, tamper] of tamperings) {
     t.ok(report.problems.every((p) => p.kind === 'metadata_invalid'), report.problems.map((p) => p.message).join('; '));
   });
 }
+
+t.test('the bystander checkpoint is untouched by all of the above', async (t) => {
+  await assertStoreAgrees(t, { redis, expect: { 'tamper-bystander': committed(bystander) }, exhaustive: false });
+});

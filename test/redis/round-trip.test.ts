@@ -7,6 +7,7 @@ import type { StateDict } from '../../src/core/state-dict.js';
 import { createLocalGroups } from '../../src/dist/local-group.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -108,6 +109,7 @@ t.test('parts read straight into the tensor are still verified: flipped, truncat
   for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `deleted segment (bulk ${bulkTransport})`);
   await redis.set(middle, original);
   t.equal((await loadCode(true)).code, undefined, 'restored, it loads again');
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: new Tensor('int32', [n], source) }) }, exhaustive: false });
 });
 
 t.test('overwrite keeps the old checkpoint until the new one commits, then removes its data', async (t) => {
