@@ -27,10 +27,12 @@ import t from 'tap';
 import { save } from '../../src/core/save.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { CHECKPOINT_ID_MAX_LENGTH, checkpointIdProblem } from '../../src/redis/checkpoint-id.js';
+import { checkpointIdProblem } from '../../src/redis/checkpoint-id.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { buildApp, MAX_URL_LENGTH, type AdminApp } from '../../src/server/app.js';
 import { assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { hexKey, snapshot, unhex, type Snapshot } from '../helpers/keyspace.js';
+import { anyString, specValid, validIdExcept, wellFormed } from '../helpers/id-arbitraries.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { TOKEN } from './fixture.js';
 
@@ -41,51 +43,7 @@ const KEEP = ['keep/me', 'keep/two'] as const;
 // ---------------------------------------------------------------------------------------
 // Generators (the same shapes as test/redis/library-ids-property.test.ts)
 
-/** The id rules as docs/format.md states them, written independently of checkpoint-id.ts. */
-function specValid(id: string): boolean {
-  if (!/^[A-Za-z0-9._\-/:]+$/.test(id) || id.length > CHECKPOINT_ID_MAX_LENGTH) return false;
-  if (id.startsWith('/') || id.endsWith('/') || id.includes('..')) return false;
-  return id.split('/').every((seg) => seg !== '' && seg !== '.');
-}
-
-/** Lone surrogates survive in JS strings but are not Unicode: they cannot be UTF-8 encoded. */
-function wellFormed(s: string): boolean {
-  return Buffer.from(s, 'utf8').toString('utf8') === s;
-}
-
-const NASTY = [
-  '{', '}', '{}', '{x}', ':', '*', '?', '[', ']', '[a-z]', '..', '.', '/', '//', '\\', '\u0000', '\u0001', '\u007f',
-  '%', '%2F', '%2f', '%00', '%25', '%7B', '%2E%2E', '%E0%A4%A', '%ZZ', '%ED%A0%80', ' ', '\t', '\n', '\r\n', '#', '&', '=', '+', ';', ',', '~',
-  '"', "'", '<', '>', '`', '$', '@', '!', '(', ')', '\u00e9', '\u00ff', '\u0100', '\u{1F600}', '\uFEFF', '\u202E', '\u200B', '\u0130', '\u017F', '\u212A',
-  '\uFF1A', '\uFF0F', '\uD800', '\uDFFF', '\uDBFF\uDC00', 'dcp', 'dcp:', 'ckpt', 'data', 'catalog', 'fence', 'other:key', '__proto__', 'redis://', 'redis://h:1/0/',
-  'a', 'Z', '0', '9', '-', '_',
-];
-const validPiece = fc.stringMatching(/^[A-Za-z0-9_:-]{1,6}$/);
-const loneSurrogates = fc.string({ unit: fc.constantFrom('\uD800', '\uDBFF', '\uDC00', '\uDFFF', 'a', '/'), minLength: 1, maxLength: 6 });
-
-/** Arbitrary strings, weighted towards the characters that matter for keys, URLs and globs. */
-const anyString = fc.oneof(
-  { arbitrary: fc.string({ maxLength: 40 }), weight: 3 },
-  { arbitrary: fc.string({ unit: 'binary', maxLength: 20 }), weight: 2 },
-  { arbitrary: fc.string({ unit: 'grapheme', maxLength: 12 }), weight: 1 },
-  { arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 20 }), weight: 1 },
-  { arbitrary: fc.array(fc.oneof(fc.constantFrom(...NASTY), validPiece), { maxLength: 8 }).map((a) => a.join('')), weight: 4 },
-  { arbitrary: loneSurrogates, weight: 1 },
-  {
-    arbitrary: fc.tuple(fc.constantFrom(511, 512, 513, 1000, 4100, 5000), fc.constantFrom('a', 'a/', '.', '\u00e9', ':', '{')).map(([n, c]) => c.repeat(Math.ceil(n / c.length)).slice(0, n)),
-    weight: 1,
-  },
-  { arbitrary: fc.string({ unit: fc.constantFrom('a', 'b', '/', '.', ':', '-', '_', '0', '*'), minLength: 400, maxLength: 700 }), weight: 1 },
-);
-
-/** Ids that follow every rule, including edge cases that look like key syntax or sentinels. */
-const validId = fc
-  .oneof(
-    { arbitrary: fc.stringMatching(/^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,12}(\/[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,12}){0,3}$/), weight: 6 },
-    { arbitrary: fc.constantFrom('ckpt', 'data', 'catalog', 'fence', ':', '::', '-', '_', 'a:b:c', 'dcp:catalog', 'other:key', 'x.y', '.hidden', 'a/.b', 'keep', 'keep/me/x', 'KEEP/ME'), weight: 2 },
-    { arbitrary: fc.integer({ min: 480, max: CHECKPOINT_ID_MAX_LENGTH }).map((n) => `v/${'w'.repeat(n - 2)}`), weight: 1 },
-  )
-  .filter((id) => specValid(id) && !(KEEP as readonly string[]).includes(id));
+const validId = validIdExcept(KEEP);
 
 const anyId = fc.oneof({ arbitrary: anyString, weight: 5 }, { arbitrary: validId, weight: 3 }, { arbitrary: fc.constantFrom(...KEEP), weight: 1 });
 
@@ -273,28 +231,7 @@ async function aclDenials(): Promise<string[]> {
   return log.map((entry) => JSON.stringify(entry));
 }
 
-type Snapshot = Map<string, string>;
 
-/** Every key of a database with its DUMP and PTTL (keys as hex: some are not UTF-8). */
-async function snapshot(client: Redis): Promise<Snapshot> {
-  const keys = await client.keysBuffer('*');
-  const pipeline = client.pipeline();
-  for (const key of keys) {
-    pipeline.dumpBuffer(key);
-    pipeline.pttl(key);
-  }
-  const replies = (await pipeline.exec()) ?? [];
-  const out: Snapshot = new Map();
-  keys.forEach((key, i) => {
-    const dump = replies[2 * i]![1] as Buffer | null;
-    const pttl = replies[2 * i + 1]![1] as number;
-    out.set(key.toString('hex'), `${dump?.toString('hex') ?? 'gone'}/${pttl > 0 ? 'ttl' : pttl}`);
-  });
-  return out;
-}
-
-const hexKey = (key: string) => Buffer.from(key).toString('hex');
-const unhex = (hex: string) => Buffer.from(hex, 'hex').toString('utf8');
 
 function diff(before: Snapshot, after: Snapshot, ignore: ReadonlySet<string> = new Set()): string[] {
   const out: string[] = [];
