@@ -48,3 +48,17 @@ export function startFixture(fixture: string, args: readonly string[], env: Node
     waitFor: (text) => new Promise<void>((resolve) => (stdout.includes(text) ? resolve() : waiters.push({ text, resolve }))),
   };
 }
+
+let rankGroupSeq = 0;
+
+/**
+ * `world` rank processes (test/fixtures/rank.ts) that save or load `id` on the Redis at
+ * `url` as one RedisProcessGroup (a fresh group id each call). `env` is per rank.
+ */
+export function startRanks(url: string, mode: 'save' | 'load', id: string, world: number, env: (rank: number) => NodeJS.ProcessEnv = () => ({}), timeoutMs = 6000): RunningChild[] {
+  const groupId = `ranks-${process.pid}-${rankGroupSeq++}`;
+  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, url, id, String(rank), String(world), groupId, String(timeoutMs)], env(rank)));
+}
+
+/** Every child's result. */
+export const allDone = (children: readonly RunningChild[]): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { startFixture, type ChildResult } from '../helpers/child.js';
+import { allDone, startRanks } from '../helpers/child.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 
 const server = await RedisServer.start();
@@ -16,12 +16,8 @@ t.teardown(async () => {
   await server.stop();
 });
 
-let seq = 0;
-function ranks(mode: 'save' | 'load', id: string, world: number, env: (rank: number) => NodeJS.ProcessEnv = () => ({}), timeoutMs = 6000) {
-  const groupId = `coord-${process.pid}-${seq++}`;
-  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, server.url, id, String(rank), String(world), groupId, String(timeoutMs)], env(rank)));
-}
-const all = (children: ReturnType<typeof ranks>): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));
+const ranks = (mode: 'save' | 'load', id: string, world: number, env?: (rank: number) => NodeJS.ProcessEnv) => startRanks(server.url, mode, id, world, env);
+const all = allDone;
 
 t.test('coordinator killed before its commit: old commit intact, no partial visibility, garbage collected later', async (t) => {
   const id = 'coord/killed';

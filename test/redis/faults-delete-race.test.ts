@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
-import { startFixture, type ChildResult } from '../helpers/child.js';
+import { allDone, startFixture, startRanks } from '../helpers/child.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -20,12 +20,8 @@ t.teardown(async () => {
   await server.stop();
 });
 
-let seq = 0;
-function ranks(id: string, world: number, env: NodeJS.ProcessEnv = {}) {
-  const groupId = `delrace-${process.pid}-${seq++}`;
-  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', ['save', server.url, id, String(rank), String(world), groupId, '5000'], { LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }));
-}
-const all = (children: ReturnType<typeof ranks>): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));
+const ranks = (id: string, world: number, env: NodeJS.ProcessEnv = {}) => startRanks(server.url, 'save', id, world, () => ({ LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }), 5000);
+const all = allDone;
 const deleteOutcome = (id: string) => catalog.delete(id).then(() => 'deleted', (e: { code?: string }) => e.code ?? 'ERROR');
 
 t.test('a delete during each step of an overwrite save is refused; the save commits whole', async (t) => {

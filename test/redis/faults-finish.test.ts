@@ -7,7 +7,7 @@ import t from 'tap';
 import { load } from '../../src/core/load.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
-import { startFixture, type ChildResult } from '../helpers/child.js';
+import { allDone, startRanks } from '../helpers/child.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -20,12 +20,8 @@ t.teardown(async () => {
 });
 
 const LOCK_TTL_MS = 1500;
-let seq = 0;
-function ranks(mode: 'save' | 'load', id: string, world: number, env: NodeJS.ProcessEnv = {}, timeoutMs = 3000) {
-  const groupId = `finish-${process.pid}-${seq++}`;
-  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, server.url, id, String(rank), String(world), groupId, String(timeoutMs)], { LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }));
-}
-const all = (children: ReturnType<typeof ranks>): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));
+const ranks = (mode: 'save' | 'load', id: string, world: number, env: NodeJS.ProcessEnv = {}) => startRanks(server.url, mode, id, world, () => ({ LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }), 3000);
+const all = allDone;
 const lapse = () => new Promise((r) => setTimeout(r, LOCK_TTL_MS + 200)); // a killed coordinator's lock runs out
 
 /** The seed of the checkpoint as committed now (loaded in this process), or undefined if it does not load. */
