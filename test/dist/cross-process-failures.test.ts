@@ -118,3 +118,25 @@ t.test('an overwrite whose rank is SIGKILLed in writeData (each rank in turn): t
     await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(4)) }, exhaustive: false });
   }
 });
+
+t.test('a rank SIGKILLed at spread instants while its segments are being written: the previous commit stays whole, the garbage stays collectable', async (t) => {
+  const id = 'xp/killed-mid-write';
+  for (const r of await results(runRanks('save', id, 2, () => ({ SEED: '7' })))) t.match(r.json, { ok: true }, r.stderr);
+  for (const delayMs of [1, 25, 60]) {
+    // 48 MiB per rank: a dozen 4 MiB SETs, so the kill lands between, or inside, them.
+    const children = runRanks('save', id, 2, (rank) => ({ SEED: '8', EXTRA_BYTES: String(48 << 20), ...(rank === 1 ? { PAUSE_AT: 'writeData', PAUSE_MS: '0' } : {}) }), 2500);
+    await children[1]!.waitFor('paused-at-writeData');
+    await new Promise((r) => setTimeout(r, delayMs));
+    children[1]!.process.kill('SIGKILL');
+    await children[1]!.done;
+    // Before the coordinator's timeout aborts the save and drops its data: what the dead rank had written.
+    const committedSave = await redis.hget(`dcp:ckpt:{${id}}:state`, 'committedSaveId');
+    const deadRankKeys = (await redis.keys(`dcp:data:${id}:*:1:*`)).filter((k) => !k.includes(`:${committedSave}:`)).length;
+    const out = await results(children);
+    t.ok(out[1]!.signal === 'SIGKILL' || out[1]!.json?.ok === false, `rank 1 killed ${delayMs} ms into writeData`);
+    t.comment(`killed ${delayMs} ms into writeData: ${deadRankKeys} of its segments had been written; after the abort none are left`);
+    t.same((await redis.keys(`dcp:data:${id}:*`)).filter((k) => !k.includes(`:${committedSave}:`)), [], 'the failed save left no data behind');
+    t.match(out[0]!.json, { ok: false, code: 'CHECKPOINT_FAILED' }, 'the coordinator fails instead of committing');
+    await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(7)) }, exhaustive: false });
+  }
+});
