@@ -186,8 +186,13 @@ export class RedisStorageWriter extends StorageWriter {
     if (!isCoordinator) return;
     this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.own(connect(input, LOCK_CLIENT_OPTIONS))) : [this.dataClient()];
     this.redlock ??= createRedlock(this.lockClients);
-    this.held = await acquireLock(this.redlock, store.keys.lock, store.id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
-    this.token = await store.nextToken();
+    const held = await acquireLock(this.redlock, store.keys.lock, store.id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
+    this.held = held;
+    const token = await store.nextToken();
+    this.token = token;
+    // Extended from now on, not from global planning: the other ranks' local plans may take
+    // longer than the TTL to arrive. The lease exists once begin-save ran.
+    held.startAutoExtend((leaseMs) => (this.held === held && this.begun ? store.extendLease(token, leaseMs) : Promise.resolve()));
   }
 
   async prepareLocalPlan(plan: SavePlan): Promise<SavePlan> {
@@ -204,7 +209,6 @@ export class RedisStorageWriter extends StorageWriter {
     const held = this.requireLock();
     await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite);
     this.begun = true;
-    held.startAutoExtend((leaseMs) => store.extendLease(this.token!, leaseMs));
     return plans.map((plan, rank) => ({ ...plan, storageData: { saveId: this.saveId, rank } satisfies SaveTicket }));
   }
 
