@@ -13,7 +13,7 @@ import { CheckpointError } from '../../src/core/errors.js';
 import { load } from '../../src/core/load.js';
 import type { StateDict, StateDictValue } from '../../src/core/state-dict.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
-import { CheckpointCatalog, type CheckpointSummary } from '../../src/redis/catalog.js';
+import { CheckpointCatalog, type CheckpointSummary, type ProblemKind } from '../../src/redis/catalog.js';
 import { DEFAULT_PREFIX, KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { COLS, ROWS, expectedValue } from '../fixtures/rank-data.js';
@@ -23,8 +23,15 @@ export type Expectation =
   | { readonly state: 'committed'; readonly reference: StateDict }
   /** Listed, never loadable: a save that started and did not commit (nothing committed before it). */
   | { readonly state: 'incomplete' }
-  /** No trace at all: not listed, no control or data key. */
-  | { readonly state: 'absent' };
+  /** No trace at all: not listed, not found by load or validate, no control or data key. */
+  | { readonly state: 'absent' }
+  /**
+   * Committed, then damaged behind the library's back (a segment flipped, truncated or
+   * deleted; metadata tampered with): listed committed, loading into `reference`'s shapes
+   * fails with a damage code (never a wrong value), and deep validation reports problems of
+   * exactly the kinds in `problems`. Its keys still belong to indexed saves.
+   */
+  | { readonly state: 'damaged'; readonly reference: StateDict; readonly problems: readonly ProblemKind[] };
 
 export interface StoreCheck {
   readonly redis: Redis;
@@ -44,6 +51,16 @@ export function rankFixtureReference(seed: number): StateDict {
 export const committed = (reference: StateDict): Expectation => ({ state: 'committed', reference });
 export const incomplete: Expectation = { state: 'incomplete' };
 export const absent: Expectation = { state: 'absent' };
+export const damaged = (reference: StateDict, ...problems: ProblemKind[]): Expectation => ({ state: 'damaged', reference, problems });
+
+/** Codes a load of a damaged committed checkpoint may fail with. */
+const DAMAGE_CODES = ['CHECKSUM_MISMATCH', 'DATA_MISSING', 'METADATA_INVALID'];
+
+/** The code of a load() failure: the reader's, inside load()'s CheckpointError. */
+function loadFailureCode(err: unknown): string | undefined {
+  const cause = err instanceof CheckpointError ? err.failures.get(0) : err;
+  return (cause as { code?: string } | undefined)?.code;
+}
 
 const SENTINEL_BYTE = 0xa5;
 
@@ -130,8 +147,10 @@ function ownerOf(key: string, prefix: string): { id: string; saveId?: string } |
  * Asserts, for every expected id: committed ones load bit for bit (in one process, into
  * whole tensors, whatever sharding saved them), are listed `committed` and deep-validate
  * clean; incomplete ones are listed, refuse to load and fail validation as not committed;
- * absent ones have no key. Then over the whole keyspace of the prefix: every data key
- * belongs to a save that the checkpoint's `saves` index records (so it is collectable),
+ * damaged ones are listed committed, refuse to load and validate with exactly the expected
+ * problem kinds; absent ones are not found by the catalog, load or validate, and have no
+ * key. Then over the whole keyspace of the prefix: every data key belongs to a save that
+ * the checkpoint's `saves` index records (so it is collectable),
  * and no key belongs to an id the test did not expect (when exhaustive).
  */
 export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<void> {
@@ -162,14 +181,28 @@ export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<voi
         const reader = new RedisStorageReader({ redis: check.redis, prefix });
         const err = await load({}, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e);
         await reader.close();
-        // load() reports a CheckpointError whose per-rank failure carries the reader's code.
-        const cause = err instanceof CheckpointError ? err.failures.get(0) : err;
-        t.equal((cause as { code?: string } | undefined)?.code, 'CHECKPOINT_NOT_COMMITTED', `${label}: refuses to load`);
+        t.equal(loadFailureCode(err), 'CHECKPOINT_NOT_COMMITTED', `${label}: refuses to load`);
         const report = await catalog.validate(id, { deep: true });
         t.equal(report.ok, false, `${label}: validation fails`);
         t.ok(report.problems.some((p) => p.kind === 'not_committed'), `${label}: validation says not committed`);
+      } else if (expectation.state === 'damaged') {
+        t.equal(listed.get(id)?.state, 'committed', `${label}: listed committed`);
+        const reader = new RedisStorageReader({ redis: check.redis, prefix });
+        const err = await load(destinationFor(expectation.reference) as StateDict, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e);
+        await reader.close();
+        const code = loadFailureCode(err);
+        t.ok(code !== undefined && DAMAGE_CODES.includes(code), `${label}: refuses to load (${code ?? 'it loaded'})`);
+        const report = await catalog.validate(id, { deep: true });
+        t.equal(report.ok, false, `${label}: validation fails`);
+        t.same([...new Set(report.problems.map((p) => p.kind))].sort(), [...new Set(expectation.problems)].sort(), `${label}: validation reports ${expectation.problems.join(', ')}`);
       } else {
         t.notOk(listed.has(id), `${label}: not listed`);
+        const reader = new RedisStorageReader({ redis: check.redis, prefix });
+        const err = await load({}, { checkpointId: id, storageReader: reader }).then(() => undefined, (e: unknown) => e);
+        await reader.close();
+        t.equal(loadFailureCode(err), 'CHECKPOINT_NOT_FOUND', `${label}: load finds nothing`);
+        const validated = await catalog.validate(id).then(() => undefined, (e: unknown) => (e as { code?: string }).code);
+        t.equal(validated, 'CHECKPOINT_NOT_FOUND', `${label}: validate finds nothing`);
       }
     }
 
