@@ -13,7 +13,7 @@ import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
-import { assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -94,6 +94,9 @@ t.test('an aborted save can no longer commit; ranks of a superseded save cannot 
   t.equal(await store.abortSave('saveB'), 'committed', 'a committed save is never aborted');
   t.equal((await store.state())!.status, 'committed');
   t.equal(await redis.zscore('dcp:catalog', 'safety/unit') !== null, true, 'the commit (re)adds the catalog entry');
+  // The scripts were driven directly with a placeholder "{}" for metadata: committed, but
+  // nothing a reader can use. The aborted save's recorded key was never written: no stray data.
+  await assertStoreAgrees(t, { redis, expect: { 'safety/unit': damaged({}, 'metadata_invalid') }, exhaustive: false });
 });
 
 t.test('a delete whose lock lapsed cannot hide or damage the save that took over', async (t) => {

@@ -7,7 +7,7 @@ import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
-import { assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -37,7 +37,8 @@ const tamperings: Array<[string, (sd: Json) => void]> = [
 for (const [what, tamper] of tamperings) {
   t.test(`tampered storage data (${what}): load, get and validate fail clearly`, async (t) => {
     const id = `tamper/${what.replace(/\W+/g, '-')}`;
-    await save({ w: new Tensor('float32', [256], new Float32Array(256).fill(1)) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
+    const saved = { w: new Tensor('float32', [256], new Float32Array(256).fill(1)) };
+    await save(saved, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
     const metadata = JSON.parse((await redis.get(metaKey(id)))!) as Json;
     const storageKey = 'storageData' in metadata ? 'storageData' : 'storage_data';
     tamper(metadata[storageKey] as Json);
@@ -49,9 +50,12 @@ for (const [what, tamper] of tamperings) {
     const report = await catalog.validate(id);
     t.equal(report.ok, false);
     t.ok(report.problems.every((p) => p.kind === 'metadata_invalid'), report.problems.map((p) => p.message).join('; '));
+    // The tampered checkpoint stays listed committed and keeps its data indexed; the bystander is whole.
+    await assertStoreAgrees(t, { redis, expect: { [id]: damaged(saved, 'metadata_invalid'), 'tamper-bystander': committed(bystander) }, exhaustive: false });
   });
 }
 
-t.test('the bystander checkpoint is untouched by all of the above', async (t) => {
-  await assertStoreAgrees(t, { redis, expect: { 'tamper-bystander': committed(bystander) }, exhaustive: false });
+t.test('the bystander checkpoint is untouched by all of the above; the tampered ones are all that is there besides', async (t) => {
+  const expect = Object.fromEntries(tamperings.map(([what]) => [`tamper/${what.replace(/\W+/g, '-')}`, damaged({ w: new Tensor('float32', [256]) }, 'metadata_invalid')]));
+  await assertStoreAgrees(t, { redis, expect: { ...expect, 'tamper-bystander': committed(bystander) } });
 });

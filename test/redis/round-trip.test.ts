@@ -7,7 +7,7 @@ import type { StateDict } from '../../src/core/state-dict.js';
 import { createLocalGroups } from '../../src/dist/local-group.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
-import { assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -76,6 +76,8 @@ t.test('a corrupted byte fails the load with the FQN and key', async (t) => {
   t.equal(cause.code, 'CHECKSUM_MISMATCH');
   t.match(cause.message, /"w"/);
   t.match(cause.message, key!);
+  // Still listed committed (nothing told the library), found by deep validation, its data still collectable.
+  await assertStoreAgrees(t, { redis, expect: { [id]: damaged({ w: new Tensor('float64', [1000]) }, 'checksum_mismatch') }, exhaustive: false });
 });
 
 t.test('parts read straight into the tensor are still verified: flipped, truncated and missing segments fail on both transports', async (t) => {
@@ -103,10 +105,14 @@ t.test('parts read straight into the tensor are still verified: flipped, truncat
     t.equal(r.code, 'CHECKSUM_MISMATCH', `flipped byte (bulk ${bulkTransport})`);
     t.match(r.message, middle);
   }
+  const shape = { w: new Tensor('int32', [n]) };
+  await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'checksum_mismatch') }, exhaustive: false });
   await redis.set(middle, original.subarray(0, original.byteLength - 10));
   for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `truncated segment (bulk ${bulkTransport})`);
+  await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'wrong_length') }, exhaustive: false });
   await redis.del(middle);
   for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `deleted segment (bulk ${bulkTransport})`);
+  await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'missing_key') }, exhaustive: false });
   await redis.set(middle, original);
   t.equal((await loadCode(true)).code, undefined, 'restored, it loads again');
   await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: new Tensor('int32', [n], source) }) }, exhaustive: false });
@@ -125,6 +131,7 @@ t.test('overwrite keeps the old checkpoint until the new one commits, then remov
   t.same(Array.from(w.data), [2, 2, 2, 2]);
   const err = await save({ w }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, overwrite: false }) }).catch((e: unknown) => e);
   t.ok(err instanceof CheckpointError && /Checkpoint already exists/.test(err.message));
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: new Tensor('int32', [4], Int32Array.from([2, 2, 2, 2])) }) }, exhaustive: false });
 });
 
 t.test('ids with bad characters are rejected before any key is touched', async (t) => {
