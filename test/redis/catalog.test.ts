@@ -4,6 +4,7 @@ import { Tensor } from '../../src/core/tensor.js';
 import { createLocalGroups } from '../../src/dist/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { absent, assertStoreAgrees, committed, damaged, incomplete } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -94,6 +95,7 @@ t.test('validate: clean, wrong length, missing key, corrupted byte (deep only)',
   await redis.set('dcp:ckpt:{val/a}:meta', '{"not":"metadata"');
   t.equal((await catalog.validate('val/a')).problems[0]!.kind, 'metadata_invalid');
   await t.rejects(catalog.get('val/a'), { code: 'METADATA_INVALID' });
+  await assertStoreAgrees(t, { redis, expect: { 'val/a': damaged({ w: tensor(1000) }, 'metadata_invalid') }, exhaustive: false });
 });
 
 t.test('a failed save is incomplete, found by the catalog, and delete removes every key', async (t) => {
@@ -112,22 +114,26 @@ t.test('a failed save is incomplete, found by the catalog, and delete removes ev
   );
   t.same(await redis.keys('dcp:data:fail/x:*'), [], 'the failed save dropped its data');
   t.ok(results.every((r) => r.status === 'rejected'));
-  const incomplete = await catalog.list({ state: 'incomplete', prefix: 'fail/' });
-  t.same(incomplete.items.map((i) => i.id), ['fail/x']);
+  const listed = await catalog.list({ state: 'incomplete', prefix: 'fail/' });
+  t.same(listed.items.map((i) => i.id), ['fail/x']);
   t.equal((await catalog.get('fail/x')).metadata, null);
+  await assertStoreAgrees(t, { redis, expect: { 'fail/x': incomplete }, exhaustive: false });
   await catalog.delete('fail/x');
   const after = (await redis.keys('*')).filter((k) => !before.has(k) && k !== 'dcp:fence');
   t.same(after, [], 'nothing left but the global fence counter');
   await t.rejects(catalog.delete('fail/x'), { code: 'CHECKPOINT_NOT_FOUND' });
+  await assertStoreAgrees(t, { redis, expect: { 'fail/x': absent }, exhaustive: false });
 });
 
 t.test('delete of a committed checkpoint removes data, control keys and the catalog entry', async (t) => {
   await saveOne('del/a', { w: tensor(3_000_000) });
+  await assertStoreAgrees(t, { redis, expect: { 'del/a': committed({ w: tensor(3_000_000) }) }, exhaustive: false });
   t.ok((await redis.keys('dcp:data:del/a:*')).length >= 3);
   const { deletedKeys } = await catalog.delete('del/a');
   t.ok(deletedKeys >= 3);
   t.same(await redis.keys('*del/a*'), []);
   t.equal(await redis.zscore('dcp:catalog', 'del/a'), null);
+  await assertStoreAgrees(t, { redis, expect: { 'del/a': absent }, exhaustive: false });
 });
 
 t.test('list skips and repairs a catalog entry whose checkpoint is gone', async (t) => {
@@ -136,4 +142,5 @@ t.test('list skips and repairs a catalog entry whose checkpoint is gone', async 
   t.same(page.items, [], 'not listed');
   await new Promise((r) => setTimeout(r, 20));
   t.equal(await redis.zscore('dcp:catalog', 'ghost/one'), null, 'entry removed');
+  await assertStoreAgrees(t, { redis, expect: { 'ghost/one': absent }, exhaustive: false });
 });

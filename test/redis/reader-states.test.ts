@@ -9,6 +9,7 @@ import { checkServer, connect, closeClient } from '../../src/redis/connection.js
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { absent, assertStoreAgrees, committed, damaged, incomplete } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
@@ -41,6 +42,7 @@ t.test('only committed checkpoints load: unknown, writing, incomplete and deleti
   t.equal(await loadCode('st/deleting'), 'CHECKPOINT_NOT_COMMITTED', 'a checkpoint being deleted');
   const err = await new RedisStorageReader({ redis, checkpointId: 'st/deleting' }).readMetadata().catch((e: unknown) => e);
   t.match((err as Error).message, /not committed \(state: deleting\)/);
+  await assertStoreAgrees(t, { redis, expect: { 'st/none': absent, 'st/writing': incomplete, 'st/deleting': incomplete }, exhaustive: false });
 });
 
 t.test('while an overwrite is in progress the previous commit stays loadable', async (t) => {
@@ -51,6 +53,7 @@ t.test('while an overwrite is in progress the previous commit stays loadable', a
   const sd = { w: filled(0) };
   await load(sd, { checkpointId: 'st/over', storageReader: new RedisStorageReader({ redis }) });
   t.equal(sd.w.data[63], 1);
+  await assertStoreAgrees(t, { redis, expect: { 'st/over': committed({ w: filled(1) }) }, exhaustive: false });
 });
 
 t.test('a missing segment fails the load naming FQN and key', async (t) => {
@@ -62,6 +65,7 @@ t.test('a missing segment fails the load naming FQN and key', async (t) => {
   t.equal(codeOf(err), 'DATA_MISSING');
   t.match(cause.message, /"w"/);
   t.match(cause.message, key!);
+  await assertStoreAgrees(t, { redis, expect: { 'st/missing': damaged({ w: filled(0) }, 'missing_key') }, exhaustive: false });
 });
 
 t.test('URL connections are opened and closed by the writer and reader', async (t) => {
@@ -77,6 +81,7 @@ t.test('URL connections are opened and closed by the writer and reader', async (
   await new Promise((r) => setTimeout(r, 50));
   const after = Number(/connected_clients:(\d+)/.exec(await redis.info('clients'))![1]);
   t.equal(after, before, 'no connection left open');
+  await assertStoreAgrees(t, { redis, expect: { 'st/url': committed({ w: filled(3) }) }, exhaustive: false });
   t.throws(() => connect('http://x'), { code: 'INVALID_REDIS' });
 });
 
