@@ -32,6 +32,7 @@ t.test('a held lock makes a save fail fast with CHECKPOINT_LOCKED, or wait for i
   const w = filled(0);
   await load({ w }, { checkpointId: 'lock/a', storageReader: new RedisStorageReader({ redis }) });
   t.equal(w.data[999], 2);
+  await assertStoreAgrees(t, { redis, expect: { 'lock/a': committed({ w: filled(2) }) }, exhaustive: false });
 });
 
 t.test('concurrent saves to one id never interleave', async (t) => {
