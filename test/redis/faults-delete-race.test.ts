@@ -20,6 +20,7 @@ import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { buildApp } from '../../src/server/app.js';
 import { allDone, startFixture, startRanks, type ChildResult, type RunningChild } from '../helpers/child.js';
+import { prng } from '../helpers/prng.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference, type Expectation } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -143,16 +144,6 @@ t.test('a delete at each point of an overwrite save: wholly before, refused whil
   await assertStoreAgrees(t, { redis, expect: Object.fromEntries(POINTS.map((_, i) => [`race/point-${i}`, final[`race/point-${i}`]!])), exhaustive: false });
 });
 
-/** Deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function wait(ms: number): Promise<void> {
   if (ms >= 4) return new Promise((r) => setTimeout(r, ms));

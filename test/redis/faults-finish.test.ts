@@ -17,6 +17,7 @@ import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { allDone, startRanks, type ChildResult, type RunningChild } from '../helpers/child.js';
+import { prng } from '../helpers/prng.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -146,16 +147,6 @@ t.test('killed at each sub-step of finish: the previous commit or the new one, w
   for (const { id } of killed) await nextSaveCollects(t, id, 3);
 });
 
-/** Deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const spin = (ms: number) => {
   const until = performance.now() + ms;
