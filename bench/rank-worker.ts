@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { save } from '../src/core/save.js';
 import { load } from '../src/core/load.js';
-import { RedisProcessGroup } from '../src/dist/redis-process-group.js';
+import { RedisProcessGroup } from '../src/group/redis-process-group.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
 import { RedisStorageReader } from '../src/redis/reader.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';

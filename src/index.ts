@@ -8,9 +8,9 @@ import { RedisStorageReader } from './redis/reader.js';
 import { RedisStorageWriter } from './redis/writer.js';
 
 export * from './core/index.js';
-export type { ProcessGroup } from './dist/process-group.js';
-export { createLocalGroups, type LocalGroupOptions } from './dist/local-group.js';
-export { RedisProcessGroup, type RedisProcessGroupOptions } from './dist/redis-process-group.js';
+export type { ProcessGroup } from './group/process-group.js';
+export { createLocalGroups, type LocalGroupOptions } from './group/local-group.js';
+export { RedisProcessGroup, type RedisProcessGroupOptions } from './group/redis-process-group.js';
 export * from './redis/index.js';
 
 // Automatic storage selection: save/load with only `checkpointId: "redis://host:port/db/name"`.

@@ -3,7 +3,7 @@
  * CheckpointError on all ranks (DCP's _DistWrapper). A failing rank still takes part
  * in every collective, so no rank waits for one that gave up.
  */
-import type { ProcessGroup } from '../dist/process-group.js';
+import type { ProcessGroup } from '../group/process-group.js';
 import { CheckpointError, DcpValueError, errorFromWire, errorToWire, isWireError, type WireError } from './errors.js';
 
 type Outcome<T> = { readonly ok: T } | { readonly err: WireError };

@@ -4,7 +4,7 @@ import { load } from '../../src/core/load.js';
 import { CheckpointError } from '../../src/core/errors.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import type { StateDict } from '../../src/core/state-dict.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { MemoryStorageReader, MemoryStorageWriter, MemoryStore, type FailureInjection, type Step } from '../helpers/memory-storage.js';
 
 const f32 = (n: number, start = 0) => Float32Array.from({ length: n }, (_, i) => start + i);

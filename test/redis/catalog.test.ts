@@ -1,7 +1,7 @@
 import t from 'tap';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { absent, assertStoreAgrees, committed, damaged, incomplete } from '../helpers/invariants.js';

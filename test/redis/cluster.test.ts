@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';

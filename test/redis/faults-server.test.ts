@@ -5,7 +5,7 @@ import { CheckpointError } from '../../src/core/errors.js';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import type { SavePlan, SavePlanner } from '../../src/core/planner.js';
 import type { WriteResult } from '../../src/core/storage.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';

@@ -4,7 +4,7 @@ import { load } from '../../src/core/load.js';
 import { CheckpointError } from '../../src/core/errors.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import type { StateDict } from '../../src/core/state-dict.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';

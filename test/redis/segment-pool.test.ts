@@ -9,7 +9,7 @@ import t from 'tap';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';

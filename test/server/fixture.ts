@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { save } from '../../src/core/save.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
-import { createLocalGroups } from '../../src/dist/local-group.js';
+import { createLocalGroups } from '../../src/group/local-group.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 
 export const TOKEN = 'test-admin-token-0123456789abcdef';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { CollectiveTimeoutError } from '../../src/core/errors.js';
-import { RedisProcessGroup } from '../../src/dist/redis-process-group.js';
+import { RedisProcessGroup } from '../../src/group/redis-process-group.js';
 import type { RedisInput } from '../../src/redis/connection.js';
 import { RedisClusterFixture, RedisServer } from '../helpers/redis-server.js';
 import { startFixture } from '../helpers/child.js';
