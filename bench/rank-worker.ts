@@ -79,7 +79,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
   if (task.mode === 'raw-set' || task.mode === 'raw-get') return runRaw(task);
   const redis = connect(task.redisUrl);
   const groupRedis = connect(task.redisUrl);
-  const group = new RedisProcessGroup({ redis: groupRedis, groupId: task.groupId, rank: task.rank, worldSize: task.worldSize, timeoutMs: task.timeoutMs, keyPrefix: task.prefix });
+  const group = new RedisProcessGroup({ redis: groupRedis, groupId: task.groupId, rank: task.rank, worldSize: task.worldSize, timeoutMs: task.timeoutMs, prefix: task.prefix });
   const layout = makeLayout(task.layout);
   try {
     if (task.mode === 'idle') {

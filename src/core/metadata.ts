@@ -79,6 +79,17 @@ export function metadataIndexKey(index: MetadataIndex): string {
   return index.offset === undefined ? JSON.stringify([index.fqn]) : JSON.stringify([index.fqn, index.offset]);
 }
 
+/** The FQN inside a `metadataIndexKey` (the key itself when it is not one). */
+export function metadataIndexKeyFqn(key: string): string {
+  try {
+    const parsed = JSON.parse(key) as unknown;
+    if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
+  } catch {
+    // not an index key
+  }
+  return key;
+}
+
 export function sameMetadataIndex(a: MetadataIndex, b: MetadataIndex): boolean {
   return metadataIndexKey(a) === metadataIndexKey(b);
 }

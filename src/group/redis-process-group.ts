@@ -1,41 +1,16 @@
 /**
- * Collectives between separate OS processes through Redis lists. Each message goes to
- * the receiver's inbox for that collective (`<prefix>:pg:{<groupId>}:<run>:<seq>:<rank>`)
- * and receivers block on their inbox (BLPOP on a dedicated connection, in short slices
- * so close() and deadlines are noticed). Every key carries the hash tag `{groupId}`, so a
- * group's keys share one Cluster slot and pipelines/scripts never hit CROSSSLOT.
- *
- * Telling runs apart (a group id reused by a later run, or by a run started while a
- * crashed one's keys are still there). Rank 0 *claims* the group id with a random run
- * nonce (SET NX with a short TTL that a heartbeat keeps alive while the group is open,
- * deleted on close), and every key of the run contains that nonce, so one run can never
- * read, consume or delete another run's messages. The other ranks read the claim and
- * *join* it: they push their rank to the run's join list and wait for rank 0 to admit
- * them, re-reading the claim while they wait. That handshake is what makes reuse safe:
- * a follower that read the claim of a run whose rank 0 crashed is never admitted, and
- * when that stale claim expires (within CLAIM_TTL_MS) and the new rank 0 claims the id,
- * the follower sees the new nonce and joins it instead. A second live run with the same
- * id is refused (GROUP_IN_USE) once timeoutMs passes without the claim coming free.
- * The alternative, "groupId must be unique per run, reject ids whose keys exist", would
- * fail every quick restart of a job under the same id, and still could not stop a
- * follower from joining a dead run.
- *
- * Failures: a collective waits at most timeoutMs for its peers, then throws
- * CollectiveTimeoutError naming the group, the collective, its sequence number and the
- * ranks it heard nothing from; a Redis that stops answering fails it too (client-side
- * deadlines). Ranks calling different collectives at one sequence number get
- * COLLECTIVE_MISMATCH; a closed group rejects with GROUP_CLOSED.
- *
- * Values travel as JSON: an undefined value arrives as undefined, inside it JSON's rules
- * apply (no bigint, typed arrays or Maps). A value sent to several ranks
- * (broadcast, allGather) above SHARED_PAYLOAD_CHARS is stored once in a hash that each
- * receiver reads and the last one deletes, so a large plan or metadata object is neither
- * uploaded nor held in Redis worldSize − 1 times.
+ * RedisProcessGroup: collectives between separate OS processes through Redis lists. Each
+ * message goes to the receiver's inbox for that collective; receivers block on it (BLPOP
+ * on a dedicated connection, in short slices). Rank 0 claims the group id for a run and
+ * admits the other ranks, so a reused group id never mixes runs. Keys, the run handshake,
+ * failure modes and payload rules: docs/format.md, "Process groups".
  */
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { CollectiveTimeoutError, DcpValueError } from '../core/errors.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
+import { DEFAULT_PREFIX, KeySpace, type GroupKeys } from '../redis/keys.js';
+import { runScript } from '../redis/scripts.js';
 import type { ProcessGroup } from './process-group.js';
 
 export interface RedisProcessGroupOptions {
@@ -50,11 +25,12 @@ export interface RedisProcessGroupOptions {
    * far apart ranks may reach the same collective, e.g. the spread of write times in a save.
    */
   readonly timeoutMs?: number;
-  /** First part of every key (default `dcp`). */
+  /** First part of every key (default `dcp`), as `prefix` of the writer, reader and catalog. */
+  readonly prefix?: string;
+  /** @deprecated Old name of `prefix`; still accepted. */
   readonly keyPrefix?: string;
 }
 
-const GROUP_ID = /^[A-Za-z0-9._\-:/]{1,200}$/;
 /** Longest single BLPOP, so close() and deadlines are noticed promptly. */
 const POLL_SLICE_MS = 500;
 /** A blocking reply this late after its own server-side timeout means Redis is unreachable. */
@@ -64,11 +40,6 @@ const CLAIM_TTL_MS = 10_000;
 const CLAIM_REFRESH_MS = 3_000;
 /** JSON at least this long, sent to more than one rank, is stored once instead of per inbox. */
 const SHARED_PAYLOAD_CHARS = 256 * 1024;
-
-const REFRESH_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
-const DELETE_IF_OWNER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-/** Reads a shared payload; the last of its readers deletes it. A missing payload is nil, not a new hash. */
-const READ_SHARED = "local v = redis.call('HGET', KEYS[1], 'v') if not v then return false end if redis.call('HINCRBY', KEYS[1], 'left', -1) <= 0 then redis.call('DEL', KEYS[1]) end return v";
 
 /** One message: sender rank, the collective it belongs to, and the value inline (`v`) or in a shared hash (`ref`). */
 interface Envelope {
@@ -112,7 +83,7 @@ export class RedisProcessGroup implements ProcessGroup {
   readonly worldSize: number;
   readonly groupId: string;
   readonly timeoutMs: number;
-  private readonly base: string;
+  private readonly keys: GroupKeys;
   private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private blocking: RedisClient | undefined;
@@ -128,16 +99,16 @@ export class RedisProcessGroup implements ProcessGroup {
     const { rank, worldSize, groupId } = options;
     if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw new DcpValueError(`worldSize must be a positive integer, got ${worldSize}`);
     if (!Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) throw new DcpValueError(`rank must be an integer in [0, ${worldSize}), got ${rank}`);
-    if (typeof groupId !== 'string' || !GROUP_ID.test(groupId)) throw new DcpValueError('groupId must be 1-200 characters of letters, digits and . _ - : /', 'INVALID_GROUP_ID');
     const timeoutMs = options.timeoutMs ?? 60_000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new DcpValueError(`timeoutMs must be a positive number, got ${timeoutMs}`);
-    const keyPrefix = options.keyPrefix ?? 'dcp';
-    if (!/^[A-Za-z0-9._\-:]{1,64}$/.test(keyPrefix)) throw new DcpValueError('keyPrefix must be 1-64 characters of letters, digits and . _ - : (as checkpoint key prefixes)');
+    if (options.prefix !== undefined && options.keyPrefix !== undefined && options.prefix !== options.keyPrefix) {
+      throw new DcpValueError('prefix and its deprecated alias keyPrefix disagree; pass only prefix');
+    }
+    this.keys = new KeySpace(options.prefix ?? options.keyPrefix ?? DEFAULT_PREFIX).processGroup(groupId);
     this.rank = rank;
     this.worldSize = worldSize;
     this.groupId = groupId;
     this.timeoutMs = timeoutMs;
-    this.base = `${keyPrefix}:pg:{${groupId}}`;
     const { client, owned } = connect(options.redis);
     this.client = client;
     this.ownsClient = owned;
@@ -205,7 +176,7 @@ export class RedisProcessGroup implements ProcessGroup {
     const claim = this.claim;
     this.claim = undefined;
     // Bounded: close() must not hang on an unresponsive Redis (the claim then expires by itself).
-    if (claim) await within(this.client.eval(DELETE_IF_OWNER, 1, this.claimKey, claim).catch(() => undefined), REPLY_GRACE_MS);
+    if (claim) await within(runScript(this.client, 'release-claim', [this.keys.claim], [claim]).catch(() => undefined), REPLY_GRACE_MS);
   }
 
   private async exchangeAll<T>(name: string, value: T): Promise<T[]> {
@@ -245,14 +216,6 @@ export class RedisProcessGroup implements ProcessGroup {
     return Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => r !== this.rank);
   }
 
-  private get claimKey(): string {
-    return `${this.base}:claim`;
-  }
-
-  private key(run: string, ...parts: Array<string | number>): string {
-    return [this.base, run, ...parts].join(':');
-  }
-
   private get messageTtlMs(): number {
     return Math.max(10_000, 2 * this.timeoutMs);
   }
@@ -267,7 +230,7 @@ export class RedisProcessGroup implements ProcessGroup {
     const deadline = Date.now() + this.timeoutMs;
     const nonce = randomBytes(12).toString('base64url');
     const claim = `${nonce}/${this.worldSize}`;
-    while ((await this.bounded(this.client.set(this.claimKey, claim, 'PX', CLAIM_TTL_MS, 'NX'), 'claim the group id')) !== 'OK') {
+    while ((await this.bounded(this.client.set(this.keys.claim, claim, 'PX', CLAIM_TTL_MS, 'NX'), 'claim the group id')) !== 'OK') {
       if (Date.now() >= deadline) {
         throw new DcpValueError(`process group "${this.groupId}" is held by another live run (its claim did not come free within ${this.timeoutMs} ms); use another groupId`, 'GROUP_IN_USE');
       }
@@ -280,12 +243,12 @@ export class RedisProcessGroup implements ProcessGroup {
       this.assertOpen('claim');
     }
     this.heartbeat = setInterval(() => {
-      this.client.eval(REFRESH_IF_OWNER, 1, this.claimKey, claim, CLAIM_TTL_MS).catch(() => undefined);
+      runScript(this.client, 'refresh-claim', [this.keys.claim], [claim, CLAIM_TTL_MS]).catch(() => undefined);
     }, CLAIM_REFRESH_MS);
     this.heartbeat.unref();
 
     const joined = new Set<number>();
-    const joinKey = this.key(nonce, 'join');
+    const joinKey = this.keys.join(nonce);
     while (joined.size < this.worldSize - 1) {
       const raw = await this.pop(joinKey, deadline, 'rendezvous');
       if (raw === null) break;
@@ -305,9 +268,9 @@ export class RedisProcessGroup implements ProcessGroup {
     if (ranks.length === 0) return;
     const message = JSON.stringify(admission);
     const pipeline = this.client.pipeline();
-    for (const r of ranks) pipeline.rpush(this.key(nonce, 'admit', r), message).pexpire(this.key(nonce, 'admit', r), this.messageTtlMs);
+    for (const r of ranks) pipeline.rpush(this.keys.admit(nonce, r), message).pexpire(this.keys.admit(nonce, r), this.messageTtlMs);
     // After a successful start nobody needs the roster; after a failed one, followers read it to name the absent.
-    if (admission.ok) pipeline.del(this.key(nonce, 'joined'));
+    if (admission.ok) pipeline.del(this.keys.joined(nonce));
     await this.execute(pipeline, 'admit the other ranks');
   }
 
@@ -322,14 +285,14 @@ export class RedisProcessGroup implements ProcessGroup {
     /** A claim for another world size: fatal only if it is still there at the deadline (it may be a stale run's). */
     let foreignWorld: string | undefined;
     for (;;) {
-      const claim = await this.bounded(this.client.get(this.claimKey), 'read the group claim');
+      const claim = await this.bounded(this.client.get(this.keys.claim), 'read the group claim');
       if (claim && claim !== joined) {
         const [nonce, world] = claim.split('/');
         foreignWorld = Number(world) === this.worldSize ? undefined : world;
         if (foreignWorld === undefined) {
           // The list wakes rank 0; the set lets a follower that times out tell who never came.
-          const joinKey = this.key(nonce!, 'join');
-          const joinedKey = this.key(nonce!, 'joined');
+          const joinKey = this.keys.join(nonce!);
+          const joinedKey = this.keys.joined(nonce!);
           const pipeline = this.client.pipeline().sadd(joinedKey, this.rank).pexpire(joinedKey, this.messageTtlMs);
           await this.execute(pipeline.rpush(joinKey, String(this.rank)).pexpire(joinKey, this.messageTtlMs), 'join the run');
           joined = claim;
@@ -337,7 +300,7 @@ export class RedisProcessGroup implements ProcessGroup {
       }
       if (joined) {
         const nonce = joined.split('/')[0]!;
-        const raw = await this.pop(this.key(nonce, 'admit', this.rank), Math.min(deadline, Date.now() + POLL_SLICE_MS), 'rendezvous');
+        const raw = await this.pop(this.keys.admit(nonce, this.rank), Math.min(deadline, Date.now() + POLL_SLICE_MS), 'rendezvous');
         if (raw !== null) {
           const admission = JSON.parse(raw) as Admission;
           if (admission.ok) return nonce;
@@ -352,7 +315,7 @@ export class RedisProcessGroup implements ProcessGroup {
       }
       if (Date.now() >= deadline) {
         if (!joined) throw new CollectiveTimeoutError(`process group "${this.groupId}": rank 0 did not start the run within ${this.timeoutMs} ms (rendezvous on rank ${this.rank})`);
-        const present = new Set((await this.bounded(this.client.smembers(this.key(joined.split('/')[0]!, 'joined')), 'read who joined')).map(Number));
+        const present = new Set((await this.bounded(this.client.smembers(this.keys.joined(joined.split('/')[0]!)), 'read who joined')).map(Number));
         const missing = this.others().filter((r) => r !== 0 && !present.has(r));
         throw new CollectiveTimeoutError(
           missing.length > 0
@@ -371,19 +334,19 @@ export class RedisProcessGroup implements ProcessGroup {
     // The envelope is assembled around the value's JSON so a large value is serialized once.
     let message = `{"f":${this.rank},"o":${JSON.stringify(call.op)}`;
     if (json !== undefined && json.length >= SHARED_PAYLOAD_CHARS && to.length > 1) {
-      const shared = this.key(run, call.seq, 'shared', this.rank);
+      const shared = this.keys.shared(run, call.seq, this.rank);
       pipeline.hset(shared, 'v', json, 'left', to.length).pexpire(shared, ttl);
       message += `,"ref":${JSON.stringify(shared)}}`;
     } else {
       message += json === undefined ? '}' : `,"v":${json}}`;
     }
-    for (const r of to) pipeline.rpush(this.key(run, call.seq, r), message).pexpire(this.key(run, call.seq, r), ttl);
+    for (const r of to) pipeline.rpush(this.keys.inbox(run, call.seq, r), message).pexpire(this.keys.inbox(run, call.seq, r), ttl);
     await this.execute(pipeline, `${call.op} #${call.seq}`);
   }
 
   /** Pops one message from each rank in `from` out of this rank's inbox for `call`; indexes them by sender. */
   private async receive(run: string, call: Call, from: readonly number[], stop?: { readonly requested: boolean }): Promise<unknown[]> {
-    const key = this.key(run, call.seq, this.rank);
+    const key = this.keys.inbox(run, call.seq, this.rank);
     const out = new Array<unknown>(this.worldSize);
     const waiting = new Set(from);
     const deadline = Date.now() + this.timeoutMs;
@@ -413,8 +376,8 @@ export class RedisProcessGroup implements ProcessGroup {
   }
 
   private async readShared(ref: string, call: Call): Promise<unknown> {
-    const json = (await this.bounded(this.client.eval(READ_SHARED, 1, ref), `${call.op} #${call.seq}`)) as string | null;
-    if (json === null) throw new DcpValueError(`process group "${this.groupId}": the payload of ${call.op} #${call.seq} expired before rank ${this.rank} read it`, 'PAYLOAD_EXPIRED');
+    const [status, json] = await this.bounded(runScript(this.client, 'read-shared', [ref], []), `${call.op} #${call.seq}`);
+    if (status !== 'OK' || json === undefined) throw new DcpValueError(`process group "${this.groupId}": the payload of ${call.op} #${call.seq} expired before rank ${this.rank} read it`, 'PAYLOAD_EXPIRED');
     return JSON.parse(json);
   }
 

@@ -7,7 +7,7 @@ import { Cluster } from 'ioredis';
 import { crc32c } from '@node-rs/crc32';
 import type { Redlock } from '@sesamecare-oss/redlock';
 import { DcpValueError } from '../core/errors.js';
-import type { Metadata } from '../core/metadata.js';
+import { metadataIndexKey, metadataIndexKeyFqn, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach } from './bounded.js';
@@ -105,16 +105,6 @@ function iso(ms: number): string {
 
 function summarize(id: string, state: CheckpointState): CheckpointSummary {
   return { id, state: state.status, createdAt: iso(state.createdAt), worldSize: state.worldSize, totalBytes: state.totalBytes, itemCount: state.itemCount };
-}
-
-function fqnOfItemKey(key: string): string {
-  try {
-    const parsed = JSON.parse(key) as unknown;
-    if (Array.isArray(parsed) && typeof parsed[0] === 'string') return parsed[0];
-  } catch {
-    // not ours
-  }
-  return key;
 }
 
 /** HGETALL of many keys in one round trip: a pipeline on one node; parallel commands in a Cluster (keys span slots). */
@@ -229,13 +219,13 @@ export class CheckpointCatalog {
     }
     const problems: ValidationProblem[] = [];
     // Every item must have a location whose size matches its metadata.
-    const located = new Set(Object.keys(storage.items).map(fqnOfItemKey));
+    const located = new Set(Object.keys(storage.items).map(metadataIndexKeyFqn));
     for (const [fqn, md] of Object.entries(metadata.stateDictMetadata)) {
       if (!located.has(fqn)) problems.push({ kind: 'metadata_invalid', fqn, message: 'no stored location for this item' });
       if (md.type === 'tensor') {
         const elem = elementSize(md.properties.dtype);
         for (const chunk of md.chunks) {
-          const loc = storage.items[JSON.stringify([fqn, chunk.offsets])];
+          const loc = storage.items[metadataIndexKey({ fqn, offset: chunk.offsets })];
           const need = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
           if (loc && loc.n !== need) problems.push({ kind: 'wrong_length', fqn, message: `chunk at [${chunk.offsets.join(', ')}] is recorded as ${loc.n} bytes, its shape needs ${need}` });
         }
@@ -244,7 +234,7 @@ export class CheckpointCatalog {
     // Segments: each must exist with exactly the bytes its parts account for.
     const segments = new Map<string, { size: number; fqns: Set<string>; parts: Array<{ fqn: string; offset: number; length: number; crc: number }> }>();
     for (const [itemKey, loc] of Object.entries(storage.items)) {
-      const fqn = fqnOfItemKey(itemKey);
+      const fqn = metadataIndexKeyFqn(itemKey);
       for (const [rank, seq, offset, length, crc] of loc.p) {
         const key = store.keys.dataKey(storage.saveId, rank, seq);
         const seg = segments.get(key) ?? { size: 0, fqns: new Set<string>(), parts: [] };

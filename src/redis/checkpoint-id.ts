@@ -1,10 +1,10 @@
 /**
- * Checkpoint ids become Redis keys, so they are checked before any key is built.
- * An id is either a bare namespace ("run1/step-100") or a redis:// / rediss:// URL
- * whose path after the database number carries the namespace
- * ("redis://host:6379/0/run1/step-100").
+ * Names that become Redis keys (checkpoint ids, key prefixes, process group ids), checked
+ * before any key is built. A checkpoint id is a bare namespace ("run1/step-100") or a
+ * redis:// / rediss:// URL whose path after the database number carries the namespace
+ * ("redis://host:6379/0/run1/step-100"). See docs/format.md, "Checkpoint ids".
  */
-import { InvalidCheckpointIdError } from '../core/errors.js';
+import { DcpValueError, InvalidCheckpointIdError } from '../core/errors.js';
 
 export const CHECKPOINT_ID_MAX_LENGTH = 512;
 const ALLOWED = /^[A-Za-z0-9._\-/:]+$/;
@@ -69,5 +69,14 @@ const PREFIX_RULE = /^[A-Za-z0-9._\-:]{1,64}$/;
 export function assertValidPrefix(prefix: unknown): asserts prefix is string {
   if (typeof prefix !== 'string' || !PREFIX_RULE.test(prefix)) {
     throw new InvalidCheckpointIdError(prefix, 'a key prefix must be 1-64 characters of letters, digits and . _ - :');
+  }
+}
+
+const GROUP_ID_RULE = /^[A-Za-z0-9._\-:/]{1,200}$/;
+
+/** Process group ids (RedisProcessGroup): 1-200 characters of letters, digits and . _ - : / (no braces: they would break the hash tag). */
+export function assertValidGroupId(groupId: unknown): asserts groupId is string {
+  if (typeof groupId !== 'string' || !GROUP_ID_RULE.test(groupId)) {
+    throw new DcpValueError('groupId must be 1-200 characters of letters, digits and . _ - : /', 'INVALID_GROUP_ID');
   }
 }

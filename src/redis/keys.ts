@@ -6,7 +6,7 @@
  * checkpoint's bytes spread over every master. Process-wide keys (the catalog index,
  * the fencing counter) live outside any checkpoint.
  */
-import { assertValidCheckpointName, assertValidPrefix } from './checkpoint-id.js';
+import { assertValidCheckpointName, assertValidGroupId, assertValidPrefix } from './checkpoint-id.js';
 
 export const DEFAULT_PREFIX = 'dcp';
 
@@ -41,6 +41,11 @@ export class KeySpace {
   checkpoint(id: string): CheckpointKeys {
     assertValidCheckpointName(id);
     return new CheckpointKeys(this.prefix, id);
+  }
+
+  processGroup(groupId: string): GroupKeys {
+    assertValidGroupId(groupId);
+    return new GroupKeys(this.prefix, groupId);
   }
 }
 
@@ -82,5 +87,51 @@ export class CheckpointKeys {
   /** A data segment: no hash tag, so segments spread over Cluster slots. */
   dataKey(saveId: string, rank: number, seq: number): string {
     return `${this.prefix}:data:${this.id}:${saveId}:${rank}:${seq}`;
+  }
+}
+
+/**
+ * Keys of one RedisProcessGroup. All carry the hash tag `{groupId}`, so a group's keys share
+ * one Cluster slot and its pipelines and scripts never hit CROSSSLOT. Every key of a run
+ * contains the run's nonce, so one run never touches another's messages.
+ */
+export class GroupKeys {
+  private readonly base: string;
+
+  constructor(
+    readonly prefix: string,
+    readonly groupId: string,
+  ) {
+    this.base = `${prefix}:pg:{${groupId}}`;
+  }
+
+  /** String: `<runNonce>/<worldSize>`, rank 0's claim on the group id. */
+  get claim(): string {
+    return `${this.base}:claim`;
+  }
+
+  /** List: ranks asking to join run `run` (wakes rank 0). */
+  join(run: string): string {
+    return `${this.base}:${run}:join`;
+  }
+
+  /** Set: the ranks that joined run `run` (read by a follower that times out). */
+  joined(run: string): string {
+    return `${this.base}:${run}:joined`;
+  }
+
+  /** List: rank 0's admission answer for `rank`. */
+  admit(run: string, rank: number): string {
+    return `${this.base}:${run}:admit:${rank}`;
+  }
+
+  /** List: `rank`'s inbox for collective number `seq`. */
+  inbox(run: string, seq: number, rank: number): string {
+    return `${this.base}:${run}:${seq}:${rank}`;
+  }
+
+  /** Hash: a payload `sender` sent to several ranks in collective `seq`, stored once. */
+  shared(run: string, seq: number, sender: number): string {
+    return `${this.base}:${run}:${seq}:shared:${sender}`;
   }
 }

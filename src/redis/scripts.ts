@@ -6,7 +6,19 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './connection.js';
 
-export type ScriptName = 'begin-save' | 'extend-lease' | 'record-keys' | 'commit' | 'abort-save' | 'forget-save' | 'begin-delete' | 'finish-delete' | 'retire-segments';
+export type ScriptName =
+  | 'begin-save'
+  | 'extend-lease'
+  | 'record-keys'
+  | 'commit'
+  | 'abort-save'
+  | 'forget-save'
+  | 'begin-delete'
+  | 'finish-delete'
+  | 'retire-segments'
+  | 'refresh-claim'
+  | 'release-claim'
+  | 'read-shared';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -18,6 +30,9 @@ const FILES: Record<ScriptName, string> = {
   'begin-delete': 'begin-delete-2.lua',
   'finish-delete': 'finish-delete.lua',
   'retire-segments': 'retire-segments.lua',
+  'refresh-claim': 'refresh-claim-1.lua',
+  'release-claim': 'release-claim-1.lua',
+  'read-shared': 'read-shared-1.lua',
 };
 
 function loadLua(file: string): string {

@@ -224,6 +224,27 @@ t.test('bad options are typed errors', async (t) => {
   await g.close();
 });
 
+t.test('option prefix names the keys; keyPrefix is its deprecated alias', async (t) => {
+  for (const options of [{ prefix: 'team-a' }, { keyPrefix: 'team-a' }, { prefix: 'team-a', keyPrefix: 'team-a' }]) {
+    const groupId = freshGroupId('prefixed');
+    const groups = Array.from({ length: 2 }, (_, rank) => new RedisProcessGroup({ redis, groupId, rank, worldSize: 2, timeoutMs: 5000, ...options }));
+    const leader = groups[0]!.broadcast('x', 0); // claims the group id, then waits for rank 1
+    let claim: string | null = null;
+    for (let i = 0; i < 100 && claim === null; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      claim = await redis.get(`team-a:pg:{${groupId}}:claim`);
+    }
+    t.match(claim, /^[\w-]+\/2$/, `${JSON.stringify(options)}: rank 0's claim carries the prefix`);
+    t.same(await Promise.all([leader, groups[1]!.broadcast<string>(undefined, 0)]), ['x', 'x']);
+    t.same(await groupKeys(groupId), [], 'nothing under the default prefix');
+    await closeAll(groups);
+    t.same(await redis.keys(`team-a:pg:{${groupId}}:*`), [], 'claim released');
+  }
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0, worldSize: 1, prefix: 'a', keyPrefix: 'b' }), { code: 'DCP_VALUE_ERROR', message: /keyPrefix/ });
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0, worldSize: 1, prefix: 'bad prefix' }), { code: 'INVALID_CHECKPOINT_ID', message: /key prefix/ }, 'the rule every prefix follows (keys.ts)');
+  t.throws(() => new RedisProcessGroup({ redis, groupId: 'x', rank: 0, worldSize: 1, keyPrefix: 'a{b}' }), { code: 'INVALID_CHECKPOINT_ID' });
+});
+
 t.test('works on a 3-master Redis Cluster: all keys in one slot, no CROSSSLOT', async (t) => {
   const cluster = await RedisClusterFixture.start(3);
   t.teardown(() => cluster.stop());

@@ -110,3 +110,12 @@ t.test('reset validates the id before anything touches Redis', async (t) => {
   t.throws(() => reader.reset('x*'), { code: 'INVALID_CHECKPOINT_ID' });
   await reader.close();
 });
+
+t.test('process group keys: one hash tag per group, every run key carries the run nonce', async (t) => {
+  const keys = new KeySpace('p').processGroup('job/7');
+  const all = [keys.claim, keys.join('n1'), keys.joined('n1'), keys.admit('n1', 2), keys.inbox('n1', 5, 1), keys.shared('n1', 5, 0)];
+  t.same(all, ['p:pg:{job/7}:claim', 'p:pg:{job/7}:n1:join', 'p:pg:{job/7}:n1:joined', 'p:pg:{job/7}:n1:admit:2', 'p:pg:{job/7}:n1:5:1', 'p:pg:{job/7}:n1:5:shared:0']);
+  t.ok(all.every((k) => hashTag(k) === 'job/7'), 'one slot per group');
+  t.throws(() => new KeySpace().processGroup('a}b'), { code: 'INVALID_GROUP_ID' });
+  t.throws(() => new KeySpace().processGroup(''), { code: 'INVALID_GROUP_ID' });
+});
