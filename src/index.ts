@@ -12,6 +12,7 @@ export type { ProcessGroup } from './group/process-group.js';
 export { createLocalGroups, type LocalGroupOptions } from './group/local-group.js';
 export { RedisProcessGroup, type RedisProcessGroupOptions } from './group/redis-process-group.js';
 export * from './redis/index.js';
+export type { WorkerRecipe, ThreadPortable, GroupContext } from './async/recipe.js';
 
 // Automatic storage selection: save/load with only `checkpointId: "redis://host:port/db/name"`.
 registerStorageBackend({

@@ -15,3 +15,6 @@ export * from './default-planner.js';
 export * from './tensor-box.js';
 export { save, type SaveOptions } from './save.js';
 export { load, type LoadOptions } from './load.js';
+export { asyncSave, type AsyncSaveOptions, type AsyncSaveResponse } from './async-save.js';
+export { DefaultStager, type AsyncStager } from './staging.js';
+export { waitForPendingSave } from './in-flight.js';

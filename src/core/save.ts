@@ -11,6 +11,7 @@ import type { SavePlan, SavePlanner } from './planner.js';
 import type { StateDict } from './state-dict.js';
 import type { StorageWriter, WriteResult } from './storage.js';
 import { resolveWriter } from './storage-registry.js';
+import { enterLanes, lanesOf } from './in-flight.js';
 
 export interface SaveOptions {
   /** Where to write. Optional when `checkpointId` names a registered backend (e.g. a redis:// URL). */
@@ -23,6 +24,18 @@ export interface SaveOptions {
 }
 
 export async function save(stateDict: StateDict, options: SaveOptions = {}): Promise<Metadata> {
+  // One save in flight per writer/group: waits for a background save (asyncSave) through them.
+  const ticket = options.storageWriter || options.processGroup ? enterLanes(lanesOf(options)) : undefined;
+  try {
+    await ticket?.ready;
+    return await saveNow(stateDict, options);
+  } finally {
+    ticket?.done();
+  }
+}
+
+/** `save` without waiting for other saves through the same writer/group (asyncSave holds them itself). */
+export async function saveNow(stateDict: StateDict, options: SaveOptions = {}): Promise<Metadata> {
   const dist = new DistWrapper(options.processGroup, options.coordinatorRank ?? 0);
   const { writer, owned } = resolveWriter(options.storageWriter, options.checkpointId);
   try {

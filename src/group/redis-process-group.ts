@@ -12,6 +12,8 @@ import { closeClient, connect, type RedisClient, type RedisInput } from '../redi
 import { DEFAULT_PREFIX, KeySpace, type GroupKeys } from '../redis/keys.js';
 import { runScript } from '../redis/scripts.js';
 import type { ProcessGroup } from './process-group.js';
+import { describeRedisInput, groupRecipe, type RedisProcessGroupDescription } from '../redis/portable.js';
+import type { WorkerRecipe } from '../async/recipe.js';
 
 export interface RedisProcessGroupOptions {
   /** An ioredis Redis or Cluster client (not closed by the group) or a redis:// URL (the group owns its connection). */
@@ -95,7 +97,7 @@ export class RedisProcessGroup implements ProcessGroup {
   private seq = 0;
   private closed = false;
 
-  constructor(options: RedisProcessGroupOptions) {
+  constructor(private readonly options: RedisProcessGroupOptions) {
     const { rank, worldSize, groupId } = options;
     if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw new DcpValueError(`worldSize must be a positive integer, got ${worldSize}`);
     if (!Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) throw new DcpValueError(`rank must be an integer in [0, ${worldSize}), got ${rank}`);
@@ -156,6 +158,16 @@ export class RedisProcessGroup implements ProcessGroup {
 
   async barrier(): Promise<void> {
     await this.exchangeAll('barrier', null);
+  }
+
+  /** The group as plain data (connection URL or client options, id, rank, world size, timeout, prefix). */
+  describe(): RedisProcessGroupDescription {
+    return { ...this.options, redis: describeRedisInput(this.options.redis) };
+  }
+
+  /** asyncSave's hook: the worker thread joins a group of the same ranks under a derived id (`<groupId>:async-<n>`). */
+  workerRecipe(): WorkerRecipe {
+    return groupRecipe(this.options);
   }
 
   /**

@@ -24,6 +24,8 @@ import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, t
 import { boundedEach } from './bounded.js';
 import { BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
 import { SegmentPool } from './segment-pool.js';
+import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
+import type { WorkerRecipe } from '../async/recipe.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
 export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
@@ -143,7 +145,7 @@ export class RedisStorageWriter extends StorageWriter {
   /** The save id from the coordinator's ticket (on every rank, once writeData started). */
   private writingSaveId: string | undefined;
 
-  constructor(options: RedisStorageWriterOptions = {}) {
+  constructor(private readonly options: RedisStorageWriterOptions = {}) {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs');
@@ -157,6 +159,16 @@ export class RedisStorageWriter extends StorageWriter {
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockInputs = options.lockRedis;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
+  }
+
+  /** Everything needed to build an equivalent writer elsewhere (connection URL or client options, TLS, prefix, options) as plain data. */
+  describe(): RedisStorageWriterDescription {
+    return describeWriter(this.options);
+  }
+
+  /** asyncSave's hook: the worker thread rebuilds this writer from its description, with its own connections. */
+  workerRecipe(): WorkerRecipe {
+    return writerRecipe(this.options);
   }
 
   /** True for bare namespaces ("run1/step-100") and redis:// URLs carrying one. */

@@ -1,0 +1,51 @@
+/** Messages between asyncSave (caller's thread) and its upload worker thread. */
+import type { DefaultSavePlannerOptions } from '../core/default-planner.js';
+import { CheckpointError, errorFromWire, errorToWire, isWireError, type WireError } from '../core/errors.js';
+import type { Metadata } from '../core/metadata.js';
+import type { StagedEntries } from '../core/staging.js';
+import type { WorkerRecipe } from './recipe.js';
+
+export type PlannerSpec = { readonly kind: 'default'; readonly options: DefaultSavePlannerOptions } | { readonly kind: 'recipe'; readonly recipe: WorkerRecipe };
+
+export interface UploadJob {
+  readonly type: 'save';
+  readonly id: number;
+  /** The staged state dict; its bytes are views of SharedArrayBuffers (shared, not copied). */
+  readonly entries: StagedEntries;
+  readonly checkpointId: string | undefined;
+  readonly writer: WorkerRecipe;
+  readonly group: WorkerRecipe | undefined;
+  readonly namespace: string;
+  readonly planner: PlannerSpec;
+  readonly coordinatorRank: number | undefined;
+}
+
+/** Epoch milliseconds in the worker: job received, save committed. */
+export interface UploadTimes {
+  readonly startedAtMs: number;
+  readonly committedAtMs: number;
+}
+
+export type UploadReply =
+  | { readonly type: 'committed'; readonly id: number; readonly metadata: Metadata; readonly times: UploadTimes }
+  | { readonly type: 'failed'; readonly id: number; readonly error: SerializedError };
+
+/** An error as plain data: CheckpointError keeps its step and per-rank failures. */
+export interface SerializedError {
+  readonly wire: WireError;
+  readonly step?: string;
+  readonly failures?: ReadonlyArray<readonly [number, WireError]>;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof CheckpointError) return { wire: errorToWire(error), step: error.step, failures: [...error.failures].map(([rank, e]) => [rank, errorToWire(e)] as const) };
+  return { wire: errorToWire(error) };
+}
+
+/** The error as the caller's thread sees it: a CheckpointError like save()'s, or a RemoteRankError with the code. */
+export function deserializeError(error: SerializedError): Error {
+  if (error.step !== undefined && error.failures) return new CheckpointError(error.step, new Map(error.failures.map(([rank, wire]) => [rank, isWireError(wire) ? errorFromWire(wire) : new Error(String(wire))])));
+  return errorFromWire(error.wire);
+}
+
+export const epochNow = (): number => performance.timeOrigin + performance.now();

@@ -1,0 +1,72 @@
+/**
+ * The caller's side of the upload worker: one worker thread per process, started on
+ * the first background save and kept for the next ones. It keeps the process alive
+ * only while an upload runs (so a trainer that returns from main still finishes its
+ * save; process.exit() abandons it, leaving an incomplete checkpoint). If the worker
+ * dies, every upload it was running rejects with ASYNC_WORKER_FAILED and the next
+ * save starts a new one. Runs from dist/ (.js) and from source under tsx (.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import { DcpError } from '../core/errors.js';
+import type { Metadata } from '../core/metadata.js';
+import { deserializeError, type UploadJob, type UploadReply, type UploadTimes } from './protocol.js';
+
+interface Waiting {
+  readonly resolve: (result: { metadata: Metadata; times: UploadTimes }) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** From source (.ts) the worker registers tsx itself: loader flags are not inherited by worker threads on every Node version. */
+function startWorker(): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  if (!fromSource) return new Worker(new URL('./upload-worker.js', import.meta.url));
+  const entry = new URL('./upload-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `const { register } = await import(${JSON.stringify(tsx)}); register(); await import(${JSON.stringify(entry)});`;
+  return new Worker(bootstrap, { eval: true, type: 'module' } as ConstructorParameters<typeof Worker>[1]);
+}
+
+class UploadThread {
+  private worker: Worker | undefined;
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+
+  run(job: Omit<UploadJob, 'type' | 'id'>): Promise<{ metadata: Metadata; times: UploadTimes }> {
+    const worker = (this.worker ??= this.start());
+    const id = this.nextId++;
+    const result = new Promise<{ metadata: Metadata; times: UploadTimes }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    worker.ref();
+    worker.postMessage({ ...job, type: 'save', id } satisfies UploadJob);
+    return result;
+  }
+
+  /** Ends the worker now (uploads in flight reject with ASYNC_WORKER_FAILED). For tests and shutdown. */
+  async terminate(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  private start(): Worker {
+    const worker = startWorker();
+    worker.on('message', (reply: UploadReply) => {
+      const waiting = this.waiting.get(reply.id);
+      this.waiting.delete(reply.id);
+      if (this.waiting.size === 0) worker.unref();
+      if (!waiting) return;
+      if (reply.type === 'committed') waiting.resolve({ metadata: reply.metadata, times: reply.times });
+      else waiting.reject(deserializeError(reply.error));
+    });
+    worker.on('error', (error) => this.lost(worker, `the upload worker thread failed: ${error.message}`, error));
+    worker.on('exit', (code) => this.lost(worker, `the upload worker thread exited (code ${code})`));
+    return worker;
+  }
+
+  private lost(worker: Worker, message: string, cause?: unknown): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of waiting) w.reject(new DcpError('ASYNC_WORKER_FAILED', `${message}; the save did not commit`, { cause }));
+  }
+}
+
+export const uploadThread = new UploadThread();

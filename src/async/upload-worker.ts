@@ -1,0 +1,45 @@
+/**
+ * The upload worker thread of asyncSave: receives staged state dicts (SharedArrayBuffer
+ * views, no copy) and runs the whole save protocol for each, with its own writer,
+ * process group (a derived namespace of the caller's) and Redis connections, rebuilt
+ * from their recipes. Replies with the metadata or the error. See docs/format.md,
+ * "Async save".
+ */
+import { parentPort } from 'node:worker_threads';
+import { DefaultSavePlanner } from '../core/default-planner.js';
+import type { SavePlanner } from '../core/planner.js';
+import { saveNow } from '../core/save.js';
+import { stateDictFromEntries } from '../core/staging.js';
+import { epochNow, serializeError, type UploadJob, type UploadReply } from './protocol.js';
+import { fromRecipe, type ClosableGroup, type GroupFactory, type PlannerFactory, type WriterFactory } from './recipe.js';
+
+async function plannerFor(job: UploadJob): Promise<SavePlanner> {
+  if (job.planner.kind === 'default') return new DefaultSavePlanner(job.planner.options);
+  return (await fromRecipe<PlannerFactory>(job.planner.recipe))(job.planner.recipe.args);
+}
+
+async function upload(job: UploadJob): Promise<UploadReply> {
+  const startedAtMs = epochNow();
+  let group: ClosableGroup | undefined;
+  let writer: Awaited<ReturnType<WriterFactory>> | undefined;
+  try {
+    writer = await (await fromRecipe<WriterFactory>(job.writer))(job.writer.args);
+    if (job.group) group = await (await fromRecipe<GroupFactory>(job.group))(job.group.args, { namespace: job.namespace });
+    const metadata = await saveNow(stateDictFromEntries(job.entries), {
+      storageWriter: writer,
+      planner: await plannerFor(job),
+      ...(job.checkpointId !== undefined ? { checkpointId: job.checkpointId } : {}),
+      ...(group ? { processGroup: group } : {}),
+      ...(job.coordinatorRank !== undefined ? { coordinatorRank: job.coordinatorRank } : {}),
+    });
+    return { type: 'committed', id: job.id, metadata, times: { startedAtMs, committedAtMs: epochNow() } };
+  } catch (error) {
+    return { type: 'failed', id: job.id, error: serializeError(error) };
+  } finally {
+    await Promise.allSettled([writer?.close(), group?.close?.()]);
+  }
+}
+
+parentPort!.on('message', (job: UploadJob) => {
+  void upload(job).then((reply) => parentPort!.postMessage(reply));
+});
