@@ -1,57 +1,7 @@
 /**
- * The JSON encoding of checkpoint Metadata.
- *
- * ## Format (language-neutral, lossless)
- *
- * A UTF-8 JSON object:
- *
- * ```json
- * {
- *   "version": "1.0.0",
- *   "stateDictMetadata": {
- *     "<fqn>": {
- *       "type": "tensor",
- *       "properties": { "dtype": "float32", "layout": "strided", "requiresGrad": false,
- *                       "memoryFormat": "contiguous_format", "pinMemory": false },
- *       "size": [8, 4],
- *       "chunks": [ { "offsets": [0, 0], "sizes": [4, 4] }, { "offsets": [4, 0], "sizes": [4, 4] } ]
- *     },
- *     "<fqn>": { "type": "bytes", "encoding": "raw" },
- *     "<fqn>": { "type": "bytes", "encoding": "json" }
- *   },
- *   "plannerData": { "<fqn>": ["model", "layers", 0, "weight"] },
- *   "storageData": <any JSON value, defined by the storage backend>,
- *   "storageMeta": { "checkpointId": "...", "saveId": "...", "loadId": "...", "modules": ["..."] }
- * }
- * ```
- *
- * - `version` (string, optional): DCP format version of the writer ("1.0.0").
- * - `stateDictMetadata` (object, required): one entry per item, keyed by its FQN
- *   (the dotted path in the state dict).
- *   - `type: "tensor"`: `properties.dtype` is one of float64 float32 float16 bfloat16
- *     int64 int32 int16 int8 uint8 bool; `layout` is "strided", `memoryFormat` is
- *     "contiguous_format", `requiresGrad`/`pinMemory` are booleans. `size` is the
- *     global shape (non-negative integers, at most 64 dims). `chunks` lists the saved
- *     boxes: `offsets` and `sizes` have one entry per dim, and
- *     `offsets[d] + sizes[d] <= size[d]`. Each chunk is stored row-major, little-endian,
- *     contiguous (float16/bfloat16 as raw 16-bit words, bool as one byte 0/1).
- *     A 0-d tensor has `size: []` and one chunk with empty `offsets` and `sizes`.
- *   - `type: "bytes"`: a non-tensor value. `encoding` "raw" = the bytes as given
- *     (a Uint8Array); "json" = the UTF-8 text of a JSON value.
- * - `plannerData` (any JSON, optional): for the default planners, FQN → object path
- *   (strings are object keys, integers are list positions) to rebuild nesting.
- * - `storageData` (any JSON, optional): where the storage backend put each item.
- * - `storageMeta` (object, optional): `checkpointId`, `saveId`, `loadId` strings and
- *   `modules` (array of strings), each optional.
- *
- * Absent optional fields are omitted (never `null`). Integers are exact JSON numbers
- * (all sizes stay below 2^53). Unknown top-level fields are rejected, so a newer
- * writer's additions are noticed rather than silently dropped.
- *
- * Reading treats the text as untrusted (it comes from Redis and may be tampered
- * with): every field is type-checked and bounded, and any problem is a DcpError with
- * code METADATA_INVALID that names the offending field. Garbage never surfaces as a
- * TypeError.
+ * The JSON encoding of checkpoint Metadata, both ways. Reading treats the text as
+ * untrusted: every field is type-checked and bounded, and any problem is a DcpError with
+ * code METADATA_INVALID naming the field. The format: docs/format.md, "Metadata".
  */
 import { DcpError } from './errors.js';
 import type { BytesStorageMetadata, ChunkStorageMetadata, Metadata, StorageMeta, StorageMetadata, TensorStorageMetadata } from './metadata.js';

@@ -5,6 +5,7 @@
  */
 import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesamecare-oss/redlock';
 import type { RedisClient } from './connection.js';
+import { withDeadline } from './deadline.js';
 import { CheckpointLockedError, LockUnavailableError } from './errors.js';
 
 export const DEFAULT_LOCK_TTL_MS = 30_000;
@@ -37,14 +38,6 @@ async function classify(err: unknown, id: string, waitedMs: number): Promise<Err
     }
   }
   return new LockUnavailableError(id, err instanceof Error ? err.message : String(err));
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -12,6 +12,7 @@ import { PROBLEM_CONTENT_TYPE } from '../../routes/schemas.js';
 import { healthRoutes } from '../../routes/health.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
+import { withDeadline } from '../redis/deadline.js';
 import { adminTokenProblem } from './config.js';
 import authPlugin, { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from './plugins/auth.js';
 import docsPlugin from './plugins/docs.js';
@@ -46,16 +47,6 @@ export type AdminApp = FastifyInstance<Server, IncomingMessage, ServerResponse, 
 export const MAX_URL_LENGTH = 4096;
 /** No route takes a body; anything bigger than this is refused before it is read. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   if (options.adminToken !== undefined) {
@@ -115,7 +106,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     const healthTimeoutMs = options.healthTimeoutMs ?? 2000;
     const probe = async () => {
       const started = performance.now();
-      await withTimeout(pingAny(client), healthTimeoutMs, 'Redis PING');
+      await withDeadline(pingAny(client), healthTimeoutMs, () => new Error(`Redis PING did not answer within ${healthTimeoutMs} ms`));
       return { latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
     };
     await app.register(healthRoutes, { probe });
