@@ -5,17 +5,9 @@ import { dedupSavePlans } from './dedup.js';
 import { DcpError, DcpValueError } from './errors.js';
 import { assertFlatStateDict, flattenStateDict, isPlainObject, setElement, setOwn } from './flatten.js';
 import { DCP_VERSION, type FlattenMappings, type Metadata, type MetadataIndex, type ObjectPath, type StorageMeta } from './metadata.js';
-import {
-  createDefaultGlobalLoadPlan,
-  createDefaultGlobalSavePlan,
-  createDefaultLocalLoadPlan,
-  createDefaultLocalSavePlan,
-  findGlobalPlanProblems,
-  findStateDictObject,
-  formatSize,
-  GlobalPlanValidationError,
-  type FlatStateDict,
-} from './planner-helpers.js';
+import { createDefaultGlobalLoadPlan, createDefaultGlobalSavePlan, createDefaultLocalLoadPlan, createDefaultLocalSavePlan } from './default-plans.js';
+import { findGlobalPlanProblems, GlobalPlanValidationError } from './plan-validation.js';
+import { findStateDictObject, formatSize, type FlatStateDict } from './planner-utils.js';
 import { WriteItemType, type LoadPlan, type LoadPlanner, type ReadItem, type SavePlan, type SavePlanner, type TensorRegion, type WriteData, type WriteItem } from './planner.js';
 import type { StateDict } from './state-dict.js';
 import { Tensor } from './tensor.js';

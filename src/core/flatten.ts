@@ -54,7 +54,8 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
   }
 }
 
-function hasOwn(target: object, key: string): boolean {
+/** `Object.hasOwn` for any object (a state dict may have a null prototype or an own `hasOwnProperty` key). */
+export function hasOwn(target: object, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(target, key);
 }
 

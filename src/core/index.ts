@@ -9,7 +9,12 @@ export * from './storage.js';
 export * from './storage-helpers.js';
 export * from './storage-registry.js';
 export * from './flatten.js';
+// planner building blocks (after DCP's planner_helpers.py, resharding.py, default_planner.py and utils.py)
+export { findShard, findStateDictObject, findTensorShard, formatSize, tensorProperties, type FlatStateDict } from './planner-utils.js';
 export * from './planner-helpers.js';
+export { chunksOverlap } from './resharding.js';
+export * from './plan-validation.js';
+export * from './default-plans.js';
 export * from './dedup.js';
 export * from './default-planner.js';
 export * from './tensor-box.js';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { DcpError } from '../../src/core/errors.js';
 import { DCP_VERSION, type Metadata } from '../../src/core/metadata.js';
 import { MAX_TENSOR_DIMS, metadataFromJSON, metadataToJSON } from '../../src/core/metadata-json.js';
-import { tensorProperties } from '../../src/core/planner-helpers.js';
+import { tensorProperties } from '../../src/core/planner-utils.js';
 import { DTYPES } from '../../src/core/tensor.js';
 
 function sample(): Metadata {

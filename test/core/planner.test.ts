@@ -7,18 +7,10 @@ import { DefaultLoadPlanner, DefaultSavePlanner } from '../../src/core/default-p
 import { dedupSavePlans } from '../../src/core/dedup.js';
 import type { FlattenMappings, Metadata, TensorStorageMetadata } from '../../src/core/metadata.js';
 import { DCP_VERSION, metadataIndex } from '../../src/core/metadata.js';
-import {
-  createDefaultGlobalSavePlan,
-  createDefaultLocalLoadPlan,
-  createDefaultLocalSavePlan,
-  createReadItemsForChunkList,
-  findGlobalPlanProblems,
-  findOverlappingChunks,
-  findStateDictObject,
-  tensorProperties,
-  validateGlobalPlan,
-  type FlatStateDict,
-} from '../../src/core/planner-helpers.js';
+import { createDefaultGlobalSavePlan, createDefaultLocalLoadPlan, createDefaultLocalSavePlan } from '../../src/core/default-plans.js';
+import { findGlobalPlanProblems, findOverlappingChunks, validateGlobalPlan } from '../../src/core/plan-validation.js';
+import { createReadItemsForChunkList } from '../../src/core/planner-helpers.js';
+import { findStateDictObject, tensorProperties, type FlatStateDict } from '../../src/core/planner-utils.js';
 import { LoadItemType, WriteItemType, type SavePlan } from '../../src/core/planner.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
