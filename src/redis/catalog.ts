@@ -1,16 +1,13 @@
 /**
  * CheckpointCatalog: what operators (the admin API, the CLI) do with checkpoints:
- * list, inspect, validate, delete. Listing reads the catalog index (a sorted set by
- * creation time), never KEYS/SCAN over the keyspace.
+ * list, inspect, validate, delete, repair. Listing only reads the catalog index (a sorted
+ * set by creation time), never KEYS/SCAN over the keyspace. See docs/format.md.
  */
 import { Cluster } from 'ioredis';
-import { crc32c } from '@node-rs/crc32';
 import type { Redlock } from '@sesamecare-oss/redlock';
 import { DcpValueError } from '../core/errors.js';
-import { metadataIndexKey, metadataIndexKeyFqn, type Metadata } from '../core/metadata.js';
+import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
-import { elementSize } from '../core/tensor.js';
-import { boundedEach } from './bounded.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
 import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointState, type CheckpointStatus } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
@@ -19,6 +16,7 @@ import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
 import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
+import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 
 export interface CheckpointSummary {
   readonly id: string;
@@ -61,11 +59,7 @@ export interface ListOptions {
   readonly limit?: number;
 }
 
-export interface ValidateOptions {
-  /** Recompute every checksum (reads every byte). */
-  readonly deep?: boolean;
-  readonly onProgress?: (done: number, total: number) => void;
-}
+export type ValidateOptions = VerifyOptions;
 
 export interface CheckpointCatalogOptions {
   readonly redis: RedisInput;
@@ -175,12 +169,7 @@ export class CheckpointCatalog {
       const hashes = await hgetallMany(this.client, candidates.map((e) => this.keySpace.checkpoint(e.m).state));
       for (const [i, e] of candidates.entries()) {
         const state = parseState(hashes[i]!, now);
-        if (!state) {
-          // Left by a delete that died between removing the control keys and the catalog
-          // entry. Dropping it is safe: a save that recreates the id re-adds it on commit.
-          void this.client.zrem(this.keySpace.catalog(), e.m).catch(() => {});
-          continue;
-        }
+        if (!state) continue; // a stale entry (see repair()); listing only reads
         if (options.state && state.status !== options.state) continue;
         items.push(summarize(e.m, state));
         if (items.length === limit) {
@@ -192,6 +181,28 @@ export class CheckpointCatalog {
       if (entries.length < batch) return { items, nextCursor: null };
       after = fresh.at(-1);
     }
+  }
+
+  /**
+   * Removes catalog entries whose checkpoint is gone: left by a delete that died between
+   * removing the control keys and the entry (list() skips them). Safe while saves run: a
+   * save that recreates such an id re-adds its entry on commit. Returns the removed ids.
+   */
+  async repair(): Promise<{ removed: string[] }> {
+    const removed: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.client.zscan(this.keySpace.catalog(), cursor, 'COUNT', 500);
+      cursor = next;
+      const ids = flat.filter((_, i) => i % 2 === 0).filter((id) => isValidCheckpointName(id));
+      const hashes = await hgetallMany(this.client, ids.map((id) => this.keySpace.checkpoint(id).state));
+      const stale = ids.filter((_, i) => Object.keys(hashes[i]!).length === 0);
+      if (stale.length > 0) {
+        await this.client.zrem(this.keySpace.catalog(), ...stale);
+        removed.push(...stale);
+      }
+    } while (cursor !== '0');
+    return { removed: [...new Set(removed)] };
   }
 
   async get(id: string): Promise<CheckpointDetails> {
@@ -217,51 +228,7 @@ export class CheckpointCatalog {
     } catch (err) {
       return { ok: false, problems: [{ kind: 'metadata_invalid', message: (err as Error).message }] };
     }
-    const problems: ValidationProblem[] = [];
-    // Every item must have a location whose size matches its metadata.
-    const located = new Set(Object.keys(storage.items).map(metadataIndexKeyFqn));
-    for (const [fqn, md] of Object.entries(metadata.stateDictMetadata)) {
-      if (!located.has(fqn)) problems.push({ kind: 'metadata_invalid', fqn, message: 'no stored location for this item' });
-      if (md.type === 'tensor') {
-        const elem = elementSize(md.properties.dtype);
-        for (const chunk of md.chunks) {
-          const loc = storage.items[metadataIndexKey({ fqn, offset: chunk.offsets })];
-          const need = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
-          if (loc && loc.n !== need) problems.push({ kind: 'wrong_length', fqn, message: `chunk at [${chunk.offsets.join(', ')}] is recorded as ${loc.n} bytes, its shape needs ${need}` });
-        }
-      }
-    }
-    // Segments: each must exist with exactly the bytes its parts account for.
-    const segments = new Map<string, { size: number; fqns: Set<string>; parts: Array<{ fqn: string; offset: number; length: number; crc: number }> }>();
-    for (const [itemKey, loc] of Object.entries(storage.items)) {
-      const fqn = metadataIndexKeyFqn(itemKey);
-      for (const [rank, seq, offset, length, crc] of loc.p) {
-        const key = store.keys.dataKey(storage.saveId, rank, seq);
-        const seg = segments.get(key) ?? { size: 0, fqns: new Set<string>(), parts: [] };
-        seg.size = Math.max(seg.size, offset + length);
-        seg.fqns.add(fqn);
-        seg.parts.push({ fqn, offset, length, crc });
-        segments.set(key, seg);
-      }
-    }
-    const total = segments.size;
-    let done = 0;
-    await boundedEach([...segments.entries()], options.deep ? 4 : 16, async ([key, seg]) => {
-      const length = await this.client.strlen(key);
-      const fqns = [...seg.fqns];
-      if (length === 0) {
-        for (const fqn of fqns) problems.push({ kind: 'missing_key', fqn, key, message: 'data key is missing' });
-      } else if (length !== seg.size) {
-        for (const fqn of fqns) problems.push({ kind: 'wrong_length', fqn, key, message: `data key has ${length} bytes, expected ${seg.size}` });
-      } else if (options.deep) {
-        const buf = await this.client.getBuffer(key);
-        for (const part of seg.parts) {
-          const actual = buf ? crc32c(buf.subarray(part.offset, part.offset + part.length)) >>> 0 : -1;
-          if (actual !== part.crc) problems.push({ kind: 'checksum_mismatch', fqn: part.fqn, key, message: `CRC32C of bytes ${part.offset}..${part.offset + part.length} is ${actual}, stored ${part.crc}` });
-        }
-      }
-      options.onProgress?.(++done, total);
-    });
+    const problems = await verifyCheckpointData(this.client, store.keys, metadata, storage, options);
     return { ok: problems.length === 0, problems };
   }
 

@@ -3,7 +3,6 @@
  * fetches only the parts of each item that the load plan needs, and verifies the
  * CRC32C of every part it fetched before a byte of it reaches a tensor.
  */
-import { crc32c } from '@node-rs/crc32';
 import { DcpValueError } from '../core/errors.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
@@ -18,9 +17,10 @@ import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient, RedisInput } from './connection.js';
 import { CheckpointTarget } from './checkpoint-target.js';
-import { CheckpointNotCommittedError, CheckpointNotFoundError, ChecksumMismatchError, MissingDataError } from './errors.js';
+import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type ItemLocation, type Part, type RedisStorageData } from './layout.js';
+import { dataError, partProblem } from './verify.js';
 
 export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;
@@ -330,14 +330,8 @@ export class RedisStorageReader extends StorageReader {
 
   /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its CRC32C. */
   private check(use: PartUse, key: string, fetchStart: number, fetched: number, bytes: Uint8Array): void {
-    const [, , offset, partLength, crc] = use.part;
-    if (offset - fetchStart + partLength > fetched) {
-      throw new MissingDataError(use.fqn, key, fetched === 0 ? 'key is missing' : `expected ${partLength} bytes at offset ${offset}, the value ends at ${fetchStart + fetched}`);
-    }
-    if (this.verify) {
-      const actual = crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) >>> 0;
-      if (actual !== crc) throw new ChecksumMismatchError(use.fqn, key, `CRC32C ${actual} != stored ${crc}`);
-    }
+    const problem = partProblem(use.part, fetchStart, fetched, this.verify ? bytes : undefined);
+    if (problem) throw dataError(problem, use.fqn, key);
   }
 
   private dataClient(): RedisClient {

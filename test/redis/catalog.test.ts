@@ -136,11 +136,19 @@ t.test('delete of a committed checkpoint removes data, control keys and the cata
   await assertStoreAgrees(t, { redis, expect: { 'del/a': absent }, exhaustive: false });
 });
 
-t.test('list skips and repairs a catalog entry whose checkpoint is gone', async (t) => {
+t.test('list skips a catalog entry whose checkpoint is gone, and only repair() removes it', async (t) => {
   await redis.zadd('dcp:catalog', Date.now() + 60_000, 'ghost/one');
+  await redis.zadd('dcp:catalog', Date.now() + 60_000, 'ghost/two');
+  await saveOne('ghost/real');
   const page = await catalog.list({ prefix: 'ghost/' });
-  t.same(page.items, [], 'not listed');
-  await new Promise((r) => setTimeout(r, 20));
+  t.same(page.items.map((s) => s.id), ['ghost/real'], 'stale entries not listed');
+  t.not(await redis.zscore('dcp:catalog', 'ghost/one'), null, 'listing wrote nothing');
+  const { removed } = await catalog.repair();
+  t.same(removed.filter((id) => id.startsWith('ghost/')).sort(), ['ghost/one', 'ghost/two'], 'repair names what it removed');
   t.equal(await redis.zscore('dcp:catalog', 'ghost/one'), null, 'entry removed');
+  t.equal(await redis.zscore('dcp:catalog', 'ghost/two'), null, 'entry removed');
+  t.not(await redis.zscore('dcp:catalog', 'ghost/real'), null, 'a live checkpoint keeps its entry');
+  t.same((await catalog.repair()).removed, [], 'nothing left to repair');
+  await catalog.delete('ghost/real');
   await assertStoreAgrees(t, { redis, expect: { 'ghost/one': absent }, exhaustive: false });
 });
