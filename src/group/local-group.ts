@@ -3,6 +3,7 @@
  * Used by tests and single-host tools; values are passed by reference.
  */
 import { CollectiveTimeoutError, DcpValueError } from '../core/errors.js';
+import { intOption, positiveNumberOption } from '../core/options.js';
 import type { ProcessGroup } from './process-group.js';
 
 interface Rendezvous {
@@ -105,7 +106,7 @@ export interface LocalGroupOptions {
 
 /** One ProcessGroup per in-process rank, index = rank. */
 export function createLocalGroups(worldSize: number, options: LocalGroupOptions = {}): ProcessGroup[] {
-  if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw new DcpValueError(`worldSize must be a positive integer, got ${worldSize}`);
-  const hub = new LocalHub(worldSize, options.timeoutMs ?? 60_000);
+  intOption('worldSize', worldSize, undefined);
+  const hub = new LocalHub(worldSize, positiveNumberOption('timeoutMs', options.timeoutMs, 60_000));
   return Array.from({ length: worldSize }, (_, rank) => new LocalProcessGroup(hub, rank));
 }

@@ -6,6 +6,7 @@
  * failure modes and payload rules: docs/format.md, "Process groups".
  */
 import { CollectiveTimeoutError, DcpValueError } from '../core/errors.js';
+import { intOption, positiveNumberOption } from '../core/options.js';
 import { connect, type RedisInput } from '../redis/connection.js';
 import { DEFAULT_PREFIX, KeySpace, type GroupKeys } from '../redis/keys.js';
 import { runScript } from '../redis/scripts.js';
@@ -65,10 +66,9 @@ export class RedisProcessGroup implements ProcessGroup {
 
   constructor(private readonly options: RedisProcessGroupOptions) {
     const { rank, worldSize, groupId } = options;
-    if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw new DcpValueError(`worldSize must be a positive integer, got ${worldSize}`);
-    if (!Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) throw new DcpValueError(`rank must be an integer in [0, ${worldSize}), got ${rank}`);
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new DcpValueError(`timeoutMs must be a positive number, got ${timeoutMs}`);
+    intOption('worldSize', worldSize, undefined);
+    intOption('rank', rank, undefined, { min: 0, max: worldSize - 1 });
+    const timeoutMs = positiveNumberOption('timeoutMs', options.timeoutMs, 60_000);
     if (options.prefix !== undefined && options.keyPrefix !== undefined && options.prefix !== options.keyPrefix) {
       throw new DcpValueError('prefix and its deprecated alias keyPrefix disagree; pass only prefix');
     }

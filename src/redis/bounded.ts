@@ -1,3 +1,10 @@
+/** Bounded concurrency: at most N Redis requests in flight (writer, reader, validation). */
+
+/** Requests in flight per rank by default (option maxInFlight of the writer and reader). */
+export const DEFAULT_MAX_IN_FLIGHT = 4;
+/** Largest accepted maxInFlight. */
+export const MAX_IN_FLIGHT = 1024;
+
 /** Runs `task` over `items` with at most `limit` in flight; the first failure stops new tasks and is thrown. */
 export async function boundedEach<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -44,6 +44,8 @@ const SCRATCH_BYTES = 64 * 1024;
 const FLUSH_NOW_BYTES = 64 * 1024;
 /** Bulk connections per writer or reader unless configured (see BulkConnections). */
 export const DEFAULT_BULK_CONNECTIONS = 1;
+/** Largest accepted bulkConnections. */
+export const MAX_BULK_CONNECTIONS = 16;
 
 export class BulkSocket {
   private readonly waits: Wait[] = [];

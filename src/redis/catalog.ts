@@ -4,8 +4,8 @@
  * set by creation time), never KEYS/SCAN over the keyspace. See docs/format.md.
  */
 import { Cluster } from 'ioredis';
-import type { Redlock } from '@sesamecare-oss/redlock';
 import { DcpValueError } from '../core/errors.js';
+import { intOption } from '../core/options.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
@@ -14,7 +14,7 @@ import { closeClient, connect, type RedisClient, type RedisInput } from './conne
 import { CheckpointNotFoundError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
-import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS } from './lock.js';
+import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 
@@ -118,10 +118,7 @@ export class CheckpointCatalog {
   private readonly ownsClient: boolean;
   private readonly keySpace: KeySpace;
   private readonly lockTtlMs: number;
-  private readonly lockInputs: readonly RedisInput[] | undefined;
-  private lockClients: RedisClient[] | undefined;
-  private readonly ownedLockClients: RedisClient[] = [];
-  private redlock: Redlock | undefined;
+  private readonly lockNodes: LockNodes;
   private readonly pool: SegmentPool | undefined;
 
   constructor(options: CheckpointCatalogOptions) {
@@ -129,10 +126,9 @@ export class CheckpointCatalog {
     const { client, owned } = connect(options.redis);
     this.client = client;
     this.ownsClient = owned;
-    this.lockTtlMs = options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
-    this.lockInputs = options.lockRedis;
-    const recycleTtlMs = options.recycleTtlMs ?? 0;
-    if (!Number.isSafeInteger(recycleTtlMs) || recycleTtlMs < 0) throw new DcpValueError(`recycleTtlMs must be a non-negative integer, got ${String(options.recycleTtlMs)}`);
+    this.lockTtlMs = intOption('lockTtlMs', options.lockTtlMs, DEFAULT_LOCK_TTL_MS);
+    this.lockNodes = new LockNodes(options.lockRedis, () => this.client);
+    const recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
     this.pool = SegmentPool.for(client, this.keySpace, recycleTtlMs);
   }
 
@@ -236,9 +232,7 @@ export class CheckpointCatalog {
   async delete(id: string): Promise<{ deletedKeys: number }> {
     const store = this.store(id);
     if (!(await store.state())) throw new CheckpointNotFoundError(id);
-    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.ownLock(connect(input, LOCK_CLIENT_OPTIONS))) : [this.client];
-    this.redlock ??= createRedlock(this.lockClients);
-    const held = await acquireLock(this.redlock, store.keys.lock, id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: 0 });
+    const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
     try {
       held.startAutoExtend(async () => {});
       const token = await store.nextToken();
@@ -257,13 +251,8 @@ export class CheckpointCatalog {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.ownedLockClients.splice(0).map(closeClient));
+    await this.lockNodes.close();
     if (this.ownsClient) await closeClient(this.client);
-  }
-
-  private ownLock({ client, owned }: { client: RedisClient; owned: boolean }): RedisClient {
-    if (owned) this.ownedLockClients.push(client);
-    return client;
   }
 
   private store(id: string): CheckpointStore {

@@ -4,7 +4,7 @@
  * token can: every control mutation is a Lua script that checks it.
  */
 import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesamecare-oss/redlock';
-import type { RedisClient } from './connection.js';
+import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { withDeadline } from './deadline.js';
 import { CheckpointLockedError, LockUnavailableError } from './errors.js';
 
@@ -106,5 +106,37 @@ export async function acquireLock(redlock: Redlock, resource: string, id: string
   } catch (err) {
     if (err instanceof LockUnavailableError) throw err;
     throw await classify(err, id, Date.now() - started);
+  }
+}
+
+/**
+ * The lock nodes of a writer or catalog: `lockRedis` (connected on first use, closed by
+ * close()) or else the data connection, with one Redlock over them.
+ */
+export class LockNodes {
+  private clients: RedisClient[] | undefined;
+  private redlock: Redlock | undefined;
+  private readonly owned: RedisClient[] = [];
+
+  constructor(
+    private readonly inputs: readonly RedisInput[] | undefined,
+    private readonly dataClient: () => RedisClient,
+  ) {}
+
+  /** Acquires the lock on `resource` (checkpoint `id`), waiting up to `waitMs` for a holder. */
+  acquire(resource: string, id: string, { ttlMs, waitMs }: { ttlMs: number; waitMs: number }): Promise<HeldLock> {
+    this.clients ??= this.inputs?.length ? this.inputs.map((input) => this.own(connect(input, LOCK_CLIENT_OPTIONS))) : [this.dataClient()];
+    this.redlock ??= createRedlock(this.clients);
+    return acquireLock(this.redlock, resource, id, { clients: this.clients, ttlMs, waitMs });
+  }
+
+  /** Closes the lock connections this object opened (never the data connection). */
+  async close(): Promise<void> {
+    await Promise.all(this.owned.splice(0).map(closeClient));
+  }
+
+  private own({ client, owned }: { client: RedisClient; owned: boolean }): RedisClient {
+    if (owned) this.owned.push(client);
+    return client;
   }
 }

@@ -4,6 +4,7 @@
  * CRC32C of every part it fetched before a byte of it reaches a tensor.
  */
 import { DcpValueError } from '../core/errors.js';
+import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
@@ -11,8 +12,8 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach, Slots } from './bounded.js';
-import { BufferPool, BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
+import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
+import { BufferPool, BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient, RedisInput } from './connection.js';
@@ -110,11 +111,11 @@ export class RedisStorageReader extends StorageReader {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
-    this.maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 4));
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
     this.verify = options.verifyChecksums ?? true;
-    this.maxMetadataBytes = options.maxMetadataBytes ?? 512 * 1024 * 1024;
+    this.maxMetadataBytes = intOption('maxMetadataBytes', options.maxMetadataBytes, 512 * 1024 * 1024);
     this.bulkTransport = options.bulkTransport ?? true;
-    this.bulkConnections = Math.min(16, Math.max(1, Math.floor(options.bulkConnections ?? DEFAULT_BULK_CONNECTIONS)));
+    this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.slots = new Slots(this.maxInFlight);
     this.pool = new BufferPool(this.maxInFlight);
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
-import type { Redlock } from '@sesamecare-oss/redlock';
 import { DcpValueError } from '../core/errors.js';
+import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
 import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
@@ -16,20 +16,21 @@ import { writeDataBytes } from '../core/storage-helpers.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
-import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
+import type { RedisClient, RedisInput } from './connection.js';
 import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
-import { acquireLock, createRedlock, DEFAULT_LOCK_TTL_MS, LOCK_CLIENT_OPTIONS, type HeldLock } from './lock.js';
-import { boundedEach } from './bounded.js';
-import { BulkConnections, DEFAULT_BULK_CONNECTIONS } from './bulk-socket.js';
+import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
+import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
+import { BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { SegmentPool } from './segment-pool.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
 /** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
 export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
-export const DEFAULT_MAX_IN_FLIGHT = 4;
+export const MAX_SEGMENT_BYTES = 512 * 1024 * 1024;
+export { DEFAULT_MAX_IN_FLIGHT } from './bounded.js';
 
 export interface RedisStorageWriterOptions {
   /** Data connection: an ioredis Redis or Cluster, or a redis:// URL (then the writer owns and closes it). */
@@ -43,7 +44,9 @@ export interface RedisStorageWriterOptions {
   readonly lockTtlMs?: number;
   /** How long to wait for another save's lock before failing with CHECKPOINT_LOCKED (default 0). */
   readonly lockWaitMs?: number;
-  /** Segment size: the largest Redis value written (default 4 MiB − 64 B). */
+  /** Segment size: the largest Redis value written (default 4 MiB − 64 B, at most 512 MiB). */
+  readonly segmentBytes?: number;
+  /** @deprecated Old name of `segmentBytes`; still accepted. */
   readonly chunkBytes?: number;
   /** Replace an existing checkpoint (DCP's default) or fail with CHECKPOINT_EXISTS. */
   readonly overwrite?: boolean;
@@ -112,12 +115,6 @@ function newSaveId(): string {
   return randomBytes(9).toString('base64url');
 }
 
-function positiveInt(value: number | undefined, fallback: number, name: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new DcpValueError(`${name} must be an integer between 1 and ${max}`);
-  return value;
-}
-
 export class RedisStorageWriter extends StorageWriter {
   private readonly keySpace: KeySpace;
   private readonly lockTtlMs: number;
@@ -128,11 +125,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly bulkTransport: boolean;
   private readonly bulkConnections: number;
   private readonly recycleTtlMs: number;
-  private readonly lockInputs: readonly RedisInput[] | undefined;
-
-  private readonly owned: RedisClient[] = [];
-  private lockClients: RedisClient[] | undefined;
-  private redlock: Redlock | undefined;
+  private readonly lockNodes: LockNodes;
 
   private readonly target: CheckpointTarget;
   private saveId = newSaveId();
@@ -148,16 +141,19 @@ export class RedisStorageWriter extends StorageWriter {
   constructor(private readonly options: RedisStorageWriterOptions = {}) {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
-    this.lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs');
-    this.lockWaitMs = options.lockWaitMs === undefined ? 0 : Math.max(0, options.lockWaitMs);
-    this.segmentBytes = positiveInt(options.chunkBytes, DEFAULT_SEGMENT_BYTES, 'chunkBytes', 512 * 1024 * 1024);
+    this.lockTtlMs = intOption('lockTtlMs', options.lockTtlMs, DEFAULT_LOCK_TTL_MS);
+    this.lockWaitMs = intOption('lockWaitMs', options.lockWaitMs, 0, { min: 0 });
+    if (options.segmentBytes !== undefined && options.chunkBytes !== undefined && options.segmentBytes !== options.chunkBytes) {
+      throw new DcpValueError('segmentBytes and its deprecated alias chunkBytes disagree; pass only segmentBytes');
+    }
+    this.segmentBytes = intOption(options.segmentBytes === undefined ? 'chunkBytes' : 'segmentBytes', options.segmentBytes ?? options.chunkBytes, DEFAULT_SEGMENT_BYTES, { max: MAX_SEGMENT_BYTES });
     this.overwrite = options.overwrite ?? true;
-    this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight', 1024);
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
     this.bulkTransport = options.bulkTransport ?? true;
-    this.bulkConnections = positiveInt(options.bulkConnections, DEFAULT_BULK_CONNECTIONS, 'bulkConnections', 16);
-    this.recycleTtlMs = options.recycleTtlMs === undefined || options.recycleTtlMs === 0 ? 0 : positiveInt(options.recycleTtlMs, 0, 'recycleTtlMs');
+    this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
+    this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
-    this.lockInputs = options.lockRedis;
+    this.lockNodes = new LockNodes(options.lockRedis, () => this.dataClient());
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
 
@@ -196,9 +192,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.isCoordinator = isCoordinator;
     const store = this.store();
     if (!isCoordinator) return;
-    this.lockClients ??= this.lockInputs?.length ? this.lockInputs.map((input) => this.own(connect(input, LOCK_CLIENT_OPTIONS))) : [this.dataClient()];
-    this.redlock ??= createRedlock(this.lockClients);
-    const held = await acquireLock(this.redlock, store.keys.lock, store.id, { clients: this.lockClients, ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
+    const held = await this.lockNodes.acquire(store.keys.lock, store.id, { ttlMs: this.lockTtlMs, waitMs: this.lockWaitMs });
     this.held = held;
     const token = await store.nextToken();
     this.token = token;
@@ -337,18 +331,13 @@ export class RedisStorageWriter extends StorageWriter {
 
   override async close(): Promise<void> {
     await this.held?.release();
-    await Promise.all(this.owned.splice(0).map(closeClient));
+    await this.lockNodes.close();
     await this.target.close();
   }
 
   private requireLock(): HeldLock {
     if (!this.held || this.token === undefined) throw new DcpValueError('the coordinator holds no lock: setUpStorageWriter(true) must run first');
     return this.held;
-  }
-
-  private own({ client, owned }: { client: RedisClient; owned: boolean }): RedisClient {
-    if (owned) this.owned.push(client);
-    return client;
   }
 
   private dataClient(): RedisClient {

@@ -21,7 +21,7 @@ t.test('save, load with resharding, validate, list and delete on a 3-master clus
     groups.map((group, rank) => {
       const data = Float64Array.from({ length: 50_000 }, (_, i) => value(rank * 50_000 + i));
       const w = new ShardedTensor([100_000], 'float64', [{ offsets: [rank * 50_000], tensor: new Tensor('float64', [50_000], data) }]);
-      return save({ w, note: 'clustered' }, { checkpointId: 'cl/one', storageWriter: new RedisStorageWriter({ redis: client, chunkBytes: 64 * 1024 }), processGroup: group });
+      return save({ w, note: 'clustered' }, { checkpointId: 'cl/one', storageWriter: new RedisStorageWriter({ redis: client, segmentBytes: 64 * 1024 }), processGroup: group });
     }),
   );
   // Data segments spread over every master.

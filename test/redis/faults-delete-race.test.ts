@@ -56,8 +56,8 @@ function reach(child: RunningChild, text: string): Promise<void> {
 }
 
 /** A save by this process of what the rank fixture saves with `seed` (small segments: more keys than one UNLINK batch). */
-async function saveHere(id: string, seed: number, chunkBytes?: number): Promise<void> {
-  const writer = new RedisStorageWriter({ redis, lockTtlMs: LOCK_TTL_MS, ...(chunkBytes ? { chunkBytes } : {}) });
+async function saveHere(id: string, seed: number, segmentBytes?: number): Promise<void> {
+  const writer = new RedisStorageWriter({ redis, lockTtlMs: LOCK_TTL_MS, ...(segmentBytes ? { segmentBytes } : {}) });
   try {
     await save(rankFixtureReference(seed), { checkpointId: id, storageWriter: writer });
   } finally {

@@ -27,7 +27,7 @@ t.test('a save that runs out of memory fails on every rank, leaves no data, and 
   const committedKeys = (await redis.keys(`dcp:data:${id}:*`)).sort();
   const groups = createLocalGroups(2, { timeoutMs: 10_000 });
   const outcomes = await Promise.allSettled(
-    groups.map((group, rank) => save({ [`big${rank}`]: sized(16 << 20, 3) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 1 << 20 }), processGroup: group })),
+    groups.map((group, rank) => save({ [`big${rank}`]: sized(16 << 20, 3) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, segmentBytes: 1 << 20 }), processGroup: group })),
   );
   t.ok(outcomes.every((o) => o.status === 'rejected'), 'every rank fails');
   const err = (outcomes[0] as PromiseRejectedResult).reason as CheckpointError;

@@ -20,7 +20,7 @@ t.test('a committed checkpoint survives a Redis restart with AOF', async (t) => 
   const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
   const id = 'aof/ckpt';
   const writerClient = new Redis({ port: server.port, disableClientInfo: true });
-  await save({ w: pattern(300_000, 1), step: 7 }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis: writerClient, chunkBytes: 256 * 1024 }) });
+  await save({ w: pattern(300_000, 1), step: 7 }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis: writerClient, segmentBytes: 256 * 1024 }) });
   writerClient.disconnect();
   await server.stop(true);
   const again = await RedisServer.start({ port: server.port, dir: server.dir, args: ['--appendonly', 'yes'] });

@@ -34,7 +34,7 @@ t.test('4 ranks save, 3 ranks load with resharding; small items packed, large sp
   const saved = await ranks(4, (rank, group) =>
     save(
       { model: { w: rows(100, 300, 4, rank, value), small: new Tensor('int32', [3], Int32Array.from([rank, 2, 3])) }, step: 5, blob: Uint8Array.from([1, 2, 3]) },
-      { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 16_000 }), processGroup: group },
+      { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, segmentBytes: 16_000 }), processGroup: group },
     ),
   );
   t.same(saved.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'], String(saved.find((r) => r.status === 'rejected') && (saved.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason));
@@ -56,7 +56,7 @@ t.test('4 ranks save, 3 ranks load with resharding; small items packed, large sp
 
 t.test('column-wise load of row-saved data fetches ranges across segments', async (t) => {
   const id = 'rt/cols';
-  await ranks(2, (rank, group) => save({ w: rows(64, 64, 2, rank, value) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 1000 }), processGroup: group }));
+  await ranks(2, (rank, group) => save({ w: rows(64, 64, 2, rank, value) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, segmentBytes: 1000 }), processGroup: group }));
   const cols = [0, 1].map((rank) => new ShardedTensor([64, 64], 'float32', [{ offsets: [0, rank * 32], tensor: new Tensor('float32', [64, 32]) }]));
   await ranks(2, (rank, group) => load({ w: cols[rank]! }, { checkpointId: id, storageReader: new RedisStorageReader({ redis }), processGroup: group }));
   const got = cols[1]!.localShards[0]!.tensor.data as Float32Array;
@@ -84,7 +84,7 @@ t.test('parts read straight into the tensor are still verified: flipped, truncat
   const id = 'rt/direct';
   const n = 300_000; // 1.2 MB over 64 KiB segments: every group is one whole part
   const source = Int32Array.from({ length: n }, (_, i) => i * 7);
-  await save({ w: new Tensor('int32', [n], source) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, chunkBytes: 64 * 1024 }) });
+  await save({ w: new Tensor('int32', [n], source) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, segmentBytes: 64 * 1024 }) });
   const keys = (await redis.keys(`dcp:data:${id}:*`)).sort((a, b) => Number(a.split(':').at(-1)) - Number(b.split(':').at(-1)));
   t.ok(keys.length > 10, `${keys.length} segments`);
   const loadCode = async (bulkTransport: boolean) => {

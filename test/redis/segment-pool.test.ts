@@ -31,7 +31,7 @@ const weights = (n: number, seed: number) => {
   for (let i = 0; i < n; i++) data[i] = (i * 2654435761 + seed) | 0;
   return new Tensor('int32', [n], data);
 };
-const writer = (extra: Partial<ConstructorParameters<typeof RedisStorageWriter>[0]> = {}) => new RedisStorageWriter({ redis, chunkBytes: SEGMENT, recycleTtlMs: TTL, ...extra });
+const writer = (extra: Partial<ConstructorParameters<typeof RedisStorageWriter>[0]> = {}) => new RedisStorageWriter({ redis, segmentBytes: SEGMENT, recycleTtlMs: TTL, ...extra });
 const pooled = async () => (await redis.keys('dcp:pool:*')).sort();
 const dataKeys = async (id: string) => (await redis.keys(`dcp:data:${id}:*`)).sort();
 const N = 1_000_000; // 4 MB: 15 full segments and a tail
