@@ -31,7 +31,7 @@ export function jsonResponse<T extends TSchema>(description: string, schema: T) 
   return { description, content: { 'application/json': { schema } } };
 }
 
-export const CheckpointState = Type.Union([Type.Literal('committed'), Type.Literal('writing'), Type.Literal('incomplete')], {
+export const CheckpointStateRecord = Type.Union([Type.Literal('committed'), Type.Literal('writing'), Type.Literal('incomplete')], {
   description: 'committed: loadable. writing: a save holds the lock. incomplete: a save started and never committed (crashed or failed); delete it.',
 });
 
@@ -48,7 +48,7 @@ export const CheckpointId = Type.String({
 export const CheckpointSummary = Type.Object(
   {
     id: CheckpointId,
-    state: CheckpointState,
+    state: CheckpointStateRecord,
     createdAt: Type.String({ format: 'date-time', description: 'When the (latest) save of this id started, ISO 8601 UTC.' }),
     worldSize: Type.Integer({ minimum: 0, description: 'Number of ranks that saved it.' }),
     totalBytes: Type.Integer({ minimum: 0, description: 'Bytes of tensor and bytes data.' }),
@@ -170,7 +170,7 @@ export const IdParams = Type.Object({ id: CheckpointId }, { additionalProperties
 export const ListQuery = Type.Object(
   {
     prefix: Type.Optional(Type.String({ maxLength: CHECKPOINT_ID_MAX_LENGTH, pattern: '^[A-Za-z0-9._\\-/:]*$', description: 'Only ids starting with this.' })),
-    state: Type.Optional(CheckpointState),
+    state: Type.Optional(CheckpointStateRecord),
     limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size.' }),
     cursor: Type.Optional(Type.String({ maxLength: 2048, pattern: '^[A-Za-z0-9_-]*$', description: 'nextCursor of the previous page (empty or absent: the first page).' })),
   },

@@ -1,6 +1,6 @@
 /** The CLI's catalog commands: ls, show, validate, rm. Each prints to `out` and returns its exit code. */
 import type { CheckpointCatalog, CheckpointSummary } from '../redis/catalog.js';
-import type { CheckpointStatus } from '../redis/checkpoint-store.js';
+import type { CheckpointState } from '../redis/checkpoint-store.js';
 import { formatBytes, formatDate, printable, table } from './format.js';
 
 /** Exit codes of redis-dcp (documented in --help and the README). */
@@ -32,7 +32,7 @@ export interface CommonOptions {
 
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
-export async function listCommand(catalog: CheckpointCatalog, io: Output, opts: CommonOptions & { idPrefix?: string; state?: CheckpointStatus; limit?: number }): Promise<number> {
+export async function listCommand(catalog: CheckpointCatalog, io: Output, opts: CommonOptions & { idPrefix?: string; state?: CheckpointState; limit?: number }): Promise<number> {
   const items: CheckpointSummary[] = [];
   let cursor: string | undefined;
   const wanted = opts.limit ?? Number.POSITIVE_INFINITY;

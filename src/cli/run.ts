@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { DcpError } from '../core/errors.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { checkpointIdProblem } from '../redis/checkpoint-id.js';
-import type { CheckpointStatus } from '../redis/checkpoint-store.js';
+import type { CheckpointState } from '../redis/checkpoint-store.js';
 import { OWN_CLIENT_OPTIONS } from '../redis/connection.js';
 import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
 import { isRedisUnavailable } from '../server/problems.js';
@@ -41,7 +41,7 @@ Exit codes:
   5  the checkpoint is locked by a running save or delete
 `;
 
-const STATES: readonly CheckpointStatus[] = ['committed', 'writing', 'incomplete'];
+const STATES: readonly CheckpointState[] = ['committed', 'writing', 'incomplete'];
 
 class UsageError extends Error {}
 
@@ -174,10 +174,10 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     }
 
     const common = { json: values.json, quiet: values.quiet };
-    let state: CheckpointStatus | undefined;
+    let state: CheckpointState | undefined;
     if (values.state !== undefined) {
-      if (!STATES.includes(values.state as CheckpointStatus)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
-      state = values.state as CheckpointStatus;
+      if (!STATES.includes(values.state as CheckpointState)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
+      state = values.state as CheckpointState;
     }
     let limit: number | undefined;
     if (values.limit !== undefined) {

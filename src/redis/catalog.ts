@@ -9,7 +9,7 @@ import { intOption } from '../core/options.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
-import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointState, type CheckpointStatus } from './checkpoint-store.js';
+import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { CheckpointNotFoundError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
@@ -20,7 +20,7 @@ import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 
 export interface CheckpointSummary {
   readonly id: string;
-  readonly state: CheckpointStatus;
+  readonly state: CheckpointState;
   /** ISO 8601. */
   readonly createdAt: string;
   readonly worldSize: number;
@@ -52,7 +52,7 @@ export interface ListOptions {
   /** Only ids starting with this. */
   readonly prefix?: string;
   /** Only checkpoints in this state (e.g. "incomplete" to find crashed saves). */
-  readonly state?: CheckpointStatus;
+  readonly state?: CheckpointState;
   /** From a previous page's nextCursor. */
   readonly cursor?: string;
   /** Page size, 1-1000 (default 100). */
@@ -97,7 +97,7 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-function summarize(id: string, state: CheckpointState): CheckpointSummary {
+function summarize(id: string, state: CheckpointStateRecord): CheckpointSummary {
   return { id, state: state.status, createdAt: iso(state.createdAt), worldSize: state.worldSize, totalBytes: state.totalBytes, itemCount: state.itemCount };
 }
 

@@ -10,10 +10,14 @@ import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import type { SegmentPool } from './segment-pool.js';
 
-export type CheckpointStatus = 'committed' | 'writing' | 'incomplete';
+/** A checkpoint's state, derived from its state hash (served as `state`). */
+export type CheckpointState = 'committed' | 'writing' | 'incomplete';
+/** @deprecated Old name of CheckpointState. */
+export type CheckpointStatus = CheckpointState;
 
-export interface CheckpointState {
-  readonly status: CheckpointStatus;
+/** The parsed state hash (`P:ckpt:{ID}:state`) of a checkpoint. */
+export interface CheckpointStateRecord {
+  readonly status: CheckpointState;
   readonly fence: number;
   readonly createdAt: number;
   readonly committedAt?: number;
@@ -32,11 +36,11 @@ function num(v: string | undefined): number {
 }
 
 /** Derives the status from the raw hash; `now` is the Redis server's clock (ms). */
-export function parseState(hash: Record<string, string>, now: number): CheckpointState | undefined {
+export function parseState(hash: Record<string, string>, now: number): CheckpointStateRecord | undefined {
   if (Object.keys(hash).length === 0) return undefined;
   const deleting = hash.deleting === '1';
   const leaseUntil = hash.leaseUntil === undefined ? undefined : num(hash.leaseUntil);
-  let status: CheckpointStatus = 'incomplete';
+  let status: CheckpointState = 'incomplete';
   if (!deleting && hash.committedSaveId) status = 'committed';
   else if (!deleting && hash.pendingSaveId && leaseUntil !== undefined && leaseUntil >= now) status = 'writing';
   return {
@@ -100,13 +104,13 @@ export class CheckpointStore {
     this.keys = keySpace.checkpoint(id);
   }
 
-  async state(): Promise<CheckpointState | undefined> {
+  async state(): Promise<CheckpointStateRecord | undefined> {
     const [hash, now] = await Promise.all([this.client.hgetall(this.keys.state), serverTimeMs(this.client)]);
     return parseState(hash, now);
   }
 
   /** State and committed metadata read together (one slot, one transaction). */
-  async stateAndMetadata(): Promise<{ state: CheckpointState | undefined; metadataJson: Buffer | null }> {
+  async stateAndMetadata(): Promise<{ state: CheckpointStateRecord | undefined; metadataJson: Buffer | null }> {
     const [results, now] = await Promise.all([this.client.multi().hgetall(this.keys.state).getBuffer(this.keys.meta).exec(), serverTimeMs(this.client)]);
     const [hashReply, metaReply] = results ?? [];
     if (hashReply?.[0]) throw hashReply[0];

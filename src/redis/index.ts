@@ -17,5 +17,5 @@ export { checkpointIdProblem, isValidCheckpointName, assertValidCheckpointName, 
 export { KeySpace, CheckpointKeys, DEFAULT_PREFIX } from './keys.js';
 export { checkServer, type RedisClient, type RedisInput, type ServerCheck } from './connection.js';
 export { STORAGE_FORMAT, type RedisStorageData, type ItemLocation, type Part } from './layout.js';
-export type { CheckpointStatus } from './checkpoint-store.js';
+export type { CheckpointState, CheckpointStatus } from './checkpoint-store.js';
 export type { RedisInputDescription, RedisStorageWriterDescription, RedisProcessGroupDescription } from './portable.js';
