@@ -4,19 +4,14 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import type { Static } from 'typebox';
+import { DcpError } from '../src/core/errors.js';
+import type { CheckpointCatalog } from '../src/redis/catalog.js';
 import { checkpointIdProblem } from '../src/redis/checkpoint-id.js';
-import type { CatalogService } from '../src/server/catalog-service.js';
-import { HttpProblem } from '../src/server/problems.js';
-import { BEARER_SCHEME } from '../src/server/plugins/auth.js';
-import { CheckpointDetails, CheckpointPage, IdParams, ListQuery, ValidateQuery, ValidationReport, jsonResponse, problemResponse } from './schemas.js';
+import { CheckpointNotFoundError } from '../src/redis/errors.js';
+import { BEARER_SCHEME, CheckpointDetails, CheckpointPage, IdParams, ListQuery, ValidateQuery, ValidationReport, jsonResponse, problemResponse, ref } from './schemas.js';
 
-type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
-
-/** The catalog returns readonly arrays; the serializer only reads them, so they fit the (mutable) schema types. */
-function asBody<T>(value: DeepReadonly<T>): T {
-  return value as T;
-}
+/** What the routes need from the catalog: the real CheckpointCatalog satisfies it. */
+export type CatalogService = Pick<CheckpointCatalog, 'list' | 'get' | 'validate' | 'delete'>;
 
 export interface CheckpointRouteOptions {
   readonly catalog: CatalogService;
@@ -26,7 +21,7 @@ export interface CheckpointRouteOptions {
 async function checkIdParam(request: FastifyRequest): Promise<void> {
   const id = (request.params as { id?: unknown }).id;
   const problem = checkpointIdProblem(id);
-  if (problem !== undefined) throw new HttpProblem(400, 'INVALID_CHECKPOINT_ID', `Invalid checkpoint id: ${problem}`);
+  if (problem !== undefined) throw new DcpError('INVALID_CHECKPOINT_ID', `Invalid checkpoint id: ${problem}`);
 }
 
 // Reads are open unless the server protects them; admin operations need the token when one is set.
@@ -55,7 +50,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         security: readSecurity(),
         querystring: ListQuery,
         response: {
-          200: jsonResponse('One page of checkpoints.', CheckpointPage),
+          200: jsonResponse('One page of checkpoints.', ref(CheckpointPage)),
           400: badRequest,
           401: unauthorized,
           403: forbidden,
@@ -87,7 +82,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         security: readSecurity(),
         params: IdParams,
         response: {
-          200: jsonResponse('The checkpoint.', CheckpointDetails),
+          200: jsonResponse('The checkpoint.', ref(CheckpointDetails)),
           400: badRequest,
           401: unauthorized,
           403: forbidden,
@@ -99,7 +94,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         },
       },
     },
-    async (request) => asBody<Static<typeof CheckpointDetails>>(await catalog.get(request.params.id)),
+    async (request) => catalog.get(request.params.id),
   );
 
   app.post(
@@ -115,7 +110,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
         params: IdParams,
         querystring: ValidateQuery,
         response: {
-          200: jsonResponse('The validation report (ok is false when problems were found).', ValidationReport),
+          200: jsonResponse('The validation report (ok is false when problems were found).', ref(ValidationReport)),
           400: badRequest,
           401: unauthorized,
           403: forbidden,
@@ -156,8 +151,8 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
       },
     },
     async (request, reply) => {
-      const { deletedKeys } = await catalog.delete(request.params.id);
-      request.log.info({ id: request.params.id, deletedKeys }, 'checkpoint deleted');
+      if (!(await catalog.delete(request.params.id))) throw new CheckpointNotFoundError(request.params.id);
+      request.log.info({ id: request.params.id }, 'checkpoint deleted');
       return reply.code(204).send(null);
     },
   );

@@ -1,7 +1,9 @@
 /** GET /health: is Redis reachable? 200 when it answers PING, 503 when not. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RedisProbe } from '../src/server/catalog-service.js';
 import { Health, jsonResponse } from './schemas.js';
+
+/** Round-trip check of the Redis connection. */
+export type RedisProbe = () => Promise<{ latencyMs: number }>;
 
 export interface HealthRouteOptions {
   readonly probe: RedisProbe;

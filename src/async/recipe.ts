@@ -12,7 +12,8 @@
  *            deriving its names from `namespace` (the same string on every rank)
  *   planner: factory(args) → SavePlanner
  */
-import type { ProcessGroup } from '../group/process-group.js';
+import { DcpValueError } from '../core/errors.js';
+import type { ProcessGroup } from '../core/process-group.js';
 import type { SavePlanner } from '../core/planner.js';
 import type { StorageWriter } from '../core/storage.js';
 
@@ -50,6 +51,6 @@ export function recipeOf(value: unknown): WorkerRecipe | undefined {
 export async function fromRecipe<F extends (...args: never[]) => unknown>(recipe: WorkerRecipe): Promise<F> {
   const mod = (await import(recipe.module)) as Record<string, unknown>;
   const factory = mod[recipe.exportName];
-  if (typeof factory !== 'function') throw new TypeError(`${recipe.module} exports no function ${recipe.exportName}`);
+  if (typeof factory !== 'function') throw new DcpValueError('DCP_VALUE_ERROR', `${recipe.module} exports no function ${recipe.exportName}`);
   return factory as F;
 }

@@ -1,22 +1,11 @@
 /** The CLI's catalog commands: ls, show, validate, rm. Each prints to `out` and returns its exit code. */
+import { EXIT_CODES as EXIT } from '../core/error-codes.js';
 import type { CheckpointCatalog, CheckpointSummary } from '../redis/catalog.js';
 import type { CheckpointState } from '../redis/checkpoint-store.js';
+import { CheckpointNotFoundError } from '../redis/errors.js';
 import { formatBytes, formatDate, printable, table } from './format.js';
 
-/** Exit codes of redis-dcp (documented in --help and the README). */
-export const EXIT = {
-  ok: 0,
-  /** validate found problems, or an unexpected error. */
-  failure: 1,
-  /** Bad command line or invalid checkpoint id. */
-  usage: 2,
-  /** Redis not reachable. */
-  noRedis: 3,
-  /** No such checkpoint. */
-  notFound: 4,
-  /** A save or delete holds the checkpoint's lock. */
-  locked: 5,
-} as const;
+export { EXIT };
 
 export interface Output {
   out(text: string): void;
@@ -128,7 +117,7 @@ export async function validateCommand(catalog: CheckpointCatalog, io: Output, id
 }
 
 export async function removeCommand(catalog: CheckpointCatalog, io: Output, id: string, opts: CommonOptions): Promise<number> {
-  const { deletedKeys } = await catalog.delete(id);
-  io.out(opts.json ? json({ id, deleted: true, deletedKeys }) : `deleted ${printable(id)} (${deletedKeys} data keys)`);
+  if (!(await catalog.delete(id))) throw new CheckpointNotFoundError(id);
+  io.out(opts.json ? json({ id, deleted: true }) : `deleted ${printable(id)}`);
   return EXIT.ok;
 }

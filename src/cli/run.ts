@@ -3,14 +3,15 @@
  * is main.ts; this module has no side effects so it can be imported.
  */
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ERROR_CODES, EXIT_CODES, type ErrorCode } from '../core/error-codes.js';
 import { DcpError } from '../core/errors.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { checkpointIdProblem } from '../redis/checkpoint-id.js';
 import type { CheckpointState } from '../redis/checkpoint-store.js';
-import { OWN_CLIENT_OPTIONS } from '../redis/connection.js';
+import { openClient } from '../redis/connection.js';
 import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
-import { isRedisUnavailable } from '../server/problems.js';
+import { fromRedisError } from '../redis/errors.js';
 import { EXIT, listCommand, removeCommand, showCommand, validateCommand, type Output } from './commands.js';
 
 export const USAGE = `Usage: redis-dcp <command> [options]
@@ -43,7 +44,12 @@ Exit codes:
 
 const STATES: readonly CheckpointState[] = ['committed', 'writing', 'incomplete'];
 
-class UsageError extends Error {}
+/** A malformed command line (exit code 2, with a hint to --help). */
+class UsageError extends DcpError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
 
 const stdio: Output = {
   out: (text) => process.stdout.write(`${text}\n`),
@@ -108,42 +114,23 @@ function configFor(values: ReturnType<typeof parse>['values'], env: NodeJS.Proce
 
 /** Connects once, failing fast (no endless reconnecting) when nothing answers. */
 async function openCatalog(config: ServerConfig): Promise<{ catalog: CheckpointCatalog; client: Redis }> {
-  const client = new Redis(config.redisUrl, { ...OWN_CLIENT_OPTIONS, lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 3 ? null : 200) });
-  let socketError: Error | undefined;
-  client.on('error', (err: Error) => {
-    socketError ??= err;
-  });
   try {
-    await client.connect();
+    const client = await openClient(config.redisUrl, { connectTimeoutMs: 3000, retries: 3 });
+    return { catalog: new CheckpointCatalog({ redis: client, prefix: config.prefix }), client };
   } catch (err) {
-    client.disconnect();
-    throw new RedisUnreachable(config.redisUrl, socketError ?? (err as Error));
-  }
-  return { catalog: new CheckpointCatalog({ redis: client, prefix: config.prefix }), client };
-}
-
-class RedisUnreachable extends Error {
-  constructor(url: string, cause: Error) {
-    super(`cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${cause.message} (set --redis-url or REDIS_URL)`);
+    throw new DcpError('REDIS_UNAVAILABLE', `${(err as Error).message} (set --redis-url or REDIS_URL)`, { cause: err });
   }
 }
 
+/** The table's code of any error (Redis client errors translated; anything else INTERNAL_ERROR). */
+function codeOf(err: unknown): ErrorCode {
+  const translated = fromRedisError(err);
+  return translated instanceof DcpError ? translated.code : 'INTERNAL_ERROR';
+}
+
+/** The exit code comes from the error-code table. */
 function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError) return EXIT.usage;
-  if (err instanceof RedisUnreachable || isRedisUnavailable(err)) return EXIT.noRedis;
-  if (err instanceof DcpError) {
-    if (err.code === 'INVALID_CHECKPOINT_ID') return EXIT.usage;
-    if (err.code === 'CHECKPOINT_NOT_FOUND') return EXIT.notFound;
-    if (err.code === 'CHECKPOINT_LOCKED') return EXIT.locked;
-  }
-  return EXIT.failure;
-}
-
-function codeOf(err: unknown): string {
-  if (err instanceof UsageError) return 'USAGE';
-  if (err instanceof RedisUnreachable || isRedisUnavailable(err)) return 'REDIS_UNAVAILABLE';
-  if (err instanceof DcpError) return err.code;
-  return 'ERROR';
+  return ERROR_CODES[codeOf(err)].exit;
 }
 
 export async function run(argv: string[], io: Output = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -208,7 +195,7 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     const message = err instanceof Error ? err.message : String(err);
     if (asJson) io.err(`${JSON.stringify({ error: { code: codeOf(err), message } })}\n`);
     else io.err(`redis-dcp: ${message}\n${code === EXIT.usage && err instanceof UsageError ? 'Run redis-dcp --help for usage.\n' : ''}`);
-    if (code === EXIT.failure && !(err instanceof DcpError)) io.err(`${(err as Error)?.stack ?? ''}\n`);
+    if (code === EXIT_CODES.failure && !(fromRedisError(err) instanceof DcpError)) io.err(`${(err as Error)?.stack ?? ''}\n`);
     return code;
   }
 }

@@ -2,11 +2,11 @@
  * DCP's DefaultSavePlanner and DefaultLoadPlanner (default_planner.py).
  */
 import { dedupSavePlans } from './dedup.js';
-import { DcpError, DcpValueError } from './errors.js';
+import { DcpError, DcpValueError, GlobalPlanValidationError } from './errors.js';
 import { assertFlatStateDict, flattenStateDict, isPlainObject, setElement, setOwn } from './flatten.js';
 import { DCP_VERSION, type FlattenMappings, type Metadata, type MetadataIndex, type ObjectPath, type StorageMeta } from './metadata.js';
 import { createDefaultGlobalLoadPlan, createDefaultGlobalSavePlan, createDefaultLocalLoadPlan, createDefaultLocalSavePlan } from './default-plans.js';
-import { findGlobalPlanProblems, GlobalPlanValidationError } from './plan-validation.js';
+import { findGlobalPlanProblems } from './plan-validation.js';
 import { findStateDictObject, formatSize, type FlatStateDict } from './planner-utils.js';
 import { WriteItemType, type LoadPlan, type LoadPlanner, type ReadItem, type SavePlan, type SavePlanner, type TensorRegion, type WriteData, type WriteItem } from './planner.js';
 import type { StateDict } from './state-dict.js';
@@ -40,7 +40,7 @@ function mergeMappings(plans: readonly SavePlan[]): FlattenMappings {
   for (const plan of plans) {
     const data = plan.plannerData;
     if (data === undefined || data === null) continue;
-    if (!isPlainObject(data)) throw new DcpValueError('Failed to create global plan: planner data of a rank is not an FQN → path mapping', 'PLAN_INVALID');
+    if (!isPlainObject(data)) throw new DcpValueError('PLAN_INVALID', 'Failed to create global plan: planner data of a rank is not an FQN → path mapping');
     for (const fqn of Object.keys(data)) {
       if (!Object.prototype.hasOwnProperty.call(merged, fqn)) setOwn(merged, fqn, data[fqn] as ObjectPath);
     }
@@ -128,16 +128,16 @@ export class DefaultSavePlanner implements SavePlanner {
   resolveData(writeItem: WriteItem): WriteData {
     const value = this.lookupObject(writeItem.index);
     if (writeItem.type !== WriteItemType.BYTE_IO) {
-      if (!(value instanceof Tensor)) throw new DcpValueError(`Write item "${writeItem.index.fqn}" is a ${writeItem.type} item but the state dict value is not a tensor`, 'TYPE_MISMATCH');
+      if (!(value instanceof Tensor)) throw new DcpValueError('TYPE_MISMATCH', `Write item "${writeItem.index.fqn}" is a ${writeItem.type} item but the state dict value is not a tensor`);
       return value;
     }
     const encoding = writeItem.bytesIoData?.encoding ?? (value instanceof Uint8Array ? 'raw' : 'json');
-    if (value instanceof Tensor) throw new DcpValueError(`Write item "${writeItem.index.fqn}" is a BYTE_IO item but the state dict value is a tensor`, 'TYPE_MISMATCH');
+    if (value instanceof Tensor) throw new DcpValueError('TYPE_MISMATCH', `Write item "${writeItem.index.fqn}" is a BYTE_IO item but the state dict value is a tensor`);
     if (encoding === 'raw') {
-      if (!(value instanceof Uint8Array)) throw new DcpValueError(`Write item "${writeItem.index.fqn}" expects raw bytes but the state dict value is not a Uint8Array`, 'TYPE_MISMATCH');
+      if (!(value instanceof Uint8Array)) throw new DcpValueError('TYPE_MISMATCH', `Write item "${writeItem.index.fqn}" expects raw bytes but the state dict value is not a Uint8Array`);
       return value;
     }
-    if (value instanceof Uint8Array) throw new DcpValueError(`Write item "${writeItem.index.fqn}" expects a JSON value but the state dict value is a Uint8Array`, 'TYPE_MISMATCH');
+    if (value instanceof Uint8Array) throw new DcpValueError('TYPE_MISMATCH', `Write item "${writeItem.index.fqn}" expects a JSON value but the state dict value is a Uint8Array`);
     return utf8Encoder.encode(JSON.stringify(value));
   }
 }
@@ -188,9 +188,9 @@ export class DefaultLoadPlanner implements LoadPlanner {
     const fqn = readItem.destIndex.fqn;
     const md = this.metadata?.stateDictMetadata[fqn];
     if (md === undefined || !Object.prototype.hasOwnProperty.call(this.metadata!.stateDictMetadata, fqn)) {
-      throw new DcpValueError(`Checkpoint metadata has no item "${fqn}"`, 'ITEM_NOT_FOUND');
+      throw new DcpValueError('ITEM_NOT_FOUND', `Checkpoint metadata has no item "${fqn}"`);
     }
-    if (md.type !== 'bytes') throw new DcpValueError(`Item "${fqn}" is a tensor in the checkpoint; it cannot be loaded as bytes`, 'TYPE_MISMATCH');
+    if (md.type !== 'bytes') throw new DcpValueError('TYPE_MISMATCH', `Item "${fqn}" is a tensor in the checkpoint; it cannot be loaded as bytes`);
     let decoded: unknown;
     if (md.encoding === 'raw') {
       decoded = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
@@ -203,7 +203,7 @@ export class DefaultLoadPlanner implements LoadPlanner {
     }
     if (this.flattenStateDict) {
       const path = Object.prototype.hasOwnProperty.call(this.mappings, fqn) ? this.mappings[fqn] : undefined;
-      if (path === undefined) throw new DcpValueError(`No state dict entry for "${fqn}"`, 'ITEM_NOT_FOUND');
+      if (path === undefined) throw new DcpValueError('ITEM_NOT_FOUND', `No state dict entry for "${fqn}"`);
       setElement(this.originalStateDict, path, decoded);
     } else {
       setOwn(this.originalStateDict, fqn, decoded);
@@ -214,7 +214,7 @@ export class DefaultLoadPlanner implements LoadPlanner {
   lookupTensor(index: MetadataIndex): Tensor {
     if (this.stateDict === undefined) throw notSetUp('resolveTensor');
     const value = findStateDictObject(this.stateDict, index);
-    if (!(value instanceof Tensor)) throw new DcpValueError(`State dict value "${index.fqn}" is not a tensor`, 'TYPE_MISMATCH');
+    if (!(value instanceof Tensor)) throw new DcpValueError('TYPE_MISMATCH', `State dict value "${index.fqn}" is not a tensor`);
     return value;
   }
 
@@ -224,14 +224,11 @@ export class DefaultLoadPlanner implements LoadPlanner {
     const { destOffsets: offsets, lengths } = readItem;
     const shape = tensor.shape;
     if (offsets.length !== shape.length || lengths.length !== shape.length) {
-      throw new DcpValueError(`Read item for "${readItem.destIndex.fqn}" has ${offsets.length} offsets for a tensor of shape ${formatSize(shape)}`, 'ITEM_OUT_OF_BOUNDS');
+      throw new DcpValueError('ITEM_OUT_OF_BOUNDS', `Read item for "${readItem.destIndex.fqn}" has ${offsets.length} offsets for a tensor of shape ${formatSize(shape)}`);
     }
     for (let d = 0; d < shape.length; d++) {
       if (offsets[d]! < 0 || lengths[d]! < 0 || offsets[d]! + lengths[d]! > shape[d]!) {
-        throw new DcpValueError(
-          `Read item for "${readItem.destIndex.fqn}" (offsets ${formatSize(offsets)}, lengths ${formatSize(lengths)}) exceeds the tensor shape ${formatSize(shape)}`,
-          'ITEM_OUT_OF_BOUNDS',
-        );
+        throw new DcpValueError('ITEM_OUT_OF_BOUNDS', `Read item for "${readItem.destIndex.fqn}" (offsets ${formatSize(offsets)}, lengths ${formatSize(lengths)}) exceeds the tensor shape ${formatSize(shape)}`);
       }
     }
     return { tensor, offsets, lengths };

@@ -38,7 +38,7 @@ export function createDefaultGlobalSavePlan(allPlans: readonly SavePlan[], rewri
       const fqn = item.index.fqn;
       const existing = hasOwn(md, fqn) ? md[fqn] : undefined;
       if (item.type !== WriteItemType.SHARD && existing !== undefined) {
-        throw new DcpValueError(`Failed to create global plan: "${fqn}" is planned more than once (a ${item.type} item)`, 'PLAN_INVALID');
+        throw new DcpValueError('PLAN_INVALID', `Failed to create global plan: "${fqn}" is planned more than once (a ${item.type} item)`);
       }
       if (item.type === WriteItemType.BYTE_IO) {
         const bytesMd: BytesStorageMetadata = { type: 'bytes', encoding: item.bytesIoData?.encoding ?? 'json' };
@@ -47,20 +47,17 @@ export function createDefaultGlobalSavePlan(allPlans: readonly SavePlan[], rewri
         continue;
       }
       const tensorData = item.tensorData;
-      if (tensorData === undefined) throw new DcpValueError(`Failed to create global plan: tensor item "${fqn}" has no tensor data`, 'PLAN_INVALID');
+      if (tensorData === undefined) throw new DcpValueError('PLAN_INVALID', `Failed to create global plan: tensor item "${fqn}" has no tensor data`);
       let tensorMd: TensorStorageMetadata;
       if (existing === undefined) {
         tensorMd = { type: 'tensor', properties: { ...tensorData.properties }, size: [...tensorData.size], chunks: [] };
         setMd(fqn, tensorMd);
       } else if (existing.type !== 'tensor') {
-        throw new DcpValueError(`Failed to create global plan: "${fqn}" is planned both as bytes and as a tensor shard`, 'PLAN_INVALID');
+        throw new DcpValueError('PLAN_INVALID', `Failed to create global plan: "${fqn}" is planned both as bytes and as a tensor shard`);
       } else {
         tensorMd = existing;
         if (!sameNumbers(tensorMd.size, tensorData.size) || tensorMd.properties.dtype !== tensorData.properties.dtype) {
-          throw new DcpValueError(
-            `Failed to create global plan: shards of "${fqn}" disagree on the tensor: ${tensorMd.properties.dtype} ${formatSize(tensorMd.size)} vs ${tensorData.properties.dtype} ${formatSize(tensorData.size)}`,
-            'PLAN_INVALID',
-          );
+          throw new DcpValueError('PLAN_INVALID', `Failed to create global plan: shards of "${fqn}" disagree on the tensor: ${tensorMd.properties.dtype} ${formatSize(tensorMd.size)} vs ${tensorData.properties.dtype} ${formatSize(tensorData.size)}`);
         }
       }
       newItems.push(rewriteIndexHints ? { ...item, index: { ...item.index, index: tensorMd.chunks.length } } : item);
@@ -94,10 +91,10 @@ export function createDefaultLocalLoadPlan(stateDict: FlatStateDict, metadata: M
     if (md.type === 'tensor' && (value instanceof Tensor || value instanceof ShardedTensor)) {
       const current = valueSize(value);
       if (!sameNumbers(md.size, current)) {
-        throw new DcpValueError(`Size mismatch between saved ${formatSize(md.size)} and current: ${formatSize(current)} for ${fqn}`, 'SIZE_MISMATCH');
+        throw new DcpValueError('SIZE_MISMATCH', `Size mismatch between saved ${formatSize(md.size)} and current: ${formatSize(current)} for ${fqn}`);
       }
       if (md.properties.dtype !== value.dtype) {
-        throw new DcpValueError(`Dtype mismatch between saved ${md.properties.dtype} and current: ${value.dtype} for ${fqn}`, 'DTYPE_MISMATCH');
+        throw new DcpValueError('DTYPE_MISMATCH', `Dtype mismatch between saved ${md.properties.dtype} and current: ${value.dtype} for ${fqn}`);
       }
     }
     for (const item of createReadItems(fqn, md, value)) items.push(item);

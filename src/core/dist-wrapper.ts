@@ -3,7 +3,7 @@
  * CheckpointError on all ranks (DCP's _DistWrapper). A failing rank still takes part
  * in every collective, so no rank waits for one that gave up.
  */
-import type { ProcessGroup } from '../group/process-group.js';
+import type { ProcessGroup } from './process-group.js';
 import { CheckpointError, DcpValueError, errorFromWire, errorToWire, isWireError, type WireError } from './errors.js';
 
 type Outcome<T> = { readonly ok: T } | { readonly err: WireError };
@@ -45,7 +45,7 @@ export class DistWrapper {
     this.rank = group?.rank ?? 0;
     this.worldSize = group?.worldSize ?? 1;
     if (!Number.isInteger(coordinatorRank) || coordinatorRank < 0 || coordinatorRank >= this.worldSize) {
-      throw new DcpValueError(`coordinatorRank ${coordinatorRank} is outside the group (world size ${this.worldSize})`);
+      throw new DcpValueError('DCP_VALUE_ERROR', `coordinatorRank ${coordinatorRank} is outside the group (world size ${this.worldSize})`);
     }
     this.isCoordinator = this.rank === coordinatorRank;
   }
@@ -59,7 +59,7 @@ export class DistWrapper {
       const outcome = await this.reduceOnCoordinator(step, all!, reduce);
       results = 'failure' in outcome ? new Array(this.worldSize).fill(outcome.failure) : outcome.value;
       if (results.length !== this.worldSize) {
-        const failure = this.failureOf(step, [[this.rank, errorToWire(new DcpValueError(`global plan has ${results.length} plans for ${this.worldSize} ranks`))]]);
+        const failure = this.failureOf(step, [[this.rank, errorToWire(new DcpValueError('DCP_VALUE_ERROR', `global plan has ${results.length} plans for ${this.worldSize} ranks`))]]);
         results = new Array(this.worldSize).fill(failure);
       }
       if (isStepFailure(results[0])) return this.shareFailure(results[0], () => this.scatter(results));

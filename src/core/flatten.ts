@@ -78,11 +78,8 @@ function describe(value: unknown): string {
 }
 
 function unsupported(fqn: string, value: unknown, where = ''): DcpValueError {
-  return new DcpValueError(
-    `Unsupported state dict value at "${fqn}"${where}: ${describe(value)}. ` +
-      'Values must be Tensor, ShardedTensor, Uint8Array, JSON values (null, boolean, finite number, string, arrays and plain objects of those) or nested plain objects.',
-    'UNSUPPORTED_VALUE',
-  );
+  return new DcpValueError('UNSUPPORTED_VALUE', `Unsupported state dict value at "${fqn}"${where}: ${describe(value)}. ` +
+      'Values must be Tensor, ShardedTensor, Uint8Array, JSON values (null, boolean, finite number, string, arrays and plain objects of those) or nested plain objects.');
 }
 
 /**
@@ -97,9 +94,9 @@ export function assertJsonValue(fqn: string, value: unknown): asserts value is J
       if (!Number.isFinite(v)) throw unsupported(fqn, v, where);
       return;
     }
-    if (depth > MAX_DEPTH) throw new DcpValueError(`State dict value at "${fqn}" is nested more than ${MAX_DEPTH} levels deep`, 'UNSUPPORTED_VALUE');
+    if (depth > MAX_DEPTH) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict value at "${fqn}" is nested more than ${MAX_DEPTH} levels deep`);
     if (Array.isArray(v)) {
-      if (ancestors.has(v)) throw new DcpValueError(`State dict value at "${fqn}" contains a circular reference${where}`, 'UNSUPPORTED_VALUE');
+      if (ancestors.has(v)) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict value at "${fqn}" contains a circular reference${where}`);
       ancestors.add(v);
       for (let i = 0; i < v.length; i++) {
         if (!(i in v)) throw unsupported(fqn, undefined, `${where}[${i}] (array hole)`);
@@ -109,7 +106,7 @@ export function assertJsonValue(fqn: string, value: unknown): asserts value is J
       return;
     }
     if (isPlainObject(v)) {
-      if (ancestors.has(v)) throw new DcpValueError(`State dict value at "${fqn}" contains a circular reference${where}`, 'UNSUPPORTED_VALUE');
+      if (ancestors.has(v)) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict value at "${fqn}" contains a circular reference${where}`);
       ancestors.add(v);
       for (const key of Object.keys(v)) check(v[key], `${where}.${key}`, depth + 1);
       ancestors.delete(v);
@@ -132,7 +129,7 @@ export function assertLeafValue(fqn: string, value: unknown): asserts value is S
  * that needs its own item or a container that is walked. `seen` guards against cycles.
  */
 function isTerminalArray(value: readonly unknown[], seen: Set<object>, fqn: string): boolean {
-  if (seen.has(value)) throw new DcpValueError(`State dict value at "${fqn}" contains a circular reference`, 'UNSUPPORTED_VALUE');
+  if (seen.has(value)) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict value at "${fqn}" contains a circular reference`);
   seen.add(value);
   try {
     for (const entry of value) {
@@ -152,9 +149,9 @@ function isTerminalArray(value: readonly unknown[], seen: Set<object>, fqn: stri
 export function traverseStateDict(stateDict: StateDict, visit: (path: ObjectPath, value: unknown) => void): void {
   const ancestors = new Set<object>();
   const walk = (path: (string | number)[], value: unknown): void => {
-    if (path.length > MAX_DEPTH) throw new DcpValueError(`State dict is nested more than ${MAX_DEPTH} levels deep at "${fqnOfPath(path)}"`, 'UNSUPPORTED_VALUE');
+    if (path.length > MAX_DEPTH) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict is nested more than ${MAX_DEPTH} levels deep at "${fqnOfPath(path)}"`);
     if (isPlainObject(value)) {
-      if (ancestors.has(value)) throw new DcpValueError(`State dict contains a circular reference at "${fqnOfPath(path)}"`, 'UNSUPPORTED_VALUE');
+      if (ancestors.has(value)) throw new DcpValueError('UNSUPPORTED_VALUE', `State dict contains a circular reference at "${fqnOfPath(path)}"`);
       ancestors.add(value);
       for (const key of Object.keys(value)) walk([...path, key], value[key]);
       ancestors.delete(value);
@@ -166,7 +163,7 @@ export function traverseStateDict(stateDict: StateDict, visit: (path: ObjectPath
       visit(path, value);
     }
   };
-  if (!isPlainObject(stateDict)) throw new DcpValueError(`A state dict must be a plain object, got ${describe(stateDict)}`, 'UNSUPPORTED_VALUE');
+  if (!isPlainObject(stateDict)) throw new DcpValueError('UNSUPPORTED_VALUE', `A state dict must be a plain object, got ${describe(stateDict)}`);
   for (const key of Object.keys(stateDict)) walk([key], stateDict[key]);
 }
 
@@ -179,7 +176,7 @@ export function flattenStateDict(stateDict: StateDict): FlattenResult {
   const mappings: FlattenMappings = {};
   traverseStateDict(stateDict, (path, value) => {
     const fqn = fqnOfPath(path);
-    if (hasOwn(flat, fqn)) throw new DcpValueError(`duplicated flatten key ${fqn}`, 'DUPLICATED_FLATTEN_KEY');
+    if (hasOwn(flat, fqn)) throw new DcpValueError('DUPLICATED_FLATTEN_KEY', `duplicated flatten key ${fqn}`);
     assertLeafValue(fqn, value);
     setOwn(flat, fqn, value);
     setOwn(mappings, fqn, path);
@@ -192,7 +189,7 @@ export function flattenStateDict(stateDict: StateDict): FlattenResult {
  * itself be a leaf (nested objects are then JSON values and must hold no tensors).
  */
 export function assertFlatStateDict(stateDict: StateDict): asserts stateDict is Record<string, StateDictLeaf> {
-  if (!isPlainObject(stateDict)) throw new DcpValueError(`A state dict must be a plain object, got ${describe(stateDict)}`, 'UNSUPPORTED_VALUE');
+  if (!isPlainObject(stateDict)) throw new DcpValueError('UNSUPPORTED_VALUE', `A state dict must be a plain object, got ${describe(stateDict)}`);
   for (const key of Object.keys(stateDict)) assertLeafValue(key, stateDict[key]);
 }
 
@@ -205,7 +202,7 @@ function extendList(list: unknown[], index: number): void {
 function checkPathElement(element: unknown, path: ObjectPath): asserts element is string | number {
   if (typeof element === 'string') return;
   if (typeof element === 'number' && Number.isSafeInteger(element) && element >= 0 && element <= 0xffffffff) return;
-  throw new DcpValueError(`Invalid object path [${path.map((p) => JSON.stringify(p)).join(', ')}]: elements must be strings or array indexes`, 'INVALID_PATH');
+  throw new DcpValueError('INVALID_PATH', `Invalid object path [${path.map((p) => JSON.stringify(p)).join(', ')}]: elements must be strings or array indexes`);
 }
 
 /**
@@ -214,7 +211,7 @@ function checkPathElement(element: unknown, path: ObjectPath): asserts element i
  * with null. Works on own properties only, so a path can never reach a prototype.
  */
 export function setElement(root: StateDict, path: ObjectPath, value: unknown): void {
-  if (path.length === 0) throw new DcpValueError('Invalid object path []: it must not be empty', 'INVALID_PATH');
+  if (path.length === 0) throw new DcpValueError('INVALID_PATH', 'Invalid object path []: it must not be empty');
   path.forEach((p) => checkPathElement(p, path));
   let container: Container = root;
   for (let i = 1; i < path.length; i++) {
@@ -222,7 +219,7 @@ export function setElement(root: StateDict, path: ObjectPath, value: unknown): v
     const makeDefault = (): Container => (typeof path[i] === 'string' ? {} : []);
     let next: unknown;
     if (Array.isArray(container)) {
-      if (typeof prevKey !== 'number') throw new DcpValueError(`Invalid object path: "${prevKey}" indexes an array at "${fqnOfPath(path.slice(0, i))}"`, 'INVALID_PATH');
+      if (typeof prevKey !== 'number') throw new DcpValueError('INVALID_PATH', `Invalid object path: "${prevKey}" indexes an array at "${fqnOfPath(path.slice(0, i))}"`);
       extendList(container, prevKey);
       if (container[prevKey] === null || container[prevKey] === undefined) container[prevKey] = makeDefault();
       next = container[prevKey];
@@ -232,13 +229,13 @@ export function setElement(root: StateDict, path: ObjectPath, value: unknown): v
       next = container[key];
     }
     if (!Array.isArray(next) && !isPlainObject(next)) {
-      throw new DcpValueError(`Cannot set "${fqnOfPath(path)}": "${fqnOfPath(path.slice(0, i))}" is ${describe(next)}, not a container`, 'INVALID_PATH');
+      throw new DcpValueError('INVALID_PATH', `Cannot set "${fqnOfPath(path)}": "${fqnOfPath(path.slice(0, i))}" is ${describe(next)}, not a container`);
     }
     container = next;
   }
   const last = path[path.length - 1]!;
   if (Array.isArray(container)) {
-    if (typeof last !== 'number') throw new DcpValueError(`Invalid object path: "${last}" indexes an array in "${fqnOfPath(path)}"`, 'INVALID_PATH');
+    if (typeof last !== 'number') throw new DcpValueError('INVALID_PATH', `Invalid object path: "${last}" indexes an array in "${fqnOfPath(path)}"`);
     extendList(container, last);
     container[last] = value;
   } else {
@@ -266,7 +263,7 @@ export function unflattenStateDict(flat: Record<string, unknown>, mappings: Flat
   const nested: StateDict = {};
   for (const fqn of Object.keys(flat)) {
     const path = hasOwn(mappings, fqn) ? mappings[fqn] : undefined;
-    if (path === undefined) throw new DcpValueError(`No mapping for flattened key "${fqn}"`, 'INVALID_PATH');
+    if (path === undefined) throw new DcpValueError('INVALID_PATH', `No mapping for flattened key "${fqn}"`);
     setElement(nested, path, flat[fqn]);
   }
   return nested;

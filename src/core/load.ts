@@ -3,7 +3,7 @@
  * the coordinator may rewrite the plans, then every rank reads in place.
  * Tensors are filled in place; bytes and JSON values are assigned into `stateDict`.
  */
-import type { ProcessGroup } from '../group/process-group.js';
+import type { ProcessGroup } from './process-group.js';
 import { DefaultLoadPlanner } from './default-planner.js';
 import { DistWrapper } from './dist-wrapper.js';
 import type { LoadPlan, LoadPlanner } from './planner.js';

@@ -10,7 +10,7 @@ export function intOption(name: string, value: number | undefined, fallback: num
   if (value === undefined && fallback !== undefined) return fallback;
   if (value === undefined || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : `an integer ≥ ${min}`) : `an integer from ${min} to ${max}`;
-    throw new DcpValueError(`${name} must be ${range}, got ${String(value)}`);
+    throw new DcpValueError('DCP_VALUE_ERROR', `${name} must be ${range}, got ${String(value)}`);
   }
   return value;
 }
@@ -18,6 +18,6 @@ export function intOption(name: string, value: number | undefined, fallback: num
 /** A finite number > 0, or `fallback` when `value` is undefined. */
 export function positiveNumberOption(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new DcpValueError(`${name} must be a positive number, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new DcpValueError('DCP_VALUE_ERROR', `${name} must be a positive number, got ${String(value)}`);
   return value;
 }

@@ -3,7 +3,6 @@
  * tensor's chunks lie within its size, do not overlap and cover it; problems are
  * returned (or thrown as GlobalPlanValidationError) instead of logged.
  */
-import { DcpValueError } from './errors.js';
 import type { ChunkStorageMetadata, Metadata } from './metadata.js';
 import type { SavePlan } from './planner.js';
 import { formatSize } from './planner-utils.js';
@@ -118,13 +117,5 @@ export function validateGlobalPlan(_globalPlan: readonly SavePlan[], metadata: M
   return findGlobalPlanProblems(metadata, 1).length === 0;
 }
 
-/** "Failed to validate global plan", with what failed for which FQN. */
-export class GlobalPlanValidationError extends DcpValueError {
-  readonly problems: readonly PlanProblem[];
-  constructor(problems: readonly PlanProblem[]) {
-    const shown = problems.slice(0, 10).map((p) => p.message);
-    const more = problems.length > 10 ? `; and ${problems.length - 10} more` : '';
-    super(`Failed to validate global plan: ${shown.join('; ')}${more}`, 'PLAN_INVALID');
-    this.problems = problems;
-  }
-}
+/** Raised by DefaultSavePlanner for an invalid global plan (defined with the other errors). */
+export { GlobalPlanValidationError } from './errors.js';

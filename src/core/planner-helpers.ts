@@ -104,12 +104,12 @@ export function createReadItems(fqn: string, md: StorageMetadata, value: StateDi
   const isTensor = value instanceof Tensor || value instanceof ShardedTensor;
   if (md.type === 'bytes') {
     if (isTensor) {
-      throw new DcpValueError(`Cannot load "${fqn}": the checkpoint holds ${md.encoding === 'raw' ? 'bytes' : 'a JSON value'} (BytesStorageMetadata) but the state dict has ${kindOf(value)}`, 'TYPE_MISMATCH');
+      throw new DcpValueError('TYPE_MISMATCH', `Cannot load "${fqn}": the checkpoint holds ${md.encoding === 'raw' ? 'bytes' : 'a JSON value'} (BytesStorageMetadata) but the state dict has ${kindOf(value)}`);
     }
     return [createReadItemForBytes(fqn)];
   }
   if (!isTensor) {
-    throw new DcpValueError(`Invalid checkpoint metadata for ${fqn}, expected BytesStorageMetadata but found TensorStorageMetadata (the state dict has ${kindOf(value)}, the checkpoint a tensor)`, 'TYPE_MISMATCH');
+    throw new DcpValueError('TYPE_MISMATCH', `Invalid checkpoint metadata for ${fqn}, expected BytesStorageMetadata but found TensorStorageMetadata (the state dict has ${kindOf(value)}, the checkpoint a tensor)`);
   }
   return createReadItemsForChunkList(fqn, md, createChunkList(value));
 }

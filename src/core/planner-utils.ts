@@ -31,14 +31,14 @@ function offsetText(offset: readonly number[] | undefined): string {
 /** The local shard at `index.offset` (index hint first, then a scan). */
 export function findShard(sharded: ShardedTensor, index: MetadataIndex): Tensor {
   const offset = index.offset;
-  if (offset === undefined) throw new DcpValueError(`Cannot lookup ${index.fqn} since its a ShardedTensor and no offset was provided`, 'ITEM_NOT_FOUND');
+  if (offset === undefined) throw new DcpValueError('ITEM_NOT_FOUND', `Cannot lookup ${index.fqn} since its a ShardedTensor and no offset was provided`);
   const shards = sharded.localShards;
   if (index.index !== undefined && index.index !== null) {
     const hinted = shards[index.index];
     if (hinted !== undefined && sameNumbers(hinted.offsets, offset)) return hinted.tensor;
   }
   for (const shard of shards) if (sameNumbers(shard.offsets, offset)) return shard.tensor;
-  throw new DcpValueError(`Could not find shard at '${offsetText(offset)}' for FQN: '${index.fqn}'`, 'ITEM_NOT_FOUND');
+  throw new DcpValueError('ITEM_NOT_FOUND', `Could not find shard at '${offsetText(offset)}' for FQN: '${index.fqn}'`);
 }
 
 /** The tensor (or local shard) `index` names inside a tensor value. */
@@ -46,7 +46,7 @@ export function findTensorShard(value: Tensor | ShardedTensor, index: MetadataIn
   if (value instanceof ShardedTensor) return findShard(value, index);
   if (index.offset !== undefined && index.offset !== null) {
     if (index.offset.length === value.shape.length && index.offset.every((o) => o === 0)) return value;
-    throw new DcpValueError(`FQN: '${index.fqn}' is not a ShardedTensor, can't find by offset: '${offsetText(index.offset)}'`, 'ITEM_NOT_FOUND');
+    throw new DcpValueError('ITEM_NOT_FOUND', `FQN: '${index.fqn}' is not a ShardedTensor, can't find by offset: '${offsetText(index.offset)}'`);
   }
   return value;
 }
@@ -56,11 +56,11 @@ export function findTensorShard(value: Tensor | ShardedTensor, index: MetadataIn
  * the value itself.
  */
 export function findStateDictObject(stateDict: FlatStateDict, index: MetadataIndex): Tensor | Uint8Array | StateDictLeaf {
-  if (!hasOwn(stateDict, index.fqn)) throw new DcpValueError(`Could not find FQN: '${index.fqn}'`, 'ITEM_NOT_FOUND');
+  if (!hasOwn(stateDict, index.fqn)) throw new DcpValueError('ITEM_NOT_FOUND', `Could not find FQN: '${index.fqn}'`);
   const value = stateDict[index.fqn]!;
   if (value instanceof Tensor || value instanceof ShardedTensor) return findTensorShard(value, index);
   if (index.offset !== undefined && index.offset !== null) {
-    throw new DcpValueError(`FQN: '${index.fqn}' is not a ShardedTensor, can't find by offset: '${offsetText(index.offset)}'`, 'ITEM_NOT_FOUND');
+    throw new DcpValueError('ITEM_NOT_FOUND', `FQN: '${index.fqn}' is not a ShardedTensor, can't find by offset: '${offsetText(index.offset)}'`);
   }
   return value;
 }

@@ -3,7 +3,7 @@
  * plan (local plans → coordinator's global plan → scatter), write on every rank,
  * finish on the coordinator, metadata broadcast to every rank.
  */
-import type { ProcessGroup } from '../group/process-group.js';
+import type { ProcessGroup } from './process-group.js';
 import { DefaultSavePlanner } from './default-planner.js';
 import { DistWrapper } from './dist-wrapper.js';
 import type { Metadata } from './metadata.js';

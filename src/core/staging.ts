@@ -185,7 +185,7 @@ export class DefaultStager implements AsyncStager {
           return [path, leaf];
       }
     });
-    if (t !== targets.length) throw new DcpValueError('staging layout out of step with the state dict');
+    if (t !== targets.length) throw new DcpValueError('DCP_VALUE_ERROR', 'staging layout out of step with the state dict');
     return { signature, buffers, targets, entries };
   }
 }

@@ -16,11 +16,11 @@ function sameOffsets(a: readonly number[], b: readonly number[]): boolean {
 /** The saved chunk a read item's storageIndex points at (index hint first, then by offsets). */
 export function lookupChunk(metadata: Metadata, index: MetadataIndex): { tensor: TensorStorageMetadata; chunk: ChunkStorageMetadata } {
   const md = metadata.stateDictMetadata[index.fqn];
-  if (!md || md.type !== 'tensor') throw new DcpValueError(`Checkpoint has no tensor "${index.fqn}"`, 'ITEM_NOT_FOUND');
+  if (!md || md.type !== 'tensor') throw new DcpValueError('ITEM_NOT_FOUND', `Checkpoint has no tensor "${index.fqn}"`);
   const offset = index.offset ?? new Array<number>(md.size.length).fill(0);
   const hinted = index.index !== undefined ? md.chunks[index.index] : undefined;
   if (hinted && sameOffsets(hinted.offsets, offset)) return { tensor: md, chunk: hinted };
   const found = md.chunks.find((c) => sameOffsets(c.offsets, offset));
-  if (!found) throw new DcpValueError(`Checkpoint has no chunk of "${index.fqn}" at offsets [${offset.join(', ')}]`, 'ITEM_NOT_FOUND');
+  if (!found) throw new DcpValueError('ITEM_NOT_FOUND', `Checkpoint has no chunk of "${index.fqn}" at offsets [${offset.join(', ')}]`);
   return { tensor: md, chunk: found };
 }

@@ -20,9 +20,9 @@ export function registerStorageBackend(backend: StorageBackend): void {
 }
 
 function pick(checkpointId: string | undefined): StorageBackend {
-  if (checkpointId === undefined) throw new DcpValueError('Pass a storageWriter/storageReader or a checkpointId to select one', 'NO_STORAGE');
+  if (checkpointId === undefined) throw new DcpValueError('NO_STORAGE', 'Pass a storageWriter/storageReader or a checkpointId to select one');
   const backend = backends.find((b) => b.validateCheckpointId(checkpointId));
-  if (!backend) throw new DcpValueError(`No storage backend recognises checkpoint id ${JSON.stringify(checkpointId)}; pass a storageWriter/storageReader`, 'NO_STORAGE');
+  if (!backend) throw new DcpValueError('NO_STORAGE', `No storage backend recognises checkpoint id ${JSON.stringify(checkpointId)}; pass a storageWriter/storageReader`);
   return backend;
 }
 

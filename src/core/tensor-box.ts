@@ -18,13 +18,13 @@ export interface ByteRange {
 
 function checkBox(what: string, shape: readonly number[], offsets: readonly number[], lengths: readonly number[]): void {
   if (offsets.length !== shape.length || lengths.length !== shape.length) {
-    throw new DcpValueError(`${what}: box of rank ${offsets.length}/${lengths.length} does not match shape [${shape.join(', ')}]`, 'BOX_OUT_OF_BOUNDS');
+    throw new DcpValueError('BOX_OUT_OF_BOUNDS', `${what}: box of rank ${offsets.length}/${lengths.length} does not match shape [${shape.join(', ')}]`);
   }
   for (let d = 0; d < shape.length; d++) {
     const o = offsets[d]!;
     const l = lengths[d]!;
     if (!Number.isSafeInteger(o) || !Number.isSafeInteger(l) || o < 0 || l < 0 || o + l > shape[d]!) {
-      throw new DcpValueError(`${what}: box offsets [${offsets.join(', ')}] lengths [${lengths.join(', ')}] exceed shape [${shape.join(', ')}]`, 'BOX_OUT_OF_BOUNDS');
+      throw new DcpValueError('BOX_OUT_OF_BOUNDS', `${what}: box offsets [${offsets.join(', ')}] lengths [${lengths.join(', ')}] exceed shape [${shape.join(', ')}]`);
     }
   }
 }
@@ -107,12 +107,9 @@ export function copyBoxInto(region: TensorRegion, src: Uint8Array, srcShape: rea
     destSpan += (lengths[d]! - 1) * destStrides[d]! * elem;
   }
   if (srcPos < 0 || srcPos + srcSpan > src.byteLength) {
-    throw new DcpValueError(
-      `copyBoxInto: source has ${src.byteLength} bytes (starting at byte ${srcByteStart} of the chunk) but the box needs bytes ${srcPos + srcByteStart}..${srcPos + srcByteStart + srcSpan}`,
-      'BOX_OUT_OF_BOUNDS',
-    );
+    throw new DcpValueError('BOX_OUT_OF_BOUNDS', `copyBoxInto: source has ${src.byteLength} bytes (starting at byte ${srcByteStart} of the chunk) but the box needs bytes ${srcPos + srcByteStart}..${srcPos + srcByteStart + srcSpan}`);
   }
-  if (destPos + destSpan > dest.byteLength) throw new DcpValueError('copyBoxInto: destination too small for the box', 'BOX_OUT_OF_BOUNDS');
+  if (destPos + destSpan > dest.byteLength) throw new DcpValueError('BOX_OUT_OF_BOUNDS', 'copyBoxInto: destination too small for the box');
 
   // Short runs: copy word by word (aligned 4/2/1-byte words; integer views, so NaN
   // payloads survive). Long runs: one Uint8Array.set each. Positions are in `unit`s.

@@ -53,16 +53,16 @@ export function numelOf(shape: readonly number[]): number {
 }
 
 export function assertShape(shape: readonly number[], what = 'shape'): void {
-  if (!Array.isArray(shape)) throw new DcpValueError(`${what} must be an array of non-negative integers`);
+  if (!Array.isArray(shape)) throw new DcpValueError('DCP_VALUE_ERROR', `${what} must be an array of non-negative integers`);
   for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new DcpValueError(`${what} must be an array of non-negative integers, got [${shape.join(', ')}]`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new DcpValueError('DCP_VALUE_ERROR', `${what} must be an array of non-negative integers, got [${shape.join(', ')}]`);
   }
 }
 
 /** Wraps raw little-endian bytes as the dtype's typed array, without copying when aligned. */
 export function typedArrayFromBytes<D extends DType>(dtype: D, bytes: Uint8Array): DTypeArrays[D] {
   const size = elementSize(dtype);
-  if (bytes.byteLength % size !== 0) throw new DcpValueError(`byte length ${bytes.byteLength} is not a multiple of ${dtype} element size ${size}`);
+  if (bytes.byteLength % size !== 0) throw new DcpValueError('DCP_VALUE_ERROR', `byte length ${bytes.byteLength} is not a multiple of ${dtype} element size ${size}`);
   const Ctor = ARRAY_CTORS[dtype];
   if (bytes.byteOffset % size === 0) return new Ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / size) as DTypeArrays[D];
   const copy = new Uint8Array(bytes);
@@ -84,7 +84,7 @@ export class Tensor<D extends DType = DType> {
   readonly data: DTypeArrays[D];
 
   constructor(dtype: D, shape: readonly number[], data?: DTypeArrays[D]) {
-    if (!isDType(dtype)) throw new DcpValueError(`Unsupported dtype ${JSON.stringify(dtype)}; expected one of ${DTYPES.join(', ')}`);
+    if (!isDType(dtype)) throw new DcpValueError('DCP_VALUE_ERROR', `Unsupported dtype ${JSON.stringify(dtype)}; expected one of ${DTYPES.join(', ')}`);
     assertShape(shape);
     const numel = numelOf(shape);
     const Ctor = ARRAY_CTORS[dtype];
@@ -92,9 +92,9 @@ export class Tensor<D extends DType = DType> {
       data = new Ctor(numel) as DTypeArrays[D];
     } else {
       if (!(data instanceof (Ctor as unknown as abstract new (...a: never[]) => unknown))) {
-        throw new DcpValueError(`Tensor data for dtype ${dtype} must be a ${Ctor.name}, got ${(data as object)?.constructor?.name ?? typeof data}`);
+        throw new DcpValueError('DCP_VALUE_ERROR', `Tensor data for dtype ${dtype} must be a ${Ctor.name}, got ${(data as object)?.constructor?.name ?? typeof data}`);
       }
-      if (data.length !== numel) throw new DcpValueError(`Tensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${numel}`);
+      if (data.length !== numel) throw new DcpValueError('DCP_VALUE_ERROR', `Tensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${numel}`);
     }
     this.dtype = dtype;
     this.shape = Object.freeze([...shape]);
@@ -131,18 +131,18 @@ export class ShardedTensor {
   readonly localShards: readonly Shard[];
 
   constructor(globalShape: readonly number[], dtype: DType, localShards: readonly Shard[]) {
-    if (!isDType(dtype)) throw new DcpValueError(`Unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!isDType(dtype)) throw new DcpValueError('DCP_VALUE_ERROR', `Unsupported dtype ${JSON.stringify(dtype)}`);
     assertShape(globalShape, 'globalShape');
     for (const [i, shard] of localShards.entries()) {
-      if (!(shard.tensor instanceof Tensor)) throw new DcpValueError(`local shard ${i} has no Tensor`);
-      if (shard.tensor.dtype !== dtype) throw new DcpValueError(`local shard ${i} has dtype ${shard.tensor.dtype}, expected ${dtype}`);
+      if (!(shard.tensor instanceof Tensor)) throw new DcpValueError('DCP_VALUE_ERROR', `local shard ${i} has no Tensor`);
+      if (shard.tensor.dtype !== dtype) throw new DcpValueError('DCP_VALUE_ERROR', `local shard ${i} has dtype ${shard.tensor.dtype}, expected ${dtype}`);
       assertShape(shard.offsets, `local shard ${i} offsets`);
       if (shard.offsets.length !== globalShape.length || shard.tensor.shape.length !== globalShape.length) {
-        throw new DcpValueError(`local shard ${i} has ${shard.tensor.shape.length} dims and ${shard.offsets.length} offsets; the global shape has ${globalShape.length}`);
+        throw new DcpValueError('DCP_VALUE_ERROR', `local shard ${i} has ${shard.tensor.shape.length} dims and ${shard.offsets.length} offsets; the global shape has ${globalShape.length}`);
       }
       for (let d = 0; d < globalShape.length; d++) {
         if (shard.offsets[d]! + shard.tensor.shape[d]! > globalShape[d]!) {
-          throw new DcpValueError(`local shard ${i} [offsets ${shard.offsets.join(',')}; sizes ${shard.tensor.shape.join(',')}] exceeds global shape [${globalShape.join(', ')}]`);
+          throw new DcpValueError('DCP_VALUE_ERROR', `local shard ${i} [offsets ${shard.offsets.join(',')}; sizes ${shard.tensor.shape.join(',')}] exceeds global shape [${globalShape.join(', ')}]`);
         }
       }
     }

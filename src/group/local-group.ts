@@ -4,7 +4,7 @@
  */
 import { CollectiveTimeoutError, DcpValueError } from '../core/errors.js';
 import { intOption, positiveNumberOption } from '../core/options.js';
-import type { ProcessGroup } from './process-group.js';
+import type { ProcessGroup } from '../core/process-group.js';
 
 interface Rendezvous {
   readonly op: string;
@@ -29,7 +29,7 @@ class LocalHub {
       this.pending.set(seq, rv);
     }
     if (rv.op !== op) {
-      const err = new DcpValueError(`collective mismatch at #${seq}: rank ${rank} called ${op}, others called ${rv.op}`, 'COLLECTIVE_MISMATCH');
+      const err = new DcpValueError('COLLECTIVE_MISMATCH', `collective mismatch at #${seq}: rank ${rank} called ${op}, others called ${rv.op}`);
       for (const fail of rv.failers) fail(err);
       this.pending.delete(seq);
       return Promise.reject(err);
@@ -79,7 +79,7 @@ class LocalProcessGroup implements ProcessGroup {
 
   async scatter<T>(values: T[] | undefined, src: number): Promise<T> {
     if (this.rank === src && (!values || values.length !== this.worldSize)) {
-      throw new DcpValueError(`scatter from rank ${src} needs exactly ${this.worldSize} values`);
+      throw new DcpValueError('DCP_VALUE_ERROR', `scatter from rank ${src} needs exactly ${this.worldSize} values`);
     }
     const all = await this.hub.exchange(this.seq++, `scatter:${src}`, this.rank, values);
     return (all[src] as T[])[this.rank] as T;

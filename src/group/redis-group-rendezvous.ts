@@ -69,7 +69,7 @@ export class Rendezvous {
     const claim = `${nonce}/${worldSize}`;
     while ((await this.conn.bounded(client.set(this.keys.claim, claim, 'PX', CLAIM_TTL_MS, 'NX'), 'claim the group id')) !== 'OK') {
       if (Date.now() >= deadline) {
-        throw new DcpValueError(`process group "${groupId}" is held by another live run (its claim did not come free within ${timeoutMs} ms); use another groupId`, 'GROUP_IN_USE');
+        throw new DcpValueError('GROUP_IN_USE', `process group "${groupId}" is held by another live run (its claim did not come free within ${timeoutMs} ms); use another groupId`);
       }
       await sleep(100);
       assertOpen('claim');
@@ -150,7 +150,7 @@ export class Rendezvous {
       }
       assertOpen('rendezvous');
       if (Date.now() >= deadline && foreignWorld !== undefined) {
-        throw new DcpValueError(`process group "${groupId}": rank 0 runs with world size ${foreignWorld}, this rank was given ${worldSize}`, 'WORLD_SIZE_MISMATCH');
+        throw new DcpValueError('WORLD_SIZE_MISMATCH', `process group "${groupId}": rank 0 runs with world size ${foreignWorld}, this rank was given ${worldSize}`);
       }
       if (Date.now() >= deadline) {
         if (!joined) throw new CollectiveTimeoutError(`process group "${groupId}": rank 0 did not start the run within ${timeoutMs} ms (rendezvous on rank ${rank})`);

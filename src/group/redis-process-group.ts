@@ -10,8 +10,9 @@ import { intOption, positiveNumberOption } from '../core/options.js';
 import { connect, type RedisInput } from '../redis/connection.js';
 import { DEFAULT_PREFIX, KeySpace, type GroupKeys } from '../redis/keys.js';
 import { runScript } from '../redis/scripts.js';
-import type { ProcessGroup } from './process-group.js';
-import { describeRedisInput, groupRecipe, type RedisProcessGroupDescription } from '../redis/portable.js';
+import type { ProcessGroup } from '../core/process-group.js';
+import { describeRedisInput } from '../redis/portable.js';
+import { groupRecipe, type RedisProcessGroupDescription } from './portable-group.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 import { GroupConnection, type StopSignal } from './redis-group-connection.js';
 import { Rendezvous } from './redis-group-rendezvous.js';
@@ -70,7 +71,7 @@ export class RedisProcessGroup implements ProcessGroup {
     intOption('rank', rank, undefined, { min: 0, max: worldSize - 1 });
     const timeoutMs = positiveNumberOption('timeoutMs', options.timeoutMs, 60_000);
     if (options.prefix !== undefined && options.keyPrefix !== undefined && options.prefix !== options.keyPrefix) {
-      throw new DcpValueError('prefix and its deprecated alias keyPrefix disagree; pass only prefix');
+      throw new DcpValueError('DCP_VALUE_ERROR', 'prefix and its deprecated alias keyPrefix disagree; pass only prefix');
     }
     this.keys = new KeySpace(options.prefix ?? options.keyPrefix ?? DEFAULT_PREFIX).processGroup(groupId);
     this.rank = rank;
@@ -98,7 +99,7 @@ export class RedisProcessGroup implements ProcessGroup {
   async scatter<T>(values: T[] | undefined, src: number): Promise<T> {
     const call = this.begin('scatter', src);
     if (this.rank === src && (!Array.isArray(values) || values.length !== this.worldSize)) {
-      throw new DcpValueError(`scatter from rank ${src} needs exactly ${this.worldSize} values`);
+      throw new DcpValueError('DCP_VALUE_ERROR', `scatter from rank ${src} needs exactly ${this.worldSize} values`);
     }
     const run = await this.joinRun();
     if (this.rank === src) {
@@ -174,13 +175,13 @@ export class RedisProcessGroup implements ProcessGroup {
   private begin(name: string, root?: number): Call {
     this.assertOpen(name);
     if (root !== undefined && (!Number.isSafeInteger(root) || root < 0 || root >= this.worldSize)) {
-      throw new DcpValueError(`${name}: rank ${root} is outside the group (world size ${this.worldSize})`);
+      throw new DcpValueError('DCP_VALUE_ERROR', `${name}: rank ${root} is outside the group (world size ${this.worldSize})`);
     }
     return { seq: this.seq++, op: root === undefined ? name : `${name}:${root}` };
   }
 
   private assertOpen(what: string): void {
-    if (this.closed) throw new DcpValueError(`process group "${this.groupId}" is closed (${what})`, 'GROUP_CLOSED');
+    if (this.closed) throw new DcpValueError('GROUP_CLOSED', `process group "${this.groupId}" is closed (${what})`);
   }
 
   private others(): number[] {
@@ -222,7 +223,7 @@ export class RedisProcessGroup implements ProcessGroup {
     const deadline = Date.now() + this.timeoutMs;
     while (waiting.size > 0) {
       const raw = await this.conn.pop(key, deadline, call.op, stop);
-      if (stop?.requested) throw new DcpValueError(`${call.op} #${call.seq} abandoned`, 'COLLECTIVE_ABANDONED');
+      if (stop?.requested) throw new DcpValueError('COLLECTIVE_ABANDONED', `${call.op} #${call.seq} abandoned`);
       if (raw === null) {
         throw new CollectiveTimeoutError(
           `process group "${this.groupId}": ${call.op} #${call.seq} on rank ${this.rank} timed out after ${this.timeoutMs} ms; no message from rank(s) ${[...waiting].join(', ')}`,
@@ -233,10 +234,7 @@ export class RedisProcessGroup implements ProcessGroup {
       for (const message of [raw, ...more]) {
         const envelope = JSON.parse(message) as Envelope;
         if (envelope.o !== call.op || !waiting.has(envelope.f)) {
-          throw new DcpValueError(
-            `process group "${this.groupId}": collective mismatch at #${call.seq}: rank ${this.rank} called ${call.op}, rank ${envelope.f} called ${envelope.o}`,
-            'COLLECTIVE_MISMATCH',
-          );
+          throw new DcpValueError('COLLECTIVE_MISMATCH', `process group "${this.groupId}": collective mismatch at #${call.seq}: rank ${this.rank} called ${call.op}, rank ${envelope.f} called ${envelope.o}`);
         }
         waiting.delete(envelope.f);
         out[envelope.f] = envelope.ref === undefined ? envelope.v : await this.readShared(envelope.ref, call);
@@ -247,7 +245,7 @@ export class RedisProcessGroup implements ProcessGroup {
 
   private async readShared(ref: string, call: Call): Promise<unknown> {
     const [status, json] = await this.conn.bounded(runScript(this.conn.client, 'read-shared', [ref], []), `${call.op} #${call.seq}`);
-    if (status !== 'OK' || json === undefined) throw new DcpValueError(`process group "${this.groupId}": the payload of ${call.op} #${call.seq} expired before rank ${this.rank} read it`, 'PAYLOAD_EXPIRED');
+    if (status !== 'OK' || json === undefined) throw new DcpValueError('PAYLOAD_EXPIRED', `process group "${this.groupId}": the payload of ${call.op} #${call.seq} expired before rank ${this.rank} read it`);
     return JSON.parse(json);
   }
 }

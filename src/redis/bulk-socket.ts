@@ -15,7 +15,9 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Redis } from 'ioredis';
+import { DcpError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
+import { replyError } from './errors.js';
 
 interface StatusWait {
   readonly kind: 'status';
@@ -66,7 +68,7 @@ export class BulkSocket {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk)); // TLS only: plain sockets deliver through onread
     socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new Error('bulk connection to Redis closed')));
+    socket.on('close', () => this.fail(new DcpError('REDIS_UNAVAILABLE', 'bulk connection to Redis closed')));
   }
 
   /**
@@ -109,7 +111,7 @@ export class BulkSocket {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`bulk connection to ${where} timed out`));
+        reject(new DcpError('REDIS_UNAVAILABLE', `bulk connection to ${where} timed out`));
       }, timeoutMs);
       socket.once(o.tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
@@ -157,7 +159,7 @@ export class BulkSocket {
   }
 
   close(): void {
-    this.fail(new Error('bulk connection closed'));
+    this.fail(new DcpError('REDIS_UNAVAILABLE', 'bulk connection closed'));
     this.socket.destroy();
   }
 
@@ -193,7 +195,7 @@ export class BulkSocket {
     let pos = 0;
     while (pos < chunk.length) {
       const head = this.waits[0];
-      if (!head) return this.fail(new Error('Redis sent a reply nobody asked for'));
+      if (!head) return this.fail(new DcpError('REDIS_ERROR', 'Redis sent a reply nobody asked for'));
       if (head.kind === 'bulk' && head.length >= 0) {
         pos = this.onBody(head, chunk, pos);
         continue;
@@ -223,21 +225,21 @@ export class BulkSocket {
     if (line.startsWith('-')) {
       this.waits.shift();
       if (head.kind === 'status' && head.tolerant) head.resolve();
-      else head.reject(new Error(line.slice(1)));
+      else head.reject(replyError(line.slice(1)));
     } else if (head.kind === 'status') {
       this.waits.shift();
       if (line.startsWith('+')) head.resolve();
-      else head.reject(new Error(`unexpected reply from Redis: ${line.slice(0, 80)}`));
+      else head.reject(new DcpError('REDIS_ERROR', `unexpected reply from Redis: ${line.slice(0, 80)}`));
     } else {
       const length = line.startsWith('$') ? Number(line.slice(1)) : NaN;
       if (length === -1) {
         this.waits.shift();
         head.resolve(0);
       } else if (!Number.isSafeInteger(length) || length < 0) {
-        this.fail(new Error(`unexpected reply from Redis: ${line.slice(0, 80)}`));
+        this.fail(new DcpError('REDIS_ERROR', `unexpected reply from Redis: ${line.slice(0, 80)}`));
         this.socket.destroy();
       } else if (length > head.dest.byteLength) {
-        this.fail(new Error(`Redis returned ${length} bytes, more than the ${head.dest.byteLength} asked for`));
+        this.fail(new DcpError('REDIS_ERROR', `Redis returned ${length} bytes, more than the ${head.dest.byteLength} asked for`));
         this.socket.destroy();
       } else {
         head.length = length;

@@ -11,42 +11,15 @@ import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
 import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
-import { CheckpointNotFoundError, FencedError } from './errors.js';
+import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
+import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type RedisStorageData } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 
-export interface CheckpointSummary {
-  readonly id: string;
-  readonly state: CheckpointState;
-  /** ISO 8601. */
-  readonly createdAt: string;
-  readonly worldSize: number;
-  readonly totalBytes: number;
-  readonly itemCount: number;
-}
-
-export interface CheckpointDetails extends CheckpointSummary {
-  readonly committedAt: string | null;
-  /** Full metadata of the committed checkpoint; null while none is committed. */
-  readonly metadata: Metadata | null;
-}
-
-export type ProblemKind = 'missing_key' | 'wrong_length' | 'checksum_mismatch' | 'metadata_invalid' | 'not_committed';
-
-export interface ValidationProblem {
-  readonly kind: ProblemKind;
-  readonly fqn?: string;
-  readonly key?: string;
-  readonly message: string;
-}
-
-export interface ValidationReport {
-  readonly ok: boolean;
-  readonly problems: ValidationProblem[];
-}
+export type { CheckpointDetails, CheckpointPage, CheckpointSummary, ProblemKind, ValidationProblem, ValidationReport } from './catalog-schemas.js';
 
 export interface ListOptions {
   /** Only ids starting with this. */
@@ -55,7 +28,7 @@ export interface ListOptions {
   readonly state?: CheckpointState;
   /** From a previous page's nextCursor. */
   readonly cursor?: string;
-  /** Page size, 1-1000 (default 100). */
+  /** Page size, 1-LIST_LIMIT_MAX (default LIST_LIMIT_DEFAULT). */
   readonly limit?: number;
 }
 
@@ -90,7 +63,7 @@ function decodeCursor(text: string): Cursor {
   } catch {
     // fall through
   }
-  throw new DcpValueError('cursor is not one this server issued', 'INVALID_CURSOR');
+  throw new DcpValueError('INVALID_CURSOR', 'cursor is not one this server issued');
 }
 
 function iso(ms: number): string {
@@ -136,9 +109,32 @@ export class CheckpointCatalog {
     return this.client;
   }
 
-  async list(options: ListOptions = {}): Promise<{ items: CheckpointSummary[]; nextCursor: string | null }> {
-    const limit = options.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DcpValueError('limit must be an integer from 1 to 1000', 'INVALID_LIMIT');
+  /** One page of checkpoints, newest first. */
+  async list(options: ListOptions = {}): Promise<CheckpointPage> {
+    return translatingRedisErrors(() => this.listPage(options));
+  }
+
+  /** Summary and metadata of one checkpoint (CHECKPOINT_NOT_FOUND when there is none). */
+  async get(id: string): Promise<CheckpointDetails> {
+    return translatingRedisErrors(() => this.details(id));
+  }
+
+  /** Checks every data key exists with the right length; `deep` also checks every CRC32C. */
+  async validate(id: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+    return translatingRedisErrors(() => this.check(id, options));
+  }
+
+  /**
+   * Deletes a checkpoint under its lock: true when it removed one, false when there was
+   * none (like Map.prototype.delete). A running save makes it fail with CHECKPOINT_LOCKED.
+   */
+  async delete(id: string): Promise<boolean> {
+    return translatingRedisErrors(() => this.remove(id));
+  }
+
+  private async listPage(options: ListOptions): Promise<CheckpointPage> {
+    const limit = options.limit ?? LIST_LIMIT_DEFAULT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) throw new DcpValueError('INVALID_LIMIT', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
     const prefix = options.prefix ?? '';
     const cursor = options.cursor ? decodeCursor(options.cursor) : undefined;
     const now = await serverTimeMs(this.client);
@@ -185,6 +181,10 @@ export class CheckpointCatalog {
    * save that recreates such an id re-adds its entry on commit. Returns the removed ids.
    */
   async repair(): Promise<{ removed: string[] }> {
+    return translatingRedisErrors(() => this.removeStaleEntries());
+  }
+
+  private async removeStaleEntries(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
     let cursor = '0';
     do {
@@ -201,7 +201,7 @@ export class CheckpointCatalog {
     return { removed: [...new Set(removed)] };
   }
 
-  async get(id: string): Promise<CheckpointDetails> {
+  private async details(id: string): Promise<CheckpointDetails> {
     const store = this.store(id);
     const { state, metadataJson } = await store.stateAndMetadata();
     if (!state) throw new CheckpointNotFoundError(id);
@@ -209,7 +209,7 @@ export class CheckpointCatalog {
     return { ...summarize(id, state), committedAt: state.committedAt ? iso(state.committedAt) : null, metadata };
   }
 
-  async validate(id: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+  private async check(id: string, options: ValidateOptions): Promise<ValidationReport> {
     const store = this.store(id);
     const { state, metadataJson } = await store.stateAndMetadata();
     if (!state) throw new CheckpointNotFoundError(id);
@@ -228,23 +228,21 @@ export class CheckpointCatalog {
     return { ok: problems.length === 0, problems };
   }
 
-  /** Deletes a checkpoint under its lock (a running save makes this fail with CHECKPOINT_LOCKED). */
-  async delete(id: string): Promise<{ deletedKeys: number }> {
+  private async remove(id: string): Promise<boolean> {
     const store = this.store(id);
-    if (!(await store.state())) throw new CheckpointNotFoundError(id);
+    if (!(await store.state())) return false;
     const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
     try {
       held.startAutoExtend(async () => {});
       const token = await store.nextToken();
       const saveIds = await store.beginDelete(token);
-      let deletedKeys = 0;
       for (const saveId of saveIds) {
         const dataKeys = await setMembers(this.client, store.keys.dataIndex(saveId));
-        deletedKeys += this.pool ? await this.pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
+        await (this.pool ? this.pool.retire(dataKeys) : unlinkKeys(this.client, dataKeys));
       }
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);
-      return { deletedKeys };
+      return true;
     } finally {
       await held.release();
     }

@@ -7,7 +7,9 @@
 import { DcpValueError, InvalidCheckpointIdError } from '../core/errors.js';
 
 export const CHECKPOINT_ID_MAX_LENGTH = 512;
-const ALLOWED = /^[A-Za-z0-9._\-/:]+$/;
+/** The characters an id may use, as a regular-expression class (the API schemas build their patterns from it). */
+export const CHECKPOINT_ID_CHARACTERS = '[A-Za-z0-9._\\-/:]';
+const ALLOWED = new RegExp(`^${CHECKPOINT_ID_CHARACTERS}+$`);
 
 /** Returns the first rule `id` breaks, or undefined when it is a valid bare namespace. */
 export function checkpointIdProblem(id: unknown): string | undefined {
@@ -77,6 +79,6 @@ const GROUP_ID_RULE = /^[A-Za-z0-9._\-:/]{1,200}$/;
 /** Process group ids (RedisProcessGroup): 1-200 characters of letters, digits and . _ - : / (no braces: they would break the hash tag). */
 export function assertValidGroupId(groupId: unknown): asserts groupId is string {
   if (typeof groupId !== 'string' || !GROUP_ID_RULE.test(groupId)) {
-    throw new DcpValueError('groupId must be 1-200 characters of letters, digits and . _ - : /', 'INVALID_GROUP_ID');
+    throw new DcpValueError('INVALID_GROUP_ID', 'groupId must be 1-200 characters of letters, digits and . _ - : /');
   }
 }

@@ -4,14 +4,17 @@
  * this module turns their status replies into typed errors.
  */
 import { Cluster } from 'ioredis';
+import { DcpError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
 import { CheckpointExistsError, CheckpointNotFoundError, FencedError } from './errors.js';
 import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import type { SegmentPool } from './segment-pool.js';
 
+/** The states a checkpoint is listed in (served as `state`). */
+export const CHECKPOINT_STATES = ['committed', 'writing', 'incomplete'] as const;
 /** A checkpoint's state, derived from its state hash (served as `state`). */
-export type CheckpointState = 'committed' | 'writing' | 'incomplete';
+export type CheckpointState = (typeof CHECKPOINT_STATES)[number];
 /** @deprecated Old name of CheckpointState. */
 export type CheckpointStatus = CheckpointState;
 
@@ -155,7 +158,7 @@ export class CheckpointStore {
     const reply = await runScript(this.client, 'abort-save', [this.keys.state], [saveId]);
     if (reply[0] === 'COMMITTED') return 'committed';
     if (reply[0] === 'ABORTED') return 'aborted';
-    throw new FencedError(this.id, `abort refused: ${reply.join(' ')}`);
+    throw new DcpError('REDIS_ERROR', `abort of "${this.id}": unexpected script reply ${reply.join(' ').slice(0, 200)}`);
   }
 
   /** Removes a save's data keys, then (fenced) its index. Returns how many keys went. */
@@ -197,6 +200,6 @@ export class CheckpointStore {
     if (reply[0] === 'FENCED') throw new FencedError(this.id, `${what} refused: fencing token is stale (current ${reply[1]})`);
     if (reply[0] === 'LEASE_EXPIRED') throw new FencedError(this.id, `${what} refused: lease expired at ${reply[1]} (now ${reply[2]})`);
     if (reply[0] === 'NOT_PENDING') throw new FencedError(this.id, `${what} refused: the save in progress is ${reply[1]}`);
-    throw new FencedError(this.id, `${what} refused: ${reply.join(' ')}`);
+    throw new DcpError('REDIS_ERROR', `${what} of "${this.id}": unexpected script reply ${reply.join(' ').slice(0, 200)}`);
   }
 }

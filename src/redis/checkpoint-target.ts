@@ -38,7 +38,7 @@ export class CheckpointTarget {
   get client(): RedisClient {
     if (!this.connection) {
       const input = this.input ?? this.url;
-      if (input === undefined) throw new DcpValueError(`Redis storage ${this.role.what} needs \`redis\` (a client or URL) or a redis:// checkpoint id`);
+      if (input === undefined) throw new DcpValueError('DCP_VALUE_ERROR', `Redis storage ${this.role.what} needs \`redis\` (a client or URL) or a redis:// checkpoint id`);
       const { client, owned } = connect(input);
       this.connection = client;
       this.ownsConnection = owned;
@@ -48,7 +48,7 @@ export class CheckpointTarget {
 
   /** The checkpoint's control plane; built once per id. */
   store(): CheckpointStore {
-    if (this.name === undefined) throw new DcpValueError(`No checkpoint id: pass checkpointId to ${this.role.call} or to the ${this.role.what}`);
+    if (this.name === undefined) throw new DcpValueError('DCP_VALUE_ERROR', `No checkpoint id: pass checkpointId to ${this.role.call} or to the ${this.role.what}`);
     this.cachedStore ??= new CheckpointStore(this.client, this.keySpace, this.name);
     return this.cachedStore;
   }

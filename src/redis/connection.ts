@@ -1,6 +1,6 @@
 /** Turning what the caller passed into clients, and checking a server is fit for checkpoints. */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { DcpValueError } from '../core/errors.js';
+import { DcpError, DcpValueError } from '../core/errors.js';
 
 export type RedisClient = Redis | Cluster;
 /** An ioredis client (single node or Cluster) or a redis:// / rediss:// URL. */
@@ -23,7 +23,48 @@ export function connect(input: RedisInput, options: RedisOptions = {}): { client
     client.on('error', () => {}); // surfaced through command rejections; avoid unhandled 'error' events
     return { client, owned: true };
   }
-  throw new DcpValueError('redis must be an ioredis Redis or Cluster client or a redis:// / rediss:// URL', 'INVALID_REDIS');
+  throw new DcpValueError('INVALID_REDIS', 'redis must be an ioredis Redis or Cluster client or a redis:// / rediss:// URL');
+}
+
+/** The URL without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+}
+
+export interface OpenClientOptions {
+  /** How long one connection attempt may take (default 3000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** Reconnection attempts after the first connection drops (default 0: none, commands fail at once). */
+  readonly retries?: number;
+}
+
+/**
+ * A client for `url` that has connected once, failing fast (no endless reconnecting) when
+ * nothing answers: REDIS_UNAVAILABLE naming the redacted URL and the socket error. The
+ * caller owns the client. Used by the server's start-up probe and the CLI.
+ */
+export async function openClient(url: string, { connectTimeoutMs = 3000, retries = 0 }: OpenClientOptions = {}): Promise<Redis> {
+  const client = new Redis(url, {
+    ...OWN_CLIENT_OPTIONS,
+    lazyConnect: true,
+    connectTimeout: connectTimeoutMs,
+    maxRetriesPerRequest: retries === 0 ? 0 : 1,
+    enableOfflineQueue: retries > 0,
+    retryStrategy: (times) => (times > retries ? null : 200),
+  });
+  let socketError: Error | undefined;
+  client.on('error', (err: Error) => {
+    socketError ??= err;
+  });
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    client.disconnect();
+    // "Connection is closed" says less than the socket error that caused it (ECONNREFUSED...).
+    const cause = socketError ?? err;
+    throw new DcpError('REDIS_UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }
 
 export async function closeClient(client: RedisClient): Promise<void> {

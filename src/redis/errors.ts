@@ -60,3 +60,43 @@ export class MissingDataError extends DcpError {
     this.key = key;
   }
 }
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN']);
+const UNAVAILABLE_MESSAGE = /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries|^LOADING|^MASTERDOWN|^CLUSTERDOWN|^TRYAGAIN/;
+
+/**
+ * The one place that reads ioredis' errors: a DcpError stays as it is; "no server"
+ * (retries exhausted, closed connection, socket errors, loading, cluster down) becomes
+ * REDIS_UNAVAILABLE, WRONGTYPE STORED_DATA_INVALID, another Redis error reply REDIS_ERROR,
+ * each with the original as `cause`. Anything else is returned unchanged.
+ */
+export function fromRedisError(err: unknown): unknown {
+  if (err instanceof DcpError || !(err instanceof Error)) return err;
+  const code = (err as Error & { code?: unknown }).code;
+  if (err.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGE.test(err.message) || (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code))) {
+    return new DcpError('REDIS_UNAVAILABLE', `Redis is not reachable: ${err.message}`, { cause: err });
+  }
+  if (err.name === 'ReplyError' && err.message.startsWith('WRONGTYPE')) {
+    return new DcpError('STORED_DATA_INVALID', `A key of this checkpoint holds the wrong Redis type (tampered with outside redis-dcp): ${err.message}`, { cause: err });
+  }
+  if (err.name === 'ReplyError') return new DcpError('REDIS_ERROR', err.message, { cause: err });
+  return err;
+}
+
+/** The DcpError of an error reply (`-ERR …`, `-WRONGTYPE …`, `-OOM …`) read off a raw connection. */
+export function replyError(message: string): DcpError {
+  if (message.startsWith('LOADING') || message.startsWith('MASTERDOWN') || message.startsWith('CLUSTERDOWN') || message.startsWith('TRYAGAIN')) {
+    return new DcpError('REDIS_UNAVAILABLE', `Redis is not reachable: ${message}`);
+  }
+  if (message.startsWith('WRONGTYPE')) return new DcpError('STORED_DATA_INVALID', `A key of this checkpoint holds the wrong Redis type (tampered with outside redis-dcp): ${message}`);
+  return new DcpError('REDIS_ERROR', message);
+}
+
+/** Runs `fn`, turning a Redis client error into its DcpError (see fromRedisError). */
+export async function translatingRedisErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw fromRedisError(err);
+  }
+}

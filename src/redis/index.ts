@@ -18,4 +18,4 @@ export { KeySpace, CheckpointKeys, DEFAULT_PREFIX } from './keys.js';
 export { checkServer, type RedisClient, type RedisInput, type ServerCheck } from './connection.js';
 export { STORAGE_FORMAT, type RedisStorageData, type ItemLocation, type Part } from './layout.js';
 export type { CheckpointState, CheckpointStatus } from './checkpoint-store.js';
-export type { RedisInputDescription, RedisStorageWriterDescription, RedisProcessGroupDescription } from './portable.js';
+export type { RedisInputDescription, RedisStorageWriterDescription } from './portable.js';

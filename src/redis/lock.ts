@@ -3,6 +3,7 @@
  * cannot stop a coordinator that was paused past its TTL from writing afterwards; the
  * token can: every control mutation is a Lua script that checks it.
  */
+import { DcpError } from '../core/errors.js';
 import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesamecare-oss/redlock';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { withDeadline } from './deadline.js';
@@ -62,7 +63,7 @@ export class HeldLock {
   }
 
   get lost(): Error | undefined {
-    if (!this.lostError && !this.released && this.remainingMs === 0) this.lostError = new Error('lock expired');
+    if (!this.lostError && !this.released && this.remainingMs === 0) this.lostError = new DcpError('FENCED', `lock on "${this.id}" expired`);
     return this.lostError;
   }
 
@@ -75,7 +76,7 @@ export class HeldLock {
           this.timer = setTimeout(tick, this.ttlMs / 3);
           this.timer.unref();
         } catch (err) {
-          this.lostError = err instanceof Error ? err : new Error(String(err));
+          this.lostError = new DcpError('FENCED', `lock on "${this.id}" could not be extended: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
       })();
     };

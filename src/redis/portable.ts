@@ -1,13 +1,11 @@
 /**
- * RedisStorageWriter and RedisProcessGroup across threads: a description (plain data:
+ * RedisStorageWriter across threads: a description (plain data:
  * the connection URL or the ioredis client's options, TLS included, the key prefix and
  * every option) and the factories the asyncSave worker calls to rebuild an equivalent
- * writer or group with its own connections. See docs/format.md, "Async save".
+ * writer with its own connections (src/group/portable-group.ts does the same for RedisProcessGroup). See docs/format.md, "Async save".
  */
-import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import type { GroupContext, WorkerRecipe } from '../async/recipe.js';
-import { RedisProcessGroup, type RedisProcessGroupOptions } from '../group/redis-process-group.js';
+import type { WorkerRecipe } from '../async/recipe.js';
 import { OWN_CLIENT_OPTIONS, closeClient, type RedisClient, type RedisInput } from './connection.js';
 import { RedisStorageWriter, type RedisStorageWriterOptions } from './writer.js';
 
@@ -17,10 +15,6 @@ export type RedisInputDescription = string | { readonly kind: 'redis'; readonly 
 export interface RedisStorageWriterDescription extends Omit<RedisStorageWriterOptions, 'redis' | 'lockRedis'> {
   readonly redis?: RedisInputDescription;
   readonly lockRedis?: readonly RedisInputDescription[];
-}
-
-export interface RedisProcessGroupDescription extends Omit<RedisProcessGroupOptions, 'redis'> {
-  readonly redis: RedisInputDescription;
 }
 
 /** This module, for recipes (the worker imports it by URL, .ts from source or .js from dist). */
@@ -51,8 +45,8 @@ export function describeRedisInput(input: RedisInput): RedisInputDescription {
   return { kind: 'redis', options: plainData(input.options) as Record<string, unknown> };
 }
 
-/** A client (or URL) for the description and what to close afterwards. */
-function rebuild(description: RedisInputDescription, owned: RedisClient[]): RedisInput {
+/** A client (or URL) for the description; clients made here are pushed onto `owned` for the caller to close. */
+export function rebuildRedisInput(description: RedisInputDescription, owned: RedisClient[]): RedisInput {
   if (typeof description === 'string') return description;
   const options = { ...OWN_CLIENT_OPTIONS, ...description.options, lazyConnect: false };
   const client: RedisClient = description.kind === 'cluster' ? new Cluster(description.nodes as ConstructorParameters<typeof Cluster>[0], options) : new Redis(options);
@@ -80,8 +74,8 @@ export function redisStorageWriterFromDescription(description: RedisStorageWrite
   const { redis, lockRedis, ...rest } = description;
   const writer = new RedisStorageWriter({
     ...rest,
-    ...(redis !== undefined ? { redis: rebuild(redis, owned) } : {}),
-    ...(lockRedis !== undefined ? { lockRedis: lockRedis.map((d) => rebuild(d, owned)) } : {}),
+    ...(redis !== undefined ? { redis: rebuildRedisInput(redis, owned) } : {}),
+    ...(lockRedis !== undefined ? { lockRedis: lockRedis.map((d) => rebuildRedisInput(d, owned)) } : {}),
   });
   const close = writer.close.bind(writer);
   writer.close = async () => {
@@ -89,27 +83,4 @@ export function redisStorageWriterFromDescription(description: RedisStorageWrite
     await Promise.all(owned.map(closeClient));
   };
   return writer;
-}
-
-export function groupRecipe(options: RedisProcessGroupOptions): WorkerRecipe {
-  return { module: MODULE, exportName: 'redisProcessGroupFromDescription', args: { ...options, redis: describeRedisInput(options.redis) } satisfies RedisProcessGroupDescription };
-}
-
-/** The group id of a background save's group: the caller's id plus the namespace, hashed down when too long. */
-export function derivedGroupId(groupId: string, namespace: string): string {
-  const id = `${groupId}:${namespace}`;
-  if (id.length <= 200) return id;
-  return `${groupId.slice(0, 150)}~${createHash('sha256').update(groupId).digest('hex').slice(0, 16)}:${namespace}`.slice(0, 200);
-}
-
-/** Worker side: a RedisProcessGroup over the same Redis and key prefix, under the derived group id. */
-export function redisProcessGroupFromDescription(description: RedisProcessGroupDescription, context: GroupContext): RedisProcessGroup {
-  const owned: RedisClient[] = [];
-  const group = new RedisProcessGroup({ ...description, redis: rebuild(description.redis, owned), groupId: derivedGroupId(description.groupId, context.namespace) });
-  const close = group.close.bind(group);
-  group.close = async () => {
-    await close();
-    await Promise.all(owned.map(closeClient));
-  };
-  return group;
 }

@@ -134,7 +134,7 @@ export class RedisStorageReader extends StorageReader {
   async readMetadata(): Promise<Metadata> {
     const store = this.store();
     const size = await this.dataClient().strlen(store.keys.meta);
-    if (size > this.maxMetadataBytes) throw new DcpValueError(`Metadata of "${store.id}" is ${size} bytes, over the ${this.maxMetadataBytes}-byte limit`, 'METADATA_INVALID');
+    if (size > this.maxMetadataBytes) throw new DcpValueError('METADATA_INVALID', `Metadata of "${store.id}" is ${size} bytes, over the ${this.maxMetadataBytes}-byte limit`);
     const { state, metadataJson } = await store.stateAndMetadata();
     if (!state) throw new CheckpointNotFoundError(store.id);
     if (state.status !== 'committed' || metadataJson === null) throw new CheckpointNotCommittedError(store.id, state.deleting ? 'deleting' : state.status);
@@ -159,7 +159,7 @@ export class RedisStorageReader extends StorageReader {
   }
 
   async readData(plan: LoadPlan, planner: LoadPlanner): Promise<void> {
-    if (!this.metadata || !this.storage) throw new DcpValueError('readData before setUpStorageReader');
+    if (!this.metadata || !this.storage) throw new DcpValueError('DCP_VALUE_ERROR', 'readData before setUpStorageReader');
     this.bulk = this.bulkTransport ? await BulkConnections.open(this.dataClient(), this.bulkConnections).catch(() => undefined) : undefined;
     try {
       const uses: PartUse[] = [];

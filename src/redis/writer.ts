@@ -23,13 +23,12 @@ import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layo
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
 import { BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool } from './segment-pool.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
-/** 4 MiB minus 64 bytes: the value plus Redis' own header stays inside jemalloc's 4 MiB class (an exact 4 MiB costs a 5 MiB slot). */
-export const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024 - 64;
-export const MAX_SEGMENT_BYTES = 512 * 1024 * 1024;
+export { DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, segmentSizes } from './segment-layout.js';
 export { DEFAULT_MAX_IN_FLIGHT } from './bounded.js';
 
 export interface RedisStorageWriterOptions {
@@ -76,41 +75,6 @@ interface SaveTicket {
   readonly rank: number;
 }
 
-interface Segment {
-  readonly key: string;
-  readonly seq: number;
-  /** Bytes this segment takes (from segmentSizes). */
-  readonly capacity: number;
-  readonly pieces: Uint8Array[];
-  /** Part records (one per piece) whose crc is filled in when the segment is written. */
-  readonly parts: Array<[number, number, number, number, number]>;
-  size: number;
-}
-
-/** Smallest tail piece worth fitting to a size class; below it Redis' classes are fine-grained. */
-const MIN_FITTED_TAIL = 64 * 1024;
-
-/**
- * How a rank's stream of `total` bytes is cut: full segments, then the tail as pieces of
- * 2^k − 64 bytes (each just inside a jemalloc size class) down to 64 KiB, then the rest.
- */
-export function segmentSizes(total: number, segmentBytes: number): number[] {
-  const sizes: number[] = [];
-  let left = total;
-  while (left >= segmentBytes) {
-    sizes.push(segmentBytes);
-    left -= segmentBytes;
-  }
-  for (let piece = 2 ** Math.floor(Math.log2(segmentBytes + 64)) - 64; left > 0 && piece >= MIN_FITTED_TAIL - 64; piece = (piece + 64) / 2 - 64) {
-    if (left >= piece) {
-      sizes.push(piece);
-      left -= piece;
-    }
-  }
-  if (left > 0) sizes.push(left);
-  return sizes;
-}
-
 function newSaveId(): string {
   return randomBytes(9).toString('base64url');
 }
@@ -144,7 +108,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.lockTtlMs = intOption('lockTtlMs', options.lockTtlMs, DEFAULT_LOCK_TTL_MS);
     this.lockWaitMs = intOption('lockWaitMs', options.lockWaitMs, 0, { min: 0 });
     if (options.segmentBytes !== undefined && options.chunkBytes !== undefined && options.segmentBytes !== options.chunkBytes) {
-      throw new DcpValueError('segmentBytes and its deprecated alias chunkBytes disagree; pass only segmentBytes');
+      throw new DcpValueError('DCP_VALUE_ERROR', 'segmentBytes and its deprecated alias chunkBytes disagree; pass only segmentBytes');
     }
     this.segmentBytes = intOption(options.segmentBytes === undefined ? 'chunkBytes' : 'segmentBytes', options.segmentBytes ?? options.chunkBytes, DEFAULT_SEGMENT_BYTES, { max: MAX_SEGMENT_BYTES });
     this.overwrite = options.overwrite ?? true;
@@ -220,40 +184,13 @@ export class RedisStorageWriter extends StorageWriter {
 
   async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
     const ticket = plan.storageData as SaveTicket | undefined;
-    if (!ticket || typeof ticket.saveId !== 'string' || !Number.isInteger(ticket.rank)) throw new DcpValueError('writeData needs a plan from RedisStorageWriter.prepareGlobalPlan');
+    if (!ticket || typeof ticket.saveId !== 'string' || !Number.isInteger(ticket.rank)) throw new DcpValueError('DCP_VALUE_ERROR', 'writeData needs a plan from RedisStorageWriter.prepareGlobalPlan');
     this.writingSaveId = ticket.saveId;
     const store = this.store();
-    const segments: Segment[] = [];
-    const locations: Array<{ n: number; p: Array<[number, number, number, number, number]> }> = [];
-    const newSegment = (capacity: number): Segment => {
-      const seq = segments.length;
-      const seg: Segment = { key: store.keys.dataKey(ticket.saveId, ticket.rank, seq), seq, capacity, pieces: [], parts: [], size: 0 };
-      segments.push(seg);
-      return seg;
-    };
-    const place = (seg: Segment, piece: Uint8Array, loc: { p: Array<[number, number, number, number, number]> }) => {
-      const part: [number, number, number, number, number] = [ticket.rank, seg.seq, seg.size, piece.byteLength, 0];
-      seg.pieces.push(piece);
-      seg.parts.push(part);
-      seg.size += piece.byteLength;
-      loc.p.push(part);
-    };
-
     // One stream per rank (items back to back) cut into segments whose sizes sit just
     // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
-    const sizes = segmentSizes(items.reduce((n, b) => n + b.byteLength, 0), this.segmentBytes);
-    let open: Segment | undefined;
-    for (const bytes of items) {
-      const loc = { n: bytes.byteLength, p: [] as Array<[number, number, number, number, number]> };
-      locations.push(loc);
-      for (let off = 0; off < bytes.byteLength; ) {
-        if (!open || open.size === open.capacity) open = newSegment(sizes[segments.length]!);
-        const take = Math.min(open.capacity - open.size, bytes.byteLength - off);
-        place(open, bytes.subarray(off, off + take), loc);
-        off += take;
-      }
-    }
+    const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));
 
     // Keys are recorded before any is written: an aborted save leaves nothing unfindable.
     const keys = segments.map((s) => s.key);
@@ -336,7 +273,7 @@ export class RedisStorageWriter extends StorageWriter {
   }
 
   private requireLock(): HeldLock {
-    if (!this.held || this.token === undefined) throw new DcpValueError('the coordinator holds no lock: setUpStorageWriter(true) must run first');
+    if (!this.held || this.token === undefined) throw new DcpValueError('DCP_VALUE_ERROR', 'the coordinator holds no lock: setUpStorageWriter(true) must run first');
     return this.held;
   }
 

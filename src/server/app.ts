@@ -18,7 +18,8 @@ import authPlugin, { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from '.
 import docsPlugin from './plugins/docs.js';
 import problemsPlugin, { sendProblem } from './plugins/problems.js';
 import securityPlugin from './plugins/security.js';
-import { formatValidationErrors, HttpProblem, problemBody } from './problems.js';
+import { DcpError, DcpValueError } from '../core/errors.js';
+import { classifyError, formatValidationErrors, problemBody } from './error-answers.js';
 
 export interface BuildAppOptions {
   /** An ioredis client (not closed by the app) or a redis:// URL (the app opens and closes its client). */
@@ -51,9 +52,9 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   if (options.adminToken !== undefined) {
     const problem = adminTokenProblem(options.adminToken);
-    if (problem) throw new TypeError(`adminToken ${problem}`);
+    if (problem) throw new DcpValueError('CONFIG_INVALID', `adminToken ${problem}`);
   }
-  if (options.adminTokenReads && options.adminToken === undefined) throw new TypeError('adminTokenReads needs an adminToken');
+  if (options.adminTokenReads && options.adminToken === undefined) throw new DcpValueError('CONFIG_INVALID', 'adminTokenReads needs an adminToken');
 
   // lazyConnect: building the app (e.g. to print its OpenAPI document) needs no Redis.
   const { client, owned } = connect(options.redis, { lazyConnect: true });
@@ -73,13 +74,12 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     schemaErrorFormatter: formatValidationErrors,
     // Router-level failures (malformed percent-encoding) get the problem shape too.
     frameworkErrors: (error, request, reply) => {
-      const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 400;
       request.log.info({ code: error.code }, error.message);
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-        sendProblem(reply, problemBody(414, 'URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`));
+        sendProblem(reply, problemBody('URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`));
         return;
       }
-      sendProblem(reply, problemBody(status, error.code ?? 'BAD_REQUEST', error.message));
+      sendProblem(reply, classifyError(error, request.id).body);
     },
     clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -90,7 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
   });
 
   app.addHook('onRequest', async (request) => {
-    if (request.url.length > MAX_URL_LENGTH) throw new HttpProblem(414, 'URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`);
+    if (request.url.length > MAX_URL_LENGTH) throw new DcpError('URL_TOO_LONG', `The request URL is longer than ${MAX_URL_LENGTH} characters`);
   });
 
   try {
@@ -106,7 +106,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     const healthTimeoutMs = options.healthTimeoutMs ?? 2000;
     const probe = async () => {
       const started = performance.now();
-      await withDeadline(pingAny(client), healthTimeoutMs, () => new Error(`Redis PING did not answer within ${healthTimeoutMs} ms`));
+      await withDeadline(pingAny(client), healthTimeoutMs, () => new DcpError('REDIS_UNAVAILABLE', `Redis PING did not answer within ${healthTimeoutMs} ms`));
       return { latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
     };
     await app.register(healthRoutes, { probe });
@@ -126,14 +126,14 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
  */
 function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, code, message] =
+  const problem =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'HEADERS_TOO_LARGE', 'The request headers are too large']
+      ? problemBody('HEADERS_TOO_LARGE', 'The request headers are too large')
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'REQUEST_TIMEOUT', 'The request was not received in time']
-        : [400, 'MALFORMED_REQUEST', 'The request is not valid HTTP'];
-  const body = JSON.stringify(problemBody(status, code, message));
-  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+        ? problemBody('REQUEST_TIMEOUT', 'The request was not received in time')
+        : problemBody('MALFORMED_REQUEST', 'The request is not valid HTTP');
+  const body = JSON.stringify(problem);
+  const head = `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
   if (socket.writable) socket.end(head + body);
   else socket.destroy(error);
 }
@@ -149,5 +149,5 @@ function loggerOptions(logger: BuildAppOptions['logger']): Pick<FastifyServerOpt
 
 async function pingAny(client: RedisClient): Promise<void> {
   const reply = await client.ping();
-  if (reply !== 'PONG') throw new Error(`PING answered ${String(reply)}`);
+  if (reply !== 'PONG') throw new DcpError('REDIS_ERROR', `PING answered ${String(reply)}`);
 }

@@ -2,6 +2,7 @@
  * Server configuration from the environment. Every variable is validated at start so a
  * typo fails loudly instead of running with a surprising default.
  */
+import { DcpError } from '../core/errors.js';
 import { assertValidPrefix } from '../redis/checkpoint-id.js';
 import { DEFAULT_PREFIX } from '../redis/keys.js';
 
@@ -30,10 +31,10 @@ export interface ServerConfig {
   readonly recycleTtlMs: number;
 }
 
-export class ConfigError extends Error {
+/** Every problem of the configuration at once (code CONFIG_INVALID). */
+export class ConfigError extends DcpError {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'ConfigError';
+    super('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
   }
 }
 

@@ -3,6 +3,7 @@
  * the default REDIS_URL: loopback only, a free port, a temp dir, noeviction; stopped (and
  * its data discarded) when the server exits.
  */
+import { DcpError } from '../core/errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -48,7 +49,7 @@ async function waitForPing(port: number, child: ChildProcess, timeoutMs: number)
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) throw new DcpError('REDIS_UNAVAILABLE', `redis-server exited with code ${child.exitCode}`);
     const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, disableClientInfo: true });
     client.on('error', () => {});
     try {
@@ -61,7 +62,7 @@ async function waitForPing(port: number, child: ChildProcess, timeoutMs: number)
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`redis-server did not answer PING within ${timeoutMs} ms: ${String(lastError)}`);
+  throw new DcpError('REDIS_UNAVAILABLE', `redis-server did not answer PING within ${timeoutMs} ms: ${String(lastError)}`, { cause: lastError });
 }
 
 export async function startPrivateRedis(executable: string): Promise<PrivateRedis> {

@@ -2,9 +2,9 @@
  * Running the admin API as a process (`npm start`, `redis-dcp serve`): check Redis,
  * maybe start a private one, listen, and shut down gracefully on SIGTERM/SIGINT.
  */
-import { Redis } from 'ioredis';
+import { DcpError } from '../core/errors.js';
 import pino, { type Logger } from 'pino';
-import { checkServer, closeClient, connect, OWN_CLIENT_OPTIONS, type ServerCheck } from '../redis/connection.js';
+import { checkServer, closeClient, connect, openClient, redactUrl, type ServerCheck } from '../redis/connection.js';
 import { buildApp, type AdminApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { findOnPath, startPrivateRedis, type PrivateRedis } from './private-redis.js';
@@ -12,32 +12,32 @@ import { findOnPath, startPrivateRedis, type PrivateRedis } from './private-redi
 /** Exit codes of the server process. */
 export const SERVER_EXIT = { ok: 0, error: 1, config: 2, noRedis: 3 } as const;
 
-export class NoRedisError extends Error {
+/** The innermost message: the socket error behind a REDIS_UNAVAILABLE. */
+function reasonOf(cause: unknown): string {
+  const inner = cause instanceof DcpError && cause.cause instanceof Error ? cause.cause : cause;
+  return inner instanceof Error ? inner.message : String(inner);
+}
+
+/** No Redis answers and none can be started (code REDIS_UNAVAILABLE). */
+export class NoRedisError extends DcpError {
   constructor(url: string, cause: unknown) {
     super(
-      `Cannot reach Redis at ${url} (${cause instanceof Error ? cause.message : String(cause)}).\n` +
+      'REDIS_UNAVAILABLE',
+      `Cannot reach Redis at ${redactUrl(url)} (${reasonOf(cause)}).\n` +
         'Get a Redis server and point REDIS_URL at it, for example:\n' +
         '  docker compose up -d redis                 (uses docker-compose.yml, then REDIS_URL=redis://127.0.0.1:6379)\n' +
         '  sudo apt-get install redis-server          (Debian/Ubuntu; then run npm start again)\n' +
         '  REDIS_URL=redis://host:port npm start      (a server you already have)',
+      { cause },
     );
-    this.name = 'NoRedisError';
   }
 }
 
 /** One connection attempt, no retries: is anything answering at `url`, and is it fit for checkpoints? */
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<ServerCheck> {
-  const client = new Redis(url, { ...OWN_CLIENT_OPTIONS, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, enableOfflineQueue: false });
-  let socketError: Error | undefined;
-  client.on('error', (err: Error) => {
-    socketError ??= err;
-  });
+  const client = await openClient(url, { connectTimeoutMs: timeoutMs });
   try {
-    await client.connect();
     return await checkServer(client);
-  } catch (err) {
-    // "Connection is closed" says less than the socket error that caused it (ECONNREFUSED...).
-    throw socketError ?? err;
   } finally {
     client.disconnect();
   }
@@ -146,7 +146,4 @@ export function closeOnSignals(server: RunningServer, log: Logger, exit: (code: 
   process.on('SIGINT', onSignal);
 }
 
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
-}
+export { redactUrl };

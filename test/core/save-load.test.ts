@@ -1,7 +1,7 @@
 import t from 'tap';
 import { save } from '../../src/core/save.js';
 import { load } from '../../src/core/load.js';
-import { CheckpointError } from '../../src/core/errors.js';
+import { CheckpointError, codeOfError } from '../../src/core/errors.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
@@ -160,7 +160,7 @@ for (const [step, protocolStep, rank] of saveSteps) {
       t.ok(err instanceof CheckpointError, 'a CheckpointError');
       t.equal(err.step, protocolStep);
       t.same([...err.failures.keys()], [rank]);
-      t.equal((err.failures.get(rank) as Error & { code: string }).code, 'INJECTED');
+        t.equal(codeOfError(err.failures.get(rank)), 'INJECTED', 'the failing rank\'s own code reaches every rank');
     }
     t.equal(store.metadataJson, undefined, 'nothing committed');
   });

@@ -6,7 +6,7 @@ import t from 'tap';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import type { ProcessGroup } from '../../src/group/process-group.js';
+import type { ProcessGroup } from '../../src/core/process-group.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';

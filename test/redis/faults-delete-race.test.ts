@@ -70,7 +70,7 @@ const STATUS: Record<string, number> = { CHECKPOINT_LOCKED: 409, FENCED: 409, CH
 
 /** Deletes `id` through the library or the admin API; "deleted" or the error code (the API's status must match it). */
 async function deleteVia(t: Test, via: Via, id: string): Promise<string> {
-  if (via === 'catalog') return catalog.delete(id).then(() => 'deleted', (e: { code?: string; message?: string }) => e.code ?? `untyped: ${e.message}`);
+  if (via === 'catalog') return catalog.delete(id).then((removed) => (removed ? 'deleted' : 'CHECKPOINT_NOT_FOUND'), (e: { code?: string; message?: string }) => e.code ?? `untyped: ${e.message}`);
   const res = await app.inject({ method: 'DELETE', url: `/checkpoints/${encodeURIComponent(id)}` });
   if (res.statusCode === 204) return 'deleted';
   const code = String((res.json() as { code?: unknown }).code);

@@ -314,11 +314,11 @@ t.test('valid ids: only keys of that checkpoint inside the namespace are created
         for (const [what, call] of [
           ['get', () => catalog.get(id)],
           ['validate', () => catalog.validate(id, { deep: true })],
-          ['delete', () => catalog.delete(id)],
           ['load', () => loadAndCompare(id, reference(seed, id))],
         ] as Array<[string, () => Promise<unknown>]>) {
           expectCode(`${what} ${id}`, await caught(call), 'CHECKPOINT_NOT_FOUND');
         }
+        if ((await catalog.delete(id)) !== false) throw new Error(`delete of absent ${id} did not resolve false`);
         const changes = diff(before, await snapshot(inspector));
         if (changes.length > 0) throw new Error(`looking up absent ${id} changed the keyspace: ${changes.slice(0, 3).join('; ')}`);
         await noDenials(id);
@@ -346,7 +346,7 @@ t.test('valid ids: only keys of that checkpoint inside the namespace are created
       const listed = await catalog.list({ prefix: id, limit: 1000 });
       if (!listed.items.some((i) => i.id === id) || !listed.items.every((i) => i.id.startsWith(id))) throw new Error(`list({ prefix: ${id} }) gave ${JSON.stringify(listed.items.map((i) => i.id))}`);
 
-      await catalog.delete(id);
+      if ((await catalog.delete(id)) !== true) throw new Error(`delete of committed ${id} did not resolve true`);
       const after = await snapshot(inspector);
       // The fencing counter moved on; the catalog holds what it held (its encoding may differ).
       const left = diff(before, after, globals);

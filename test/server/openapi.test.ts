@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import t from 'tap';
 import { parse } from 'yaml';
+import { ERROR_CODES } from '../../src/core/error-codes.js';
 import { buildApp } from '../../src/server/app.js';
 import { OPENAPI_FILE, renderOpenApiYaml } from '../../scripts/openapi.js';
 
@@ -50,4 +51,17 @@ t.test('the document validates as OpenAPI 3 and covers every operation completel
   t.ok(doc.paths['/checkpoints/{id}']!.delete!.responses['409'], 'DELETE documents 409');
   t.ok(doc.paths['/checkpoints/{id}']!.delete!.responses['204'], 'DELETE documents 204');
   t.ok(doc.paths['/health']!.get!.responses['503'], 'health documents 503');
+});
+
+t.test('response shapes are named components (one definition each), referenced by the operations', async (t) => {
+  const doc = parse(readFileSync(OPENAPI_FILE, 'utf8')) as OpenApiDoc;
+  for (const name of ['CheckpointSummary', 'CheckpointPage', 'CheckpointDetails', 'CheckpointMetadata', 'CheckpointState', 'ValidationReport', 'ValidationProblem', 'ProblemKind', 'Problem']) {
+    t.ok(doc.components.schemas[name], `components/schemas/${name}`);
+  }
+  const ok = (path: string, method: string) => doc.paths[path]![method]!.responses['200']!.content!['application/json']!.schema;
+  t.same(ok('/checkpoints', 'get'), { $ref: '#/components/schemas/CheckpointPage' });
+  t.same(ok('/checkpoints/{id}', 'get'), { $ref: '#/components/schemas/CheckpointDetails' });
+  t.same(ok('/checkpoints/{id}/validate', 'post'), { $ref: '#/components/schemas/ValidationReport' });
+  const codes = ((doc.components.schemas.Problem as { properties: { code: { enum: string[] } } }).properties.code.enum);
+  t.same(codes, Object.keys(ERROR_CODES), 'Problem.code lists the codes of the error table');
 });

@@ -372,13 +372,13 @@ async function checkIdRequest({ route, id, encoding, auth, app, deep, create }: 
   }
 
   if (tooLong) {
-    const ok = answer.status === 414 || answer.status === 431 || (!wellFormed(id) && problem?.code === 'FST_ERR_BAD_URL');
+    const ok = answer.status === 414 || answer.status === 431 || (!wellFormed(id) && problem?.code === 'BAD_REQUEST');
     if (!ok) throw new Error(`a ${path.length}-character URL got ${answer.status} ${answer.body.slice(0, 200)}`);
     await checkRedisAfter('none');
     return;
   }
   if (!wellFormed(id)) {
-    expectError(answer, problem, 400, 'FST_ERR_BAD_URL');
+    expectError(answer, problem, 400, 'BAD_REQUEST');
     await checkRedisAfter('none');
     return;
   }

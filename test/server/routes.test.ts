@@ -207,7 +207,7 @@ t.test('bad ids and parameters: 400 naming the rule, before Redis is touched', a
     ['GET', '/checkpoints?cursor=%24%24', 'INVALID_PARAMETER', /"cursor"/],
     ['GET', '/checkpoints?colour=red', 'INVALID_PARAMETER', /unknown query parameter "colour"/],
     ['POST', `/checkpoints/ok/validate?deep=maybe`, 'INVALID_PARAMETER', /"deep" must be boolean/],
-    ['GET', '/checkpoints/%E0%A4%A', 'FST_ERR_BAD_URL', /not a valid url/],
+    ['GET', '/checkpoints/%E0%A4%A', 'BAD_REQUEST', /not a valid url/],
   ];
   await redis.config('RESETSTAT');
   for (const [method, url, code, rule] of cases) {
@@ -238,12 +238,12 @@ t.test('other bad requests are 4xx problems: oversized URL, body, unknown routes
   expectProblem(t, await app.inject('/nowhere'), 404, 'ROUTE_NOT_FOUND');
   expectProblem(t, await app.inject({ method: 'PUT', url: '/checkpoints/x' }), 404, 'ROUTE_NOT_FOUND');
   const big = await app.inject({ method: 'POST', url: '/checkpoints/x/validate', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ pad: 'x'.repeat(20_000) }) });
-  expectProblem(t, big, 413, 'FST_ERR_CTP_BODY_TOO_LARGE');
+  expectProblem(t, big, 413, 'PAYLOAD_TOO_LARGE');
   const badJson = await app.inject({ method: 'POST', url: '/checkpoints/x/validate', headers: { 'content-type': 'application/json' }, payload: '{"oops' });
   t.equal(badJson.statusCode, 400);
   t.match(String(badJson.headers['content-type']), /problem\+json/);
   const badType = await app.inject({ method: 'POST', url: '/checkpoints/x/validate', headers: { 'content-type': 'application/x-evil' }, payload: 'x' });
-  expectProblem(t, badType, 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE');
+  expectProblem(t, badType, 415, 'UNSUPPORTED_MEDIA_TYPE');
 });
 
 t.test('a prefix other than the default is honoured', async (t) => {

@@ -2,7 +2,7 @@
  * Swagger UI in real headless Chromium (Debian's chromium, driven by playwright-core)
  * against a listening server: every operation of the document renders, and the
  * content security policy does not block the UI. Without chromium this test FAILS:
- * install it with `apt-get install chromium` (.ci/run does, see scripts/needs-chromium).
+ * install it with `apt-get install chromium` (`npm test` names it first when missing: scripts/preflight.mjs; .ci/run installs it).
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';

@@ -9,7 +9,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { HttpProblem } from '../problems.js';
+import { DcpError } from '../../core/errors.js';
+import { BEARER_SCHEME } from '../../../routes/schemas.js';
 
 export type RouteAccess = 'public' | 'read' | 'admin';
 
@@ -20,7 +21,7 @@ declare module 'fastify' {
   }
 }
 
-export const BEARER_SCHEME = 'bearerAuth';
+export { BEARER_SCHEME };
 
 export interface AuthFailureLimit {
   /** Failed attempts allowed per client address in each window. */
@@ -78,7 +79,7 @@ async function authPlugin(app: FastifyInstance, options: AuthOptions): Promise<v
     timeWindow: options.failureLimit.timeWindowMs,
     allowList: (request) => verdict(request).ok,
     errorResponseBuilder: (_request, context) =>
-      new HttpProblem(429, 'TOO_MANY_AUTH_FAILURES', `Too many failed authentications from this address; retry in ${context.after}`),
+      new DcpError('TOO_MANY_AUTH_FAILURES', `Too many failed authentications from this address; retry in ${context.after}`),
   });
 
   // preParsing: after the rate limiter's onRequest hook (route-level hooks run after
@@ -87,7 +88,7 @@ async function authPlugin(app: FastifyInstance, options: AuthOptions): Promise<v
     const result = verdict(request);
     if (result.ok) return;
     if (result.status === 401) reply.header('www-authenticate', 'Bearer realm="redis-dcp"');
-    throw new HttpProblem(result.status, result.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', result.message);
+    throw new DcpError(result.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', result.message);
   });
 }
 

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { PROBLEM_CONTENT_TYPE, SHARED_SCHEMAS, type ProblemBody } from '../../../routes/schemas.js';
-import { classifyError, problemBody } from '../problems.js';
+import { classifyError, problemBody } from '../error-answers.js';
 
 export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
   return reply.code(body.statusCode).type(PROBLEM_CONTENT_TYPE).send(body);
@@ -24,7 +24,7 @@ async function problemsPlugin(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!.slice(0, 200);
-    return sendProblem(reply, problemBody(404, 'ROUTE_NOT_FOUND', `No route ${request.method} ${path} (checkpoint ids containing "/" must be percent-encoded as %2F)`));
+    return sendProblem(reply, problemBody('ROUTE_NOT_FOUND', `No route ${request.method} ${path} (checkpoint ids containing "/" must be percent-encoded as %2F)`));
   });
 }
 

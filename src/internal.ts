@@ -1,0 +1,12 @@
+/**
+ * `redis-dcp/internal`: the building blocks behind the public API (planner helpers,
+ * resharding, flattening, wire forms of errors, the key layout, the catalog's TypeBox
+ * schemas). For tests, the benchmark and tools; no compatibility promise between versions.
+ */
+export * from './index.js';
+export * from './core/index.js';
+export * from './redis/index.js';
+export { KeySpace, CheckpointKeys } from './redis/keys.js';
+export { parseStorageData, type RedisStorageData, type ItemLocation, type Part } from './redis/layout.js';
+export * as catalogSchemas from './redis/catalog-schemas.js';
+export { fromRedisError, replyError } from './redis/errors.js';
