@@ -18,10 +18,12 @@ async function plannerFor(job: UploadJob): Promise<SavePlanner> {
   return (await fromRecipe<PlannerFactory>(job.planner.recipe))(job.planner.recipe.args);
 }
 
-async function upload(job: UploadJob): Promise<UploadReply> {
+/** Runs the save and replies as soon as it is decided; connections are closed after the reply (a dead Redis can make that slow). */
+async function upload(job: UploadJob): Promise<void> {
   const startedAtMs = epochNow();
   let group: ClosableGroup | undefined;
   let writer: Awaited<ReturnType<WriterFactory>> | undefined;
+  let reply: UploadReply;
   try {
     writer = await (await fromRecipe<WriterFactory>(job.writer))(job.writer.args);
     if (job.group) group = await (await fromRecipe<GroupFactory>(job.group))(job.group.args, { namespace: job.namespace });
@@ -32,14 +34,12 @@ async function upload(job: UploadJob): Promise<UploadReply> {
       ...(group ? { processGroup: group } : {}),
       ...(job.coordinatorRank !== undefined ? { coordinatorRank: job.coordinatorRank } : {}),
     });
-    return { type: 'committed', id: job.id, metadata, times: { startedAtMs, committedAtMs: epochNow() } };
+    reply = { type: 'committed', id: job.id, metadata, times: { startedAtMs, committedAtMs: epochNow() } };
   } catch (error) {
-    return { type: 'failed', id: job.id, error: serializeError(error) };
-  } finally {
-    await Promise.allSettled([writer?.close(), group?.close?.()]);
+    reply = { type: 'failed', id: job.id, error: serializeError(error) };
   }
+  parentPort!.postMessage(reply);
+  await Promise.allSettled([writer?.close(), group?.close?.()]);
 }
 
-parentPort!.on('message', (job: UploadJob) => {
-  void upload(job).then((reply) => parentPort!.postMessage(reply));
-});
+parentPort!.on('message', (job: UploadJob) => void upload(job));

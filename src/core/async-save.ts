@@ -37,24 +37,28 @@ export function asyncSave(stateDict: StateDict, options: AsyncSaveOptions = {}):
   const stager = options.stager ?? defaultStagerFor(options);
   const ticket = enterLanes(lanesOf({ storageWriter: options.storageWriter, processGroup: options.processGroup, stager }));
   const namespace = nextNamespace(options.processGroup);
-  let observed = false;
+  // A failure counts as seen by the caller if it awaited `committed` (or `staged`, when staging failed).
+  const observed = { staged: false, committed: false, stagingFailed: false };
   let previousFailed = false;
 
   const ready = ticket.ready.catch((error: unknown) => {
     previousFailed = true; // reported to this call; not a failure of its own
     throw error;
   });
-  const staging = ready.then(() => stage(stager, stateDict));
+  const staging = ready.then(() => stage(stager, stateDict)).catch((error: unknown) => {
+    observed.stagingFailed = true;
+    throw error;
+  });
   const upload = staging.then((entries) => uploadStaged(entries, options, namespace));
   void upload.then(
     () => ticket.done(),
-    (error: unknown) => ticket.done(previousFailed ? undefined : error, () => observed),
+    (error: unknown) => ticket.done(previousFailed ? undefined : error, () => observed.committed || (observed.stagingFailed && observed.staged)),
   );
 
-  const staged = watched(staging.then(() => undefined), () => (observed = true));
+  const staged = watched(staging.then(() => undefined), () => (observed.staged = true));
   const committed = watched(
     upload.then((r) => r.metadata),
-    () => (observed = true),
+    () => (observed.committed = true),
   );
   const response: AsyncSaveResponse = { staged, committed };
   timings.set(response, upload.then((r) => r.times, () => undefined));
@@ -166,20 +170,31 @@ function nextNamespace(group: object | undefined): string {
 }
 
 /**
- * A promise that never counts as unhandled (the caller may await only `staged`), and
- * that notes when the caller attaches a handler: a failure the caller saw is not
- * reported again by the next save.
+ * A promise that notes when the caller attaches a handler (a failure the caller saw is
+ * not reported again by the next save). A subclass, because `await` on a plain Promise
+ * never calls its `then`; derived promises are plain ones.
  */
+class WatchedPromise<T> extends Promise<T> {
+  onObserved: (() => void) | undefined;
+
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+
+  override then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    this.onObserved?.();
+    return super.then(onFulfilled, onRejected);
+  }
+}
+
+/** `promise` as a WatchedPromise that never counts as unhandled (the caller may await only `staged`). */
 function watched<T>(promise: Promise<T>, onObserved: () => void): Promise<T> {
-  Promise.prototype.then.call(promise, undefined, () => undefined);
-  const then = promise.then;
-  Object.defineProperty(promise, 'then', {
-    value<A = T, B = never>(this: Promise<T>, onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
-      onObserved();
-      return then.call(this, onFulfilled, onRejected);
-    },
+  const out = new WatchedPromise<T>((resolve, reject) => {
+    promise.then(resolve, reject);
   });
-  return promise;
+  out.onObserved = onObserved;
+  Promise.prototype.then.call(out, undefined, () => undefined);
+  return out;
 }
 
 const timings = new WeakMap<AsyncSaveResponse, Promise<UploadTimes | undefined>>();
