@@ -8,7 +8,7 @@ import { ERROR_CODES, EXIT_CODES, type ErrorCode } from '../core/error-codes.js'
 import { DcpError } from '../core/errors.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { checkpointIdProblem } from '../redis/checkpoint-id.js';
-import type { CheckpointState } from '../redis/checkpoint-store.js';
+import { CHECKPOINT_STATES, type CheckpointState } from '../redis/checkpoint-store.js';
 import { openClient } from '../redis/connection.js';
 import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
 import { fromRedisError } from '../redis/errors.js';
@@ -42,7 +42,6 @@ Exit codes:
   5  the checkpoint is locked by a running save or delete
 `;
 
-const STATES: readonly CheckpointState[] = ['committed', 'writing', 'incomplete'];
 
 /** A malformed command line (exit code 2, with a hint to --help). */
 class UsageError extends DcpError {
@@ -163,7 +162,7 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     const common = { json: values.json, quiet: values.quiet };
     let state: CheckpointState | undefined;
     if (values.state !== undefined) {
-      if (!STATES.includes(values.state as CheckpointState)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`);
+      if (!(CHECKPOINT_STATES as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${CHECKPOINT_STATES.join(', ')}`);
       state = values.state as CheckpointState;
     }
     let limit: number | undefined;

@@ -1,20 +1,7 @@
 /**
- * Flattening of nested state dicts to dotted FQNs, with DCP's rules
- * (torch/distributed/checkpoint/_traverse.py and _nested_dict.py, v2.4+):
- *
- * - plain objects are always walked; an empty object produces nothing;
- * - an array is walked (its positions become path elements) only when it holds a
- *   tensor, a plain object, or an array that is itself walked; otherwise the whole
- *   array is one leaf (a JSON value);
- * - the FQN is the path joined with "."; two paths that join to the same FQN are an
- *   error ("duplicated flatten key").
- *
- * One deliberate difference: DCP pickles a list of `bytes` as one object. Bytes have
- * no JSON form here, so an array holding a Uint8Array is walked like one holding a
- * tensor, and each Uint8Array becomes its own item.
- *
- * Leaves are Tensor, ShardedTensor, Uint8Array (bytes) and JSON values; anything else
- * is rejected with a DcpValueError naming the FQN, at plan time, before any I/O.
+ * Flattening of nested state dicts to dotted FQNs with DCP's rules (_traverse.py,
+ * _nested_dict.py) and their one deliberate difference (lists of bytes): docs/format.md,
+ * "Flattening".
  */
 import { DcpValueError } from './errors.js';
 import type { FlattenMappings, ObjectPath } from './metadata.js';

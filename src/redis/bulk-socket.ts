@@ -1,16 +1,8 @@
 /**
- * A second connection for segment bytes only (SET and GETRANGE), next to the ioredis
- * client that stays the client of record for everything else (scripts, locks, control
- * keys, Cluster). Why: ioredis copies every Buffer argument into one fresh buffer per
- * command and concatenates large replies into another fresh buffer; on these machines
- * first touch of fresh memory caps that near 230 MB/s. Here a SET writes the caller's
- * views to the socket as they are (writev), and a GETRANGE reply is copied from the
- * socket chunks straight into a buffer the caller owns (and reuses). Over plain TCP and
- * unix sockets the kernel reads reply bodies directly into that buffer (`onread`), so
- * a byte is copied once on its way from Redis to the caller.
- *
- * Speaks RESP2; requests are pipelined and replies arrive in order. Used only for a
- * standalone ioredis `Redis` (TCP, TLS or unix socket), never for Cluster or Sentinel.
+ * A second connection for segment bytes only (SET and GETRANGE, RESP2, pipelined): SETs
+ * write the caller's views as they are (writev) and GETRANGE replies land straight in a
+ * buffer the caller owns, where ioredis would copy each value. Standalone Redis only (TCP,
+ * TLS, unix socket). Why and what it gains: docs/performance.md, "What changed" item 1.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';

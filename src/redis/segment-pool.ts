@@ -1,16 +1,8 @@
 /**
- * Segment recycling (opt-in, `recycleTtlMs`). Redis hands the memory of deleted large
- * values back to the OS at once, so every new checkpoint makes redis-server fault in fresh
- * pages, which caps a save near the rate Redis can take new memory. Overwriting an existing
- * value does not: the new value reuses the extent the old one frees. So instead of
- * deleting the segments of a dropped save (replaced, aborted or deleted checkpoint), they
- * are renamed into a pool with a TTL; a save renames pooled segments onto its own data keys
- * and SETs over them. Pooled memory that no save takes within the TTL is freed by expiry.
- *
- * Safety: a pooled segment is only ever renamed onto a data key the save has already
- * recorded in its key index, and then overwritten by the SET of that same connection; a
- * save whose SET failed does not commit, and every part is CRC-checked on load anyway.
- * Standalone Redis only: in a Cluster the pool and data keys live in different slots.
+ * Segment recycling (opt-in, `recycleTtlMs`): segments of dropped saves are renamed into a
+ * TTL'd pool and new saves write over them, reusing memory Redis already holds. Protocol
+ * and safety: docs/format.md, "Segment recycling"; why: docs/performance.md, "Why a new
+ * checkpoint costs Redis page faults".
  */
 import { Redis } from 'ioredis';
 import type { RedisClient } from './connection.js';

@@ -2,6 +2,7 @@
  * Running the admin API as a process (`npm start`, `redis-dcp serve`): check Redis,
  * maybe start a private one, listen, and shut down gracefully on SIGTERM/SIGINT.
  */
+import { EXIT_CODES } from '../core/error-codes.js';
 import { DcpError } from '../core/errors.js';
 import pino, { type Logger } from 'pino';
 import { checkServer, closeClient, connect, openClient, redactUrl, type ServerCheck } from '../redis/connection.js';
@@ -9,8 +10,6 @@ import { buildApp, type AdminApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { findOnPath, startPrivateRedis, type PrivateRedis } from './private-redis.js';
 
-/** Exit codes of the server process. */
-export const SERVER_EXIT = { ok: 0, error: 1, config: 2, noRedis: 3 } as const;
 
 /** The innermost message: the socket error behind a REDIS_UNAVAILABLE. */
 function reasonOf(cause: unknown): string {
@@ -126,7 +125,7 @@ export function closeOnSignals(server: RunningServer, log: Logger, exit: (code: 
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn(`${signal} again: exiting without waiting`);
-      exit(SERVER_EXIT.error);
+      exit(EXIT_CODES.failure);
       return;
     }
     stopping = true;
@@ -134,11 +133,11 @@ export function closeOnSignals(server: RunningServer, log: Logger, exit: (code: 
     server.close().then(
       () => {
         log.info('shut down cleanly');
-        exit(SERVER_EXIT.ok);
+        exit(EXIT_CODES.ok);
       },
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
-        exit(SERVER_EXIT.error);
+        exit(EXIT_CODES.failure);
       },
     );
   };
