@@ -58,6 +58,10 @@ const summaryProperties = {
   worldSize: Type.Integer({ minimum: 0, description: 'Number of ranks that saved it.' }),
   totalBytes: Type.Integer({ minimum: 0, description: 'Bytes of tensor and bytes data.' }),
   itemCount: Type.Integer({ minimum: 0, description: 'Number of items (FQNs) in the state dict.' }),
+  step: Type.Optional(Type.Integer({ minimum: 0, description: 'The training step of the committed save (saves made by CheckpointManager; absent otherwise).' })),
+  metrics: Type.Optional(
+    Type.Record(Type.String(), Type.Number(), { description: 'Metrics reported with the committed save, e.g. { "loss": 0.31 } (CheckpointManager; absent otherwise).' }),
+  ),
 };
 
 export const CheckpointSummary = Type.Object(summaryProperties, { $id: 'CheckpointSummary', title: 'CheckpointSummary', additionalProperties: false });
@@ -157,5 +161,51 @@ export const ValidationReport = Type.Object(
 );
 export type ValidationReport = Static<typeof ValidationReport>;
 
+const Bytes = (description: string) => Type.Integer({ minimum: 0, description });
+const Share = (what: string) =>
+  Type.Object({ checkpoints: Type.Integer({ minimum: 0, description: `Number of ${what} checkpoints.` }), bytes: Bytes(`Bytes held by ${what} checkpoints.`) }, { additionalProperties: false });
+
+export const RunUsage = Type.Object(
+  {
+    prefix: Type.String({ description: 'The id up to and including its last "/" (e.g. "run1/"); "" for ids without "/".' }),
+    checkpoints: Type.Integer({ minimum: 0 }),
+    committedBytes: Bytes('Bytes of its committed checkpoints.'),
+    incompleteBytes: Bytes('Bytes planned by its unfinished saves (writing or incomplete).'),
+  },
+  { $id: 'RunUsage', title: 'RunUsage', additionalProperties: false },
+);
+export type RunUsage = Static<typeof RunUsage>;
+
+export const UsageReport = Type.Object(
+  {
+    redis: Type.Object(
+      {
+        usedMemory: Bytes('INFO used_memory (summed over the masters of a Cluster).'),
+        maxMemory: Type.Union([Bytes('INFO maxmemory.'), Type.Null()], { description: 'null when Redis has no maxmemory.' }),
+      },
+      { additionalProperties: false },
+    ),
+    committed: Share('committed'),
+    writing: Share('writing (a save holds a valid lease)'),
+    incomplete: Share('incomplete (crashed or failed saves, unfinished deletes; their planned bytes)'),
+    pooled: Type.Object(
+      { segments: Type.Integer({ minimum: 0 }), bytes: Bytes('Bytes of retired segments waiting in the recycling pool (recycleTtlMs).') },
+      { additionalProperties: false },
+    ),
+    runs: Type.Array(ref(RunUsage), { description: 'Per id prefix, the largest first (top N).' }),
+  },
+  { $id: 'UsageReport', title: 'UsageReport', additionalProperties: false, description: 'What the checkpoints hold in Redis, from the catalog and state hashes (no scan of data keys).' },
+);
+export type UsageReport = Static<typeof UsageReport>;
+
+export const GcResult = Type.Object(
+  {
+    deleted: Type.Array(CheckpointId, { description: 'Ids deleted (with dryRun: that would be deleted).' }),
+    kept: Type.Array(CheckpointId, { description: 'Ids looked at and kept (too recent, locked by a save, pinned by a load, or kept by a retention rule).' }),
+  },
+  { $id: 'GcResult', title: 'GcResult', additionalProperties: false },
+);
+export type GcResult = Static<typeof GcResult>;
+
 /** Every named schema, in dependency order: registered once by the admin API (components/schemas). */
-export const CATALOG_SCHEMAS = [CheckpointState, CheckpointSummary, CheckpointPage, CheckpointMetadata, CheckpointDetails, ProblemKind, ValidationProblem, ValidationReport] as const;
+export const CATALOG_SCHEMAS = [CheckpointState, CheckpointSummary, CheckpointPage, CheckpointMetadata, CheckpointDetails, ProblemKind, ValidationProblem, ValidationReport, RunUsage, UsageReport, GcResult] as const;

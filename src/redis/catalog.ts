@@ -3,13 +3,12 @@
  * list, inspect, validate, delete, repair. Listing only reads the catalog index (a sorted
  * set by creation time), never KEYS/SCAN over the keyspace. See docs/format.md.
  */
-import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
-import { CheckpointStore, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
+import { CheckpointStore, hgetallMany, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
 import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
@@ -18,8 +17,11 @@ import { parseStorageData, type RedisStorageData } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
+import { catalogUsage, type UsageOptions } from './usage.js';
+import type { UsageReport } from './catalog-schemas.js';
 
-export type { CheckpointDetails, CheckpointPage, CheckpointSummary, ProblemKind, ValidationProblem, ValidationReport } from './catalog-schemas.js';
+export type { CheckpointDetails, CheckpointPage, CheckpointSummary, GcResult, ProblemKind, RunUsage, UsageReport, ValidationProblem, ValidationReport } from './catalog-schemas.js';
+export type { UsageOptions } from './usage.js';
 
 export interface ListOptions {
   /** Only ids starting with this. */
@@ -71,19 +73,16 @@ function iso(ms: number): string {
 }
 
 function summarize(id: string, state: CheckpointStateRecord): CheckpointSummary {
-  return { id, state: state.status, createdAt: iso(state.createdAt), worldSize: state.worldSize, totalBytes: state.totalBytes, itemCount: state.itemCount };
-}
-
-/** HGETALL of many keys in one round trip: a pipeline on one node; parallel commands in a Cluster (keys span slots). */
-async function hgetallMany(client: RedisClient, keys: readonly string[]): Promise<Array<Record<string, string>>> {
-  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.hgetall(k)));
-  const pipeline = client.pipeline();
-  for (const key of keys) pipeline.hgetall(key);
-  const replies = (await pipeline.exec()) ?? [];
-  return replies.map(([err, value]) => {
-    if (err) throw err;
-    return value as Record<string, string>;
-  });
+  return {
+    id,
+    state: state.status,
+    createdAt: iso(state.createdAt),
+    worldSize: state.worldSize,
+    totalBytes: state.totalBytes,
+    itemCount: state.itemCount,
+    ...(state.status === 'committed' && state.step !== undefined ? { step: state.step } : {}),
+    ...(state.status === 'committed' && state.metrics !== undefined ? { metrics: { ...state.metrics } } : {}),
+  };
 }
 
 export class CheckpointCatalog {
@@ -130,6 +129,11 @@ export class CheckpointCatalog {
    */
   async delete(id: string): Promise<boolean> {
     return translatingRedisErrors(() => this.remove(id));
+  }
+
+  /** What checkpoints hold in Redis: used/max memory, committed, writing, incomplete and pooled bytes, the largest run prefixes. */
+  async usage(options: UsageOptions = {}): Promise<UsageReport> {
+    return translatingRedisErrors(() => catalogUsage(this.client, this.keySpace, options));
   }
 
   private async listPage(options: ListOptions): Promise<CheckpointPage> {

@@ -31,6 +31,36 @@ export interface CheckpointStateRecord {
   readonly totalBytes: number;
   readonly itemCount: number;
   readonly deleting: boolean;
+  /** When the save in progress (or the last one that never committed) began. */
+  readonly pendingSince?: number;
+  /** Bytes the save in progress planned to write (an upper bound of what it holds). */
+  readonly pendingBytes: number;
+  /** The training step and metrics the committed save was written with (CheckpointManager). */
+  readonly step?: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+/** Metrics as stored (JSON of finite numbers); anything else (tampered) reads as none. */
+export function parseMetrics(text: string | undefined): Record<string, number> | undefined {
+  if (!text) return undefined;
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(value)) if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a commit records besides the metadata: the step and metrics (both optional). */
+export interface CommitInfo {
+  readonly worldSize: number;
+  readonly totalBytes: number;
+  readonly itemCount: number;
+  readonly step?: number | undefined;
+  readonly metrics?: Readonly<Record<string, number>> | undefined;
 }
 
 function num(v: string | undefined): number {
@@ -58,6 +88,10 @@ export function parseState(hash: Record<string, string>, now: number): Checkpoin
     totalBytes: num(hash.totalBytes),
     itemCount: num(hash.itemCount),
     deleting,
+    ...(hash.pendingSince ? { pendingSince: num(hash.pendingSince) } : {}),
+    pendingBytes: num(hash.pendingBytes),
+    ...(hash.step !== undefined && /^\d{1,15}$/.test(hash.step) ? { step: Number(hash.step) } : {}),
+    ...(hash.metrics !== undefined && parseMetrics(hash.metrics) ? { metrics: parseMetrics(hash.metrics)! } : {}),
   };
 }
 
@@ -65,6 +99,18 @@ export async function serverTimeMs(client: RedisClient): Promise<number> {
   const node = client instanceof Cluster ? client.nodes('master')[0]! : client;
   const [sec, usec] = await node.time();
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+/** HGETALL of many keys in one round trip: a pipeline on one node; parallel commands in a Cluster (keys span slots). */
+export async function hgetallMany(client: RedisClient, keys: readonly string[]): Promise<Array<Record<string, string>>> {
+  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.hgetall(k)));
+  const pipeline = client.pipeline();
+  for (const key of keys) pipeline.hgetall(key);
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value as Record<string, string>;
+  });
 }
 
 const UNLINK_BATCH = 500;
@@ -126,8 +172,8 @@ export class CheckpointStore {
     return String(await this.client.incr(this.keySpace.fenceCounter()));
   }
 
-  async beginSave(token: string, saveId: string, leaseMs: number, worldSize: number, overwrite: boolean): Promise<number> {
-    const reply = await runScript(this.client, 'begin-save', [this.keys.state, this.keys.saves], [token, saveId, Math.ceil(leaseMs), worldSize, overwrite ? 1 : 0]);
+  async beginSave(token: string, saveId: string, leaseMs: number, worldSize: number, overwrite: boolean, plannedBytes = 0): Promise<number> {
+    const reply = await runScript(this.client, 'begin-save', [this.keys.state, this.keys.saves], [token, saveId, Math.ceil(leaseMs), worldSize, overwrite ? 1 : 0, plannedBytes]);
     if (reply[0] === 'EXISTS') throw new CheckpointExistsError(this.id);
     this.expectOk(reply, 'begin save');
     const createdAt = Number(reply[1]);
@@ -140,8 +186,10 @@ export class CheckpointStore {
   }
 
   /** Commits; returns the ids of other saves whose data is now garbage. */
-  async commit(token: string, saveId: string, metadataJson: string, stats: { worldSize: number; totalBytes: number; itemCount: number }): Promise<string[]> {
-    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [token, saveId, metadataJson, stats.worldSize, stats.totalBytes, stats.itemCount]);
+  async commit(token: string, saveId: string, metadataJson: string, stats: CommitInfo): Promise<string[]> {
+    const step = stats.step === undefined ? '' : String(stats.step);
+    const metrics = stats.metrics === undefined ? '' : JSON.stringify(stats.metrics);
+    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [token, saveId, metadataJson, stats.worldSize, stats.totalBytes, stats.itemCount, step, metrics]);
     this.expectOk(reply, 'commit');
     // Second, idempotent step (the catalog is in another Cluster slot): repairs an entry
     // lost if the process died between begin-save and its ZADD.

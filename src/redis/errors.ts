@@ -40,6 +40,25 @@ export class FencedError extends DcpError {
   }
 }
 
+/** A load holds a pin on the checkpoint (docs/format.md, "Load pins"): it cannot be deleted now. */
+export class CheckpointInUseError extends DcpError {
+  constructor(id: string) {
+    super('CHECKPOINT_IN_USE', `Checkpoint "${id}" is being loaded (a reader holds a pin on it); it cannot be deleted now`);
+  }
+}
+
+/** The save cannot fit in Redis (maxmemory − used_memory); nothing was written. */
+export class InsufficientMemoryError extends DcpError {
+  constructor(
+    id: string,
+    readonly neededBytes: number,
+    readonly availableBytes: number,
+    detail: string,
+  ) {
+    super('INSUFFICIENT_MEMORY', `Save of "${id}" needs ${neededBytes} bytes but Redis can take ${availableBytes} more (${detail}); nothing was written`);
+  }
+}
+
 export class ChecksumMismatchError extends DcpError {
   readonly fqn: string;
   readonly key: string;

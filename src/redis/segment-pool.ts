@@ -37,9 +37,41 @@ export class SegmentPool {
     return moved;
   }
 
+  /** Bytes held by pooled segments (see pooledSegments). */
+  async bytes(): Promise<number> {
+    return (await pooledSegments(this.client, this.keySpace)).bytes;
+  }
+
   /** Takes up to `count` pooled segment names (each at most once across all savers). */
   async take(count: number): Promise<string[]> {
     if (count <= 0) return [];
     return (await this.client.spop(this.keySpace.segmentPool(), count)) ?? [];
   }
+}
+
+/**
+ * Segments in the pool and their bytes: the pool set's members, STRLEN pipelined (expired
+ * ones count 0). Bounded by `limit` members; in a Cluster there is no pool.
+ */
+export async function pooledSegments(client: RedisClient, keySpace: KeySpace, limit = 100_000): Promise<{ segments: number; bytes: number }> {
+  if (!(client instanceof Redis)) return { segments: 0, bytes: 0 };
+  const names: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.sscan(keySpace.segmentPool(), cursor, 'COUNT', 1000);
+    cursor = next;
+    names.push(...batch);
+  } while (cursor !== '0' && names.length < limit);
+  let segments = 0;
+  let bytes = 0;
+  for (let i = 0; i < names.length; i += 1000) {
+    const pipeline = client.pipeline();
+    for (const name of names.slice(i, i + 1000)) pipeline.strlen(name);
+    for (const [err, n] of (await pipeline.exec()) ?? []) {
+      if (err || !n) continue;
+      segments++;
+      bytes += Number(n);
+    }
+  }
+  return { segments, bytes };
 }

@@ -25,6 +25,7 @@ import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js'
 import { BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool } from './segment-pool.js';
+import { assertMemoryFor, PER_SEGMENT_OVERHEAD, plannedBytes } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
@@ -67,6 +68,30 @@ export interface RedisStorageWriterOptions {
    * CheckpointCatalog the same value so that deleted checkpoints feed the pool too.
    */
   readonly recycleTtlMs?: number;
+  /** The training step this save is (recorded with the commit; CheckpointManager sets it). */
+  readonly step?: number;
+  /** Metrics of this step, e.g. { loss: 0.31 } (recorded with the commit; finite numbers). */
+  readonly metrics?: Readonly<Record<string, number>>;
+  /**
+   * Memory pre-flight (default true): before a byte is written the coordinator compares the
+   * bytes of the global plan with maxmemory − used_memory and fails with INSUFFICIENT_MEMORY.
+   */
+  readonly memoryCheck?: boolean;
+}
+
+/** Metrics names: like FQN segments; values finite numbers; at most 64 of them. */
+const METRIC_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
+
+export function checkStepAndMetrics(step: number | undefined, metrics: Readonly<Record<string, number>> | undefined): void {
+  if (step !== undefined && (!Number.isSafeInteger(step) || step < 0)) throw new DcpValueError('DCP_VALUE_ERROR', `step must be a non-negative integer (got ${String(step)})`);
+  if (metrics === undefined) return;
+  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) throw new DcpValueError('DCP_VALUE_ERROR', 'metrics must be an object of numbers');
+  const entries = Object.entries(metrics);
+  if (entries.length > 64) throw new DcpValueError('DCP_VALUE_ERROR', `metrics may hold at most 64 values (got ${entries.length})`);
+  for (const [name, value] of entries) {
+    if (!METRIC_NAME.test(name)) throw new DcpValueError('DCP_VALUE_ERROR', `metric name ${JSON.stringify(name.slice(0, 40))} must be 1-128 letters, digits or . _ : / -`);
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw new DcpValueError('DCP_VALUE_ERROR', `metric ${name} must be a finite number (got ${String(value)})`);
+  }
 }
 
 /** What the coordinator hands every rank in its global plan. */
@@ -116,6 +141,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
+    checkStepAndMetrics(options.step, options.metrics);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockNodes = new LockNodes(options.lockRedis, () => this.dataClient());
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -177,7 +203,14 @@ export class RedisStorageWriter extends StorageWriter {
   async prepareGlobalPlan(plans: SavePlan[]): Promise<SavePlan[]> {
     const store = this.store();
     const held = this.requireLock();
-    await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite);
+    // Memory pre-flight: a save that cannot fit fails here, before begin-save and before any byte is written.
+    const bytes = plannedBytes(plans);
+    if (this.options.memoryCheck ?? true) {
+      const segments = plans.length + Math.ceil(bytes / this.segmentBytes);
+      const pool = this.bulkTransport ? this.pool() : undefined;
+      await assertMemoryFor(this.dataClient(), store.id, bytes + segments * PER_SEGMENT_OVERHEAD, pool ? await pool.bytes() : 0);
+    }
+    await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite, bytes);
     this.begun = true;
     return plans.map((plan, rank) => ({ ...plan, storageData: { saveId: this.saveId, rank } satisfies SaveTicket }));
   }
@@ -237,6 +270,8 @@ export class RedisStorageWriter extends StorageWriter {
       worldSize: results.length,
       totalBytes,
       itemCount: Object.keys(metadata.stateDictMetadata).length,
+      step: this.options.step,
+      metrics: this.options.metrics,
     });
     this.committed = true;
     for (const saveId of garbage) {

@@ -10,7 +10,7 @@
 --@include _now
 if redis.call('HGET', KEYS[1], 'committedSaveId') == ARGV[1] then return {'COMMITTED'} end
 if redis.call('HGET', KEYS[1], 'pendingSaveId') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize')
+  redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize', 'pendingBytes')
   -- pcall: HSET is refused when Redis is out of memory (a likely reason to abort); HDEL is not
   redis.pcall('HSET', KEYS[1], 'lastFailedAt', nowMs())
 end

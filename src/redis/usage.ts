@@ -1,0 +1,55 @@
+/**
+ * CheckpointCatalog.usage(): what checkpoints hold in Redis (GET /usage, `redis-dcp usage`).
+ * Cheap by construction: INFO memory, the catalog's state hashes (pipelined) and the
+ * recycling pool's STRLENs; no scan of data keys. Bytes are the stored sizes (committed
+ * totalBytes, planned bytes of unfinished saves), not allocator footprints.
+ */
+import type { RunUsage, UsageReport } from './catalog-schemas.js';
+import { readCheckpointStates } from './catalog-states.js';
+import type { RedisClient } from './connection.js';
+import type { KeySpace } from './keys.js';
+import { redisMemory } from './memory.js';
+import { pooledSegments } from './segment-pool.js';
+
+export interface UsageOptions {
+  /** Only ids starting with this. */
+  readonly prefix?: string;
+  /** How many run prefixes to list, largest first (default 10). */
+  readonly top?: number;
+}
+
+/** "run1/step-100" → "run1/"; ids without "/" → "". */
+export function runPrefixOf(id: string): string {
+  const slash = id.lastIndexOf('/');
+  return slash < 0 ? '' : id.slice(0, slash + 1);
+}
+
+export async function catalogUsage(client: RedisClient, keySpace: KeySpace, options: UsageOptions = {}): Promise<UsageReport> {
+  const [memory, { entries, now }, pool] = await Promise.all([redisMemory(client), readCheckpointStates(client, keySpace, options.prefix ?? ''), pooledSegments(client, keySpace)]);
+  const share = () => ({ checkpoints: 0, bytes: 0 });
+  const report = { committed: share(), writing: share(), incomplete: share() };
+  const runs = new Map<string, { prefix: string; checkpoints: number; committedBytes: number; incompleteBytes: number }>();
+  for (const { id, state } of entries) {
+    const prefix = runPrefixOf(id);
+    const run = runs.get(prefix) ?? { prefix, checkpoints: 0, committedBytes: 0, incompleteBytes: 0 };
+    runs.set(prefix, run);
+    run.checkpoints++;
+    if (state.status === 'committed') {
+      report.committed.checkpoints++;
+      report.committed.bytes += state.totalBytes;
+      run.committedBytes += state.totalBytes;
+      // An overwrite in progress (or one that died) holds its planned bytes besides the commit.
+      if (state.pendingSaveId) {
+        report[state.leaseUntil !== undefined && state.leaseUntil >= now ? 'writing' : 'incomplete'].bytes += state.pendingBytes;
+        run.incompleteBytes += state.pendingBytes;
+      }
+    } else {
+      report[state.status].checkpoints++;
+      report[state.status].bytes += state.pendingBytes;
+      run.incompleteBytes += state.pendingBytes;
+    }
+  }
+  const top = options.top ?? 10;
+  const sorted: RunUsage[] = [...runs.values()].sort((a, b) => b.committedBytes + b.incompleteBytes - (a.committedBytes + a.incompleteBytes) || (a.prefix < b.prefix ? -1 : 1)).slice(0, top);
+  return { redis: memory, ...report, pooled: pool, runs: sorted };
+}
