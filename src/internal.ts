@@ -10,3 +10,4 @@ export { KeySpace, CheckpointKeys } from './redis/keys.js';
 export { parseStorageData, type RedisStorageData, type ItemLocation, type Part } from './redis/layout.js';
 export * as catalogSchemas from './redis/catalog-schemas.js';
 export { fromRedisError, replyError } from './redis/errors.js';
+export { uploadTimesOf, defaultStagerOf } from './core/async-save.js';

@@ -18,12 +18,14 @@ interface Waiting {
 
 /** From source (.ts) the worker registers tsx itself: loader flags are not inherited by worker threads on every Node version. */
 function startWorker(): Worker {
+  // The caller's Node flags, minus those only valid for a main script given as a string (node --input-type=module -e ...).
+  const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
   const fromSource = import.meta.url.endsWith('.ts');
-  if (!fromSource) return new Worker(new URL('./upload-worker.js', import.meta.url));
+  if (!fromSource) return new Worker(new URL('./upload-worker.js', import.meta.url), { execArgv });
   const entry = new URL('./upload-worker.ts', import.meta.url).href;
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `const { register } = await import(${JSON.stringify(tsx)}); register(); await import(${JSON.stringify(entry)});`;
-  return new Worker(bootstrap, { eval: true, type: 'module' } as ConstructorParameters<typeof Worker>[1]);
+  return new Worker(bootstrap, { eval: true, execArgv, type: 'module' } as ConstructorParameters<typeof Worker>[1]);
 }
 
 class UploadThread {
