@@ -14,6 +14,10 @@ export { asyncSave, type AsyncSaveOptions, type AsyncSaveResponse } from './core
 export { DefaultStager, type AsyncStager } from './core/staging.js';
 export { waitForPendingSave } from './core/in-flight.js';
 
+// Events and progress (README "Events and progress").
+export { SAVE_CHANNEL, LOAD_CHANNEL, DELETE_CHANNEL, type SaveEvent, type LoadEvent, type DeleteEvent, type SavePhases, type LoadPhases, type DeletePhases } from './core/tracing.js';
+export { PROGRESS_INTERVAL_MS, reportTransferred, type ProgressEvent, type ProgressCallback, type ProgressPhase } from './core/progress.js';
+
 // The data model.
 export { Tensor, ShardedTensor, DTYPES, isDType, elementSize, type DType, type Shard, type TensorData } from './core/tensor.js';
 export {

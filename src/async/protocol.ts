@@ -2,6 +2,8 @@
 import type { DefaultSavePlannerOptions } from '../core/default-planner.js';
 import { CheckpointError, errorFromWire, errorToWire, isWireError, type WireError } from '../core/errors.js';
 import type { Metadata } from '../core/metadata.js';
+import type { ProgressEvent } from '../core/progress.js';
+import type { SavePhases } from '../core/tracing.js';
 import type { StagedEntries } from '../core/staging.js';
 import type { WorkerRecipe } from './recipe.js';
 
@@ -18,17 +20,23 @@ export interface UploadJob {
   readonly namespace: string;
   readonly planner: PlannerSpec;
   readonly coordinatorRank: number | undefined;
+  /** Send `progress` messages (the caller passed onProgress). */
+  readonly progress: boolean;
 }
 
 /** Epoch milliseconds in the worker: job received, save committed. */
 export interface UploadTimes {
   readonly startedAtMs: number;
   readonly committedAtMs: number;
+  /** The worker's phases (ms; stage is the caller's) and the bytes this rank wrote. */
+  readonly phases: SavePhases;
+  readonly bytes: number;
 }
 
 export type UploadReply =
   | { readonly type: 'committed'; readonly id: number; readonly metadata: Metadata; readonly times: UploadTimes }
-  | { readonly type: 'failed'; readonly id: number; readonly error: SerializedError };
+  | { readonly type: 'failed'; readonly id: number; readonly error: SerializedError }
+  | { readonly type: 'progress'; readonly id: number; readonly progress: ProgressEvent };
 
 /** An error as plain data: CheckpointError keeps its step and per-rank failures. */
 export interface SerializedError {

@@ -9,11 +9,13 @@
 import { Worker } from 'node:worker_threads';
 import { DcpError } from '../core/errors.js';
 import type { Metadata } from '../core/metadata.js';
+import type { ProgressCallback } from '../core/progress.js';
 import { deserializeError, type UploadJob, type UploadReply, type UploadTimes } from './protocol.js';
 
 interface Waiting {
   readonly resolve: (result: { metadata: Metadata; times: UploadTimes }) => void;
   readonly reject: (error: Error) => void;
+  readonly onProgress: ProgressCallback | undefined;
 }
 
 /** From source (.ts) the worker registers tsx itself: loader flags are not inherited by worker threads on every Node version. */
@@ -33,12 +35,12 @@ class UploadThread {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
 
-  run(job: Omit<UploadJob, 'type' | 'id'>): Promise<{ metadata: Metadata; times: UploadTimes }> {
+  run(job: Omit<UploadJob, 'type' | 'id' | 'progress'>, onProgress?: ProgressCallback): Promise<{ metadata: Metadata; times: UploadTimes }> {
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
-    const result = new Promise<{ metadata: Metadata; times: UploadTimes }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    const result = new Promise<{ metadata: Metadata; times: UploadTimes }>((resolve, reject) => this.waiting.set(id, { resolve, reject, onProgress }));
     worker.ref();
-    worker.postMessage({ ...job, type: 'save', id } satisfies UploadJob);
+    worker.postMessage({ ...job, type: 'save', id, progress: onProgress !== undefined } satisfies UploadJob);
     return result;
   }
 
@@ -50,6 +52,7 @@ class UploadThread {
   private start(): Worker {
     const worker = startWorker();
     worker.on('message', (reply: UploadReply) => {
+      if (reply.type === 'progress') return this.waiting.get(reply.id)?.onProgress?.(reply.progress);
       const waiting = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);
       if (this.waiting.size === 0) worker.unref();

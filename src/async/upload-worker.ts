@@ -8,7 +8,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DefaultSavePlanner } from '../core/default-planner.js';
 import type { SavePlanner } from '../core/planner.js';
-import { saveNow } from '../core/save.js';
+import { saveNow, saveRunFor } from '../core/save.js';
 import { stateDictFromEntries } from '../core/staging.js';
 import { epochNow, serializeError, type UploadJob, type UploadReply } from './protocol.js';
 import { fromRecipe, type ClosableGroup, type GroupFactory, type PlannerFactory, type WriterFactory } from './recipe.js';
@@ -24,6 +24,8 @@ async function upload(job: UploadJob): Promise<void> {
   let group: ClosableGroup | undefined;
   let writer: Awaited<ReturnType<WriterFactory>> | undefined;
   let reply: UploadReply;
+  // Progress goes to the caller's thread, which makes the final "done" call itself.
+  const run = saveRunFor(true, job.progress ? (progress) => progress.phase !== 'done' && parentPort!.postMessage({ type: 'progress', id: job.id, progress } satisfies UploadReply) : undefined)!;
   try {
     writer = await (await fromRecipe<WriterFactory>(job.writer))(job.writer.args);
     if (job.group) group = await (await fromRecipe<GroupFactory>(job.group))(job.group.args, { namespace: job.namespace });
@@ -33,8 +35,8 @@ async function upload(job: UploadJob): Promise<void> {
       ...(job.checkpointId !== undefined ? { checkpointId: job.checkpointId } : {}),
       ...(group ? { processGroup: group } : {}),
       ...(job.coordinatorRank !== undefined ? { coordinatorRank: job.coordinatorRank } : {}),
-    });
-    reply = { type: 'committed', id: job.id, metadata, times: { startedAtMs, committedAtMs: epochNow() } };
+    }, run);
+    reply = { type: 'committed', id: job.id, metadata, times: { startedAtMs, committedAtMs: epochNow(), phases: run.clock.phases, bytes: run.clock.bytesDone } };
   } catch (error) {
     reply = { type: 'failed', id: job.id, error: serializeError(error) };
   }

@@ -9,6 +9,8 @@
  *   → stage (copy into reused SharedArrayBuffers)       `staged` resolves
  *   → upload: worker thread, or this thread when something cannot cross threads
  *   → commit (the same protocol as save())              `committed` resolves
+ * Traced on `redis-dcp:save` (async: true, one event on the caller's thread) and reported
+ * to `onProgress` (README "Events and progress").
  */
 import { recipeOf, type WorkerRecipe } from '../async/recipe.js';
 import type { PlannerSpec, UploadTimes } from '../async/protocol.js';
@@ -16,10 +18,11 @@ import { uploadThread } from '../async/upload-thread.js';
 import { DefaultSavePlanner } from './default-planner.js';
 import { enterLanes, lanesOf } from './in-flight.js';
 import type { Metadata } from './metadata.js';
-import { saveNow, type SaveOptions } from './save.js';
+import { fillSaveEvent, saveEvent, saveNow, saveRunFor, type SaveOptions, type SaveRun } from './save.js';
 import { DefaultStager, stateDictEntries, stateDictFromEntries, type AsyncStager, type StagedEntries } from './staging.js';
 import type { StateDict } from './state-dict.js';
 import { resolveWriter } from './storage-registry.js';
+import { saveChannel, type SaveEvent } from './tracing.js';
 
 export interface AsyncSaveOptions extends SaveOptions {
   /** Copies the state dict before the upload (default: a DefaultStager kept per writer/process group, reused between saves). */
@@ -40,16 +43,26 @@ export function asyncSave(stateDict: StateDict, options: AsyncSaveOptions = {}):
   // A failure counts as seen by the caller if it awaited `committed` (or `staged`, when staging failed).
   const observed = { staged: false, committed: false, stagingFailed: false };
   let previousFailed = false;
+  const calledAt = performance.now();
+  const event: SaveEvent | undefined = saveChannel.hasSubscribers ? saveEvent(options, true) : undefined;
+  const run = saveRunFor(event !== undefined, options.onProgress);
 
   const ready = ticket.ready.catch((error: unknown) => {
     previousFailed = true; // reported to this call; not a failure of its own
     throw error;
   });
-  const staging = ready.then(() => stage(stager, stateDict)).catch((error: unknown) => {
-    observed.stagingFailed = true;
-    throw error;
-  });
-  const upload = staging.then((entries) => uploadStaged(entries, options, namespace));
+  const staging = ready
+    .then(() => (run?.clock.enter('stage'), stage(stager, stateDict)))
+    .then((entries) => {
+      if (event) event.blockedMs = performance.now() - calledAt;
+      return entries;
+    })
+    .catch((error: unknown) => {
+      observed.stagingFailed = true;
+      throw error;
+    });
+  const untraced = staging.then((entries) => uploadStaged(entries, options, namespace, run));
+  const upload = event ? saveChannel.tracePromise(() => untraced.finally(() => fillSaveEvent(event, run)), event) : untraced;
   void upload.then(
     () => ticket.done(),
     (error: unknown) => ticket.done(previousFailed ? undefined : error, () => observed.committed || (observed.stagingFailed && observed.staged)),
@@ -80,13 +93,15 @@ interface UploadResult {
 }
 
 /** Runs the save of the staged copy in the worker thread, or here when a piece cannot cross threads. */
-async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, namespace: string): Promise<UploadResult> {
+async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, namespace: string, run: SaveRun | undefined): Promise<UploadResult> {
   const route = workerRoute(options);
   if ('sameThread' in route) {
     warnOnce(route.sameThread);
     const { stager: _stager, ...saveOptions } = options;
-    return { metadata: await saveNow(stateDictFromEntries(entries), saveOptions), times: undefined };
+    return { metadata: await saveNow(stateDictFromEntries(entries), saveOptions, run), times: undefined };
   }
+  run?.clock.stop(); // the worker times the phases after staging
+  if (run) run.checkpointId = options.checkpointId ?? options.storageWriter?.storageMeta()?.checkpointId;
   const { metadata, times } = await uploadThread.run({
     entries,
     checkpointId: options.checkpointId,
@@ -95,7 +110,12 @@ async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, n
     namespace,
     planner: route.planner,
     coordinatorRank: options.coordinatorRank,
-  });
+  }, run ? (progress) => run.clock.forward(progress) : undefined);
+  if (run) {
+    for (const phase of ['plan', 'write', 'commit'] as const) run.clock.add(phase, times.phases[phase]);
+    run.clock.bytesDone = run.clock.bytesTotal = times.bytes;
+    run.clock.finish();
+  }
   return { metadata, times };
 }
 

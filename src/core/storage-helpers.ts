@@ -4,6 +4,9 @@ import type { ChunkStorageMetadata, Metadata, MetadataIndex, TensorStorageMetada
 import type { WriteData } from './planner.js';
 import { Tensor } from './tensor.js';
 
+/** Storage writers/readers report bytes moved for progress (README "Events and progress"). */
+export { reportTransferred } from './progress.js';
+
 /** The bytes to store for a resolved write item (a view, never a copy). */
 export function writeDataBytes(data: WriteData): Uint8Array {
   return data instanceof Tensor ? data.bytes : data;

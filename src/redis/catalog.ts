@@ -5,6 +5,7 @@
  */
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
+import { tracedDelete, type DeleteEvent } from '../core/tracing.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
@@ -128,7 +129,7 @@ export class CheckpointCatalog {
    * none (like Map.prototype.delete). A running save makes it fail with CHECKPOINT_LOCKED.
    */
   async delete(id: string): Promise<boolean> {
-    return translatingRedisErrors(() => this.remove(id));
+    return tracedDelete(id, (event) => translatingRedisErrors(() => this.remove(id, event)));
   }
 
   /** What checkpoints hold in Redis: used/max memory, committed, writing, incomplete and pooled bytes, the largest run prefixes. */
@@ -232,9 +233,11 @@ export class CheckpointCatalog {
     return { ok: problems.length === 0, problems };
   }
 
-  private async remove(id: string): Promise<boolean> {
+  private async remove(id: string, event: DeleteEvent | undefined): Promise<boolean> {
     const store = this.store(id);
-    if (!(await store.state())) return false;
+    const state = await store.state();
+    if (!state) return false;
+    if (event) event.bytes = state.totalBytes;
     const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
     try {
       held.startAutoExtend(async () => {});

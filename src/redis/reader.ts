@@ -9,7 +9,7 @@ import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
 import { StorageReader } from '../core/storage.js';
-import { lookupChunk } from '../core/storage-helpers.js';
+import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
@@ -204,6 +204,7 @@ export class RedisStorageReader extends StorageReader {
     const loc = this.location(item);
     const uses: Array<Omit<PartUse, 'item'>> = [];
     let finish: () => void;
+    let moved = loc.n; // bytes this item puts into the state dict, for progress
     if (item.type === LoadItemType.BYTE_IO) {
       const value = Buffer.alloc(loc.n);
       let at = 0;
@@ -219,6 +220,7 @@ export class RedisStorageReader extends StorageReader {
       const expected = chunk.sizes.reduce((a, b) => a * b, 1) * elem;
       if (loc.n !== expected) throw new MissingDataError(fqn, '(metadata)', `chunk holds ${loc.n} bytes, its shape needs ${expected}`);
       const region = planner.resolveTensor(item);
+      moved = item.lengths.reduce((a, b) => a * b, 1) * elem;
       const range = storageByteRange(chunk.sizes, item.storageOffsets, item.lengths, elem);
       const spans = range.end > range.start ? this.spans(loc, range.start, range.end) : [];
       finish = () => planner.commitTensor(item, region);
@@ -262,6 +264,8 @@ export class RedisStorageReader extends StorageReader {
         };
       }
     }
+    const apply = finish;
+    finish = () => (apply(), reportTransferred(planner, moved));
     if (uses.length === 0) return finish();
     const pending: PendingItem = { remaining: uses.length, finish };
     for (const use of uses) out.push({ ...use, item: pending });

@@ -12,7 +12,7 @@ import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metad
 import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
 import { StorageWriter, type WriteResult } from '../core/storage.js';
-import { writeDataBytes } from '../core/storage-helpers.js';
+import { reportTransferred, writeDataBytes } from '../core/storage-helpers.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
@@ -245,6 +245,7 @@ export class RedisStorageWriter extends StorageWriter {
           part[4] = crc32c(buffers[i]!) >>> 0;
         });
         await written;
+        reportTransferred(planner, seg.size);
       });
     } finally {
       bulk?.close();
