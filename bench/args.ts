@@ -20,13 +20,16 @@ export interface BenchOptions {
   readonly sweepBytes: number;
   /** Interleaved rounds of (raw SET/GET, 1-rank save/load) whose medians are the steady headline figures. */
   readonly rounds: number;
-  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle). */
+  /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle, async). */
   readonly skip: ReadonlySet<string>;
+  /** Run only this part ("async": the async save figures, on their own server). */
+  readonly only: 'async' | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle]`;
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async]
+  [--only async]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
@@ -47,6 +50,10 @@ function parseList(text: string, what: string): number[] {
   return list;
 }
 
+function usageError(message: string): never {
+  throw new Error(message);
+}
+
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
     args: [...argv],
@@ -62,6 +69,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'api-seconds': { type: 'string' },
       rounds: { type: 'string' },
       skip: { type: 'string' },
+      only: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -85,5 +93,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sweepBytes: Math.min(bytes, quick ? 16 << 20 : 256 << 20),
     rounds: values.rounds !== undefined ? parseList(values.rounds, '--rounds')[0]! : quick ? 1 : 3,
     skip: new Set((values.skip ?? '').split(',').filter(Boolean)),
+    only: values.only === undefined ? undefined : values.only === 'async' ? 'async' : usageError(`--only: unknown part ${JSON.stringify(values.only)} (known: async)`),
   };
 }

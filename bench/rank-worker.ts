@@ -18,6 +18,7 @@ import { deleteRaw, rawGet, rawSet, usedMemory, type RawOptions } from './baseli
 import { RespBulkSocket, socketGet, socketSet } from './resp-socket.js';
 import { makeLayout, makePayload, makeRankStateDict, verifyRankStateDict, type LayoutOptions, type Verification } from './synthetic.js';
 import { TimedStorageReader, TimedStorageWriter } from './timed-storage.js';
+import { runAsyncRank, type AsyncRankFigures } from './async-save.js';
 
 export interface WorkerTask {
   /**
@@ -25,7 +26,7 @@ export interface WorkerTask {
    * baseline in the same kind of fresh process (world size 1), so both sides start
    * with the same Node heap; idle: only what a worker costs before any work.
    */
-  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'idle';
+  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'idle' | 'async-save';
   readonly redisUrl: string;
   readonly prefix: string;
   readonly groupId: string;
@@ -65,6 +66,8 @@ export interface WorkerResult {
   readonly verification?: Verification;
   /** raw-set: Redis used_memory growth of the measured SET alone. */
   readonly memoryGrowthBytes?: number;
+  /** async-save: the figures of bench/async-save.ts. */
+  readonly async?: AsyncRankFigures;
 }
 
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -86,7 +89,12 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       await group.barrier();
       return { rank: task.rank, startEpochMs: epochNow(), endEpochMs: epochNow(), rankBytes: 0, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined };
     }
-    const { stateDict, bytes } = makeRankStateDict(layout, task.worldSize, task.rank, task.mode === 'save');
+    const { stateDict, bytes } = makeRankStateDict(layout, task.worldSize, task.rank, task.mode !== 'load');
+    if (task.mode === 'async-save') {
+      const startEpochMs = epochNow();
+      const figures = await runAsyncRank(stateDict, redis, group, task.prefix, task.checkpointId);
+      return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined, async: figures };
+    }
 
     if (task.mode === 'save') {
       const recycleTtlMs = task.recycleTtlMs ?? 0;

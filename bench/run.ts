@@ -19,6 +19,7 @@ import { makeLayout, makePayload, type Layout } from './synthetic.js';
 import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scale.js';
 import type { ApiFigures } from './admin-api.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
+import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.js';
 import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
@@ -51,6 +52,12 @@ async function main(): Promise<void> {
   const steadyTarget = opts.redisUrl ? await connectRedis(opts.redisUrl, (t) => progress.note(`warning: ${t}`)) : await startOwnRedis();
   const version = await redisVersion(steadyTarget.redis);
   try {
+    if (opts.only === 'async') {
+      const only = await asyncFigures(ctx, steadyTarget);
+      printAsyncTable(only);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ state_dict_bytes: layout.totalBytes, ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
     const steadyRawSelection = await rawSteady(ctx, steadyTarget);
     const fs = await fsBaselines(ctx);
     progress.step('loopback socket ceiling (best of 2: the first run warms the heap)');
@@ -90,6 +97,7 @@ async function main(): Promise<void> {
     const redisBench = opts.redisUrl || opts.skip.has('redis-benchmark') ? undefined : await redisBenchmarkBoth(ctx, steadyRaw.setChunkBytes);
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
+    const async = opts.skip.has('async') ? undefined : await asyncFigures(ctx, steadyTarget);
 
     const summary = buildSummary({
       opts,
@@ -110,7 +118,8 @@ async function main(): Promise<void> {
       api,
     });
     printTable(summary);
-    if (opts.json) await writeFile(opts.json, JSON.stringify(summary, null, 2) + '\n');
+    if (async) printAsyncTable(async);
+    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async }, null, 2) + '\n');
   } finally {
     if (!steadyTarget.owned) {
       const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);
@@ -255,7 +264,17 @@ async function fsBaselines(ctx: RunContext) {
   }
 }
 
-function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw-set' | 'idle', groupId: string, checkpointId: string, warmupCheckpointId?: string) {
+/** asyncSave vs save of the same state dict in one rank process (bench/async-save.ts). */
+async function asyncFigures(ctx: RunContext, target: RedisTarget): Promise<AsyncSummary> {
+  ctx.progress.step('async save: sync save, then asyncSave blocked/total, then the upload under a busy main thread (1 rank)');
+  const figure = await runRanks(task(ctx, target, 'async-save', 'async-save', 'run/async'), 1, ctx.layout.totalBytes);
+  const rank = figure.ranks[0]!;
+  const summary = asyncSummary(rank.async!, rank.rankBytes, rank.peakRssBytes);
+  ctx.progress.done(`blocked ${summary.async_blocked_s.toFixed(3)} s of a ${summary.async_save_s.toFixed(3)} s save (ratio ${summary.async_blocked_ratio.toFixed(3)})`);
+  return summary;
+}
+
+function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw-set' | 'idle' | 'async-save', groupId: string, checkpointId: string, warmupCheckpointId?: string) {
   return {
     mode,
     redisUrl: target.url,
