@@ -104,6 +104,13 @@ export {
   type ValidationReport,
   type ProblemKind,
 } from './redis/catalog.js';
+export type { UsageReport, RunUsage, GcResult, GcOptions, UsageOptions, DeleteOptions } from './redis/catalog.js';
+export { CheckpointInUseError, InsufficientMemoryError } from './redis/errors.js';
+export { DEFAULT_PIN_TTL_MS } from './redis/reader.js';
+
+// CheckpointManager: steps, retention, gc and memory budgets for a training run.
+export { CheckpointManager, type CheckpointManagerOptions, type ManagerSaveOptions, type ManagerSaveResult, type ManagerAsyncSaveResponse, type ManagerLoadOptions } from './manager/manager.js';
+export { applyRetention, type RetentionPolicy, type KeepBest, type RetentionCandidate, type RetentionDecision } from './manager/retention.js';
 export { CHECKPOINT_STATES, type CheckpointState, type CheckpointStatus } from './redis/checkpoint-store.js';
 export { checkpointIdProblem, isValidCheckpointName, assertValidCheckpointName, parseCheckpointId, isRedisCheckpointId, CHECKPOINT_ID_MAX_LENGTH } from './redis/checkpoint-id.js';
 export { DEFAULT_PREFIX } from './redis/keys.js';

@@ -17,9 +17,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/async': ['src/core'],
   'src/redis': ['src/core', 'src/async'],
   'src/group': ['src/core', 'src/async', 'src/redis'],
+  'src/manager': ['src/core', 'src/async', 'src/redis', 'src/group'],
   routes: ['src/core', 'src/redis'],
   'src/server': ['src/core', 'src/redis', 'routes'],
-  'src/cli': ['src/core', 'src/redis', 'src/server'],
+  'src/cli': ['src/core', 'src/redis', 'src/server', 'src/manager'],
 };
 const LAYERS = Object.keys(ALLOWED);
 

@@ -39,6 +39,7 @@ const PINNED = [
   'DEFAULT_SEGMENT_BYTES', 'DEFAULT_PREFIX', 'STORAGE_FORMAT', 'checkServer', 'parseCheckpointId', 'isRedisCheckpointId',
   'checkpointIdProblem', 'isValidCheckpointName', 'assertValidCheckpointName', 'CHECKPOINT_ID_MAX_LENGTH',
   'asyncSave', 'DefaultStager', 'waitForPendingSave',
+  'CheckpointManager', 'applyRetention', 'CheckpointInUseError', 'InsufficientMemoryError', 'DEFAULT_PIN_TTL_MS',
 ];
 
 const INTERNAL_ONLY = ['findOverlappingChunks', 'formatSize', 'setOwn', 'errorToWire', 'errorFromWire', 'KeySpace', 'CheckpointKeys', 'flattenStateDict', 'copyBoxInto'];

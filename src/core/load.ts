@@ -75,6 +75,7 @@ async function loadNow(stateDict: StateDict, options: LoadOptions, clock: PhaseC
       return null;
     });
   } finally {
+    await reader.endLoad?.().catch(() => {});
     if (owned) await reader.close();
   }
 }

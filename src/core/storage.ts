@@ -68,5 +68,11 @@ export abstract class StorageReader {
     return false;
   }
 
+  /**
+   * Called on every rank once a load ended, successfully or not (not part of DCP's API):
+   * release what readMetadata took (the Redis reader's load pin). Must not throw.
+   */
+  async endLoad(): Promise<void> {}
+
   async close(): Promise<void> {}
 }

@@ -19,10 +19,14 @@ import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
-import type { UsageReport } from './catalog-schemas.js';
+import type { GcResult, UsageReport } from './catalog-schemas.js';
+import { collectIncomplete, type GcOptions } from './gc.js';
+import { readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 
 export type { CheckpointDetails, CheckpointPage, CheckpointSummary, GcResult, ProblemKind, RunUsage, UsageReport, ValidationProblem, ValidationReport } from './catalog-schemas.js';
 export type { UsageOptions } from './usage.js';
+export type { GcOptions } from './gc.js';
+export type { CheckpointEntry } from './catalog-states.js';
 
 export interface ListOptions {
   /** Only ids starting with this. */
@@ -36,6 +40,13 @@ export interface ListOptions {
 }
 
 export type ValidateOptions = VerifyOptions;
+
+export interface DeleteOptions {
+  /** Delete only when the state, read again under the lock, passes this test (else resolves false). */
+  readonly onlyIf?: (state: CheckpointStateRecord) => boolean;
+  /** Segment recycling for this delete (overrides the catalog's recycleTtlMs; 0 unlinks). */
+  readonly recycleTtlMs?: number;
+}
 
 export interface CheckpointCatalogOptions {
   readonly redis: RedisInput;
@@ -126,10 +137,26 @@ export class CheckpointCatalog {
 
   /**
    * Deletes a checkpoint under its lock: true when it removed one, false when there was
-   * none (like Map.prototype.delete). A running save makes it fail with CHECKPOINT_LOCKED.
+   * none (like Map.prototype.delete). A running save makes it fail with CHECKPOINT_LOCKED,
+   * a load's pin with CHECKPOINT_IN_USE.
    */
-  async delete(id: string): Promise<boolean> {
-    return tracedDelete(id, (event) => translatingRedisErrors(() => this.remove(id, event)));
+  async delete(id: string, options: DeleteOptions = {}): Promise<boolean> {
+    return tracedDelete(id, (event) => translatingRedisErrors(() => this.remove(id, options, event)));
+  }
+
+  /**
+   * Collects incomplete checkpoints (crashed or failed saves, interrupted deletes) under
+   * `prefix` whose save began more than `incompleteOlderThanMs` ago (default 10 min). A save
+   * in progress is never collected: its lease makes it `writing`, and its lock makes the
+   * delete refuse (the state is read again under the lock). `dryRun` only reports.
+   */
+  async gc(options: GcOptions = {}): Promise<GcResult> {
+    return translatingRedisErrors(() => collectIncomplete(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf })));
+  }
+
+  /** Every checkpoint whose id starts with `prefix`, with its state (index and state hashes only; for the CheckpointManager and gc). */
+  async states(prefix = ''): Promise<{ entries: CheckpointEntry[]; now: number }> {
+    return translatingRedisErrors(() => readCheckpointStates(this.client, this.keySpace, prefix));
   }
 
   /** What checkpoints hold in Redis: used/max memory, committed, writing, incomplete and pooled bytes, the largest run prefixes. */
@@ -233,7 +260,7 @@ export class CheckpointCatalog {
     return { ok: problems.length === 0, problems };
   }
 
-  private async remove(id: string, event: DeleteEvent | undefined): Promise<boolean> {
+  private async remove(id: string, options: DeleteOptions, event: DeleteEvent | undefined): Promise<boolean> {
     const store = this.store(id);
     const state = await store.state();
     if (!state) return false;
@@ -241,11 +268,16 @@ export class CheckpointCatalog {
     const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
     try {
       held.startAutoExtend(async () => {});
+      if (options.onlyIf) {
+        const state = await store.state();
+        if (!state || !options.onlyIf(state)) return false;
+      }
       const token = await store.nextToken();
       const saveIds = await store.beginDelete(token);
+      const pool = options.recycleTtlMs === undefined ? this.pool : SegmentPool.for(this.client, this.keySpace, options.recycleTtlMs);
       for (const saveId of saveIds) {
         const dataKeys = await setMembers(this.client, store.keys.dataIndex(saveId));
-        await (this.pool ? this.pool.retire(dataKeys) : unlinkKeys(this.client, dataKeys));
+        await (pool ? pool.retire(dataKeys) : unlinkKeys(this.client, dataKeys));
       }
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);

@@ -6,7 +6,7 @@
 import { Cluster } from 'ioredis';
 import { DcpError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
-import { CheckpointExistsError, CheckpointNotFoundError, FencedError } from './errors.js';
+import { CheckpointExistsError, CheckpointInUseError, CheckpointNotCommittedError, CheckpointNotFoundError, FencedError } from './errors.js';
 import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import type { SegmentPool } from './segment-pool.js';
@@ -222,16 +222,33 @@ export class CheckpointStore {
 
   /** Marks the checkpoint deleting under `token`; returns its save ids. */
   async beginDelete(token: string): Promise<string[]> {
-    const reply = await runScript(this.client, 'begin-delete', [this.keys.state, this.keys.saves], [token]);
+    const reply = await runScript(this.client, 'begin-delete', [this.keys.state, this.keys.saves, this.keys.pins], [token]);
     if (reply[0] === 'NOT_FOUND') throw new CheckpointNotFoundError(this.id);
+    if (reply[0] === 'IN_USE') throw new CheckpointInUseError(this.id);
     this.expectOk(reply, 'delete');
     return reply.slice(1);
   }
 
   async finishDelete(token: string, saveIds: readonly string[]): Promise<void> {
-    const keys = [this.keys.state, this.keys.meta, this.keys.saves, ...saveIds.map((s) => this.keys.dataIndex(s))];
+    const keys = [this.keys.state, this.keys.meta, this.keys.saves, this.keys.pins, ...saveIds.map((s) => this.keys.dataIndex(s))];
     this.expectOk(await runScript(this.client, 'finish-delete', keys, [token]), 'delete');
     await this.client.zrem(this.keySpace.catalog(), this.id);
+  }
+
+  /**
+   * Pins the committed checkpoint for a load (or extends the pin): delete refuses it until
+   * `unpin` or the TTL. Throws like a load would when nothing is committed.
+   */
+  async pin(pinId: string, ttlMs: number): Promise<void> {
+    const reply = await runScript(this.client, 'pin', [this.keys.state, this.keys.pins], [pinId, Math.ceil(ttlMs)]);
+    if (reply[0] === 'NOT_FOUND') throw new CheckpointNotFoundError(this.id);
+    if (reply[0] === 'NOT_COMMITTED') throw new CheckpointNotCommittedError(this.id, reply[1] ?? 'incomplete');
+    this.expectOk(reply, 'pin');
+  }
+
+  /** Removes a load's pin (the key goes with its last member). */
+  async unpin(pinId: string): Promise<void> {
+    await this.client.zrem(this.keys.pins, pinId);
   }
 
   /** Records data keys before they are written, so a crash leaves nothing unfindable. */

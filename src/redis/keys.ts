@@ -79,6 +79,11 @@ export class CheckpointKeys {
     return `${this.control}:keys:${saveId}`;
   }
 
+  /** Sorted set: load pins, member = pin id, score = expiry (ms, Redis clock); see docs/format.md, "Load pins". */
+  get pins(): string {
+    return `${this.control}:pins`;
+  }
+
   /** The Redlock resource (on the lock nodes). */
   get lock(): string {
     return `${this.control}:lock`;

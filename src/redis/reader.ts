@@ -10,7 +10,7 @@ import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
 import { StorageReader } from '../core/storage.js';
 import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
-import { copyBoxInto, storageByteRange, stridesOf } from '../core/tensor-box.js';
+import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { BufferPool, BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
@@ -20,8 +20,10 @@ import type { RedisClient, RedisInput } from './connection.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
-import { parseStorageData, type ItemLocation, type Part, type RedisStorageData } from './layout.js';
+import { parseStorageData, type ItemLocation, type RedisStorageData } from './layout.js';
 import { dataError, partProblem } from './verify.js';
+import { COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
+import { LoadPin } from './load-pin.js';
 
 export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;
@@ -40,58 +42,16 @@ export interface RedisStorageReaderOptions {
   readonly bulkTransport?: boolean;
   /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
   readonly bulkConnections?: number;
-}
-
-/** A part of an item with its byte span inside the item. */
-interface PartSpan {
-  readonly part: Part;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** A read item waiting for its parts. */
-interface PendingItem {
-  remaining: number;
-  readonly finish: () => void;
-}
-
-/** One part a read item needs, and what to do with its verified bytes. */
-interface PartUse {
-  readonly fqn: string;
-  readonly part: Part;
-  readonly apply: (bytes: Buffer) => void;
   /**
-   * Where the whole part belongs, when that is one contiguous run of the destination:
-   * a GETRANGE of exactly this part is then read straight into it (and verified there).
+   * Lease of the load pin (default 30 s): from readMetadata until the load ends the
+   * checkpoint is pinned (delete, retention and gc refuse it with CHECKPOINT_IN_USE); the
+   * pin is extended every third of this while the load runs and expires this long after
+   * a process that died (docs/format.md, "Load pins").
    */
-  readonly into?: Uint8Array;
-  readonly item: PendingItem;
+  readonly pinTtlMs?: number;
 }
 
-/** Byte range [start, end) of one segment fetched with one GETRANGE. */
-interface FetchGroup {
-  readonly rank: number;
-  readonly seq: number;
-  readonly start: number;
-  end: number;
-  readonly uses: PartUse[];
-}
-
-/** Parts closer than this are fetched together (reading the gap is cheaper than a round trip). */
-const COALESCE_GAP = 256 * 1024;
-
-/** Whether a box is one contiguous run in a row-major tensor of `shape`. */
-function isContiguous(shape: readonly number[], lengths: readonly number[]): boolean {
-  let d = shape.length - 1;
-  while (d > 0 && lengths[d] === shape[d]) d--;
-  for (let k = 0; k < d; k++) if (lengths[k] !== 1) return false;
-  return true;
-}
-
-function linearOffset(shape: readonly number[], offsets: readonly number[]): number {
-  const strides = stridesOf(shape);
-  return offsets.reduce((acc, o, d) => acc + o * strides[d]!, 0);
-}
+export const DEFAULT_PIN_TTL_MS = 30_000;
 
 export class RedisStorageReader extends StorageReader {
   private readonly keySpace: KeySpace;
@@ -106,6 +66,8 @@ export class RedisStorageReader extends StorageReader {
   private readonly pool: BufferPool;
   private bulk: BulkConnections | undefined;
   private readonly bulkConnections: number;
+  private readonly pinTtlMs: number;
+  private pin: LoadPin | undefined;
 
   constructor(options: RedisStorageReaderOptions = {}) {
     super();
@@ -116,6 +78,7 @@ export class RedisStorageReader extends StorageReader {
     this.maxMetadataBytes = intOption('maxMetadataBytes', options.maxMetadataBytes, 512 * 1024 * 1024);
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
+    this.pinTtlMs = intOption('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS, { min: 100 });
     this.slots = new Slots(this.maxInFlight);
     this.pool = new BufferPool(this.maxInFlight);
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -126,6 +89,7 @@ export class RedisStorageReader extends StorageReader {
   }
 
   reset(checkpointId?: string): void {
+    void this.unpin();
     if (checkpointId !== undefined) this.target.setId(checkpointId);
     this.metadata = undefined;
     this.storage = undefined;
@@ -135,6 +99,9 @@ export class RedisStorageReader extends StorageReader {
     const store = this.store();
     const size = await this.dataClient().strlen(store.keys.meta);
     if (size > this.maxMetadataBytes) throw new DcpValueError('METADATA_INVALID', `Metadata of "${store.id}" is ${size} bytes, over the ${this.maxMetadataBytes}-byte limit`);
+    // Pinned before the metadata is read: a delete that got in first makes the pin (and the load) fail.
+    await this.unpin();
+    this.pin = await LoadPin.take(store, this.pinTtlMs);
     const { state, metadataJson } = await store.stateAndMetadata();
     if (!state) throw new CheckpointNotFoundError(store.id);
     if (state.status !== 'committed' || metadataJson === null) throw new CheckpointNotCommittedError(store.id, state.deleting ? 'deleting' : state.status);
@@ -170,11 +137,24 @@ export class RedisStorageReader extends StorageReader {
     } finally {
       this.bulk?.close();
       this.bulk = undefined;
+      await this.unpin();
     }
   }
 
+  /** The load ended (whatever the outcome): the pin goes. */
+  override async endLoad(): Promise<void> {
+    await this.unpin();
+  }
+
   override async close(): Promise<void> {
+    await this.unpin();
     await this.target.close();
+  }
+
+  private async unpin(): Promise<void> {
+    const pin = this.pin;
+    this.pin = undefined;
+    await pin?.release();
   }
 
   private location(item: ReadItem): ItemLocation {

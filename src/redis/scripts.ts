@@ -18,7 +18,8 @@ export type ScriptName =
   | 'retire-segments'
   | 'refresh-claim'
   | 'release-claim'
-  | 'read-shared';
+  | 'read-shared'
+  | 'pin';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -27,12 +28,13 @@ const FILES: Record<ScriptName, string> = {
   commit: 'commit-3.lua',
   'abort-save': 'abort-save-1.lua',
   'forget-save': 'forget-save-3.lua',
-  'begin-delete': 'begin-delete-2.lua',
+  'begin-delete': 'begin-delete-3.lua',
   'finish-delete': 'finish-delete.lua',
   'retire-segments': 'retire-segments.lua',
   'refresh-claim': 'refresh-claim-1.lua',
   'release-claim': 'release-claim-1.lua',
   'read-shared': 'read-shared-1.lua',
+  pin: 'pin-2.lua',
 };
 
 function loadLua(file: string): string {

@@ -39,6 +39,8 @@ export interface StoreCheck {
   readonly expect: Readonly<Record<string, Expectation>>;
   /** The catalog must list exactly the ids expected to exist (default true). */
   readonly exhaustive?: boolean;
+  /** Ids a load may still pin (a loader that was killed: its pin lapses after pinTtlMs). Default none. */
+  readonly pinned?: readonly string[];
 }
 
 /** What test/fixtures/rank.ts saves with SEED=seed, as one unsharded state dict. */
@@ -132,7 +134,7 @@ async function listAll(catalog: CheckpointCatalog): Promise<CheckpointSummary[]>
 function ownerOf(key: string, prefix: string): { id: string; saveId?: string } | 'global' | undefined {
   // Global keys, and the segment pool (retired segments, recycled by later saves or expiring).
   if (key === `${prefix}:catalog` || key === `${prefix}:fence` || key === `${prefix}:pool` || key.startsWith(`${prefix}:pool:`)) return 'global';
-  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|keys:[^:]+)$`).exec(key);
+  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|pins|keys:[^:]+)$`).exec(key);
   if (control) return { id: control[1]! };
   const dataPrefix = `${prefix}:data:`;
   if (key.startsWith(dataPrefix)) {
@@ -225,6 +227,16 @@ export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<voi
       }
     }
     t.same(strays, [], 'every key of the prefix is a control key or data of a save its checkpoint indexes (no uncollectable garbage)');
+    // Load pins: none left once loads ended (unless a killed loader's may still lapse), and only on real checkpoints.
+    const pinKeys = keys.filter((k) => k.startsWith(`${prefix}:ckpt:{`) && k.endsWith('}:pins'));
+    const [seconds, micros] = await check.redis.time();
+    const nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    for (const key of pinKeys) {
+      const owner = ownerOf(key, prefix) as { id: string };
+      t.equal(await check.redis.exists(space.checkpoint(owner.id).state), 1, `pins of ${owner.id} belong to a checkpoint that exists`);
+      const live = await check.redis.zcount(key, `(${nowMs}`, '+inf');
+      if (!(check.pinned ?? []).includes(owner.id)) t.equal(live, 0, `${owner.id}: no load pin left after the loads ended`);
+    }
     for (const [id, expectation] of Object.entries(check.expect)) {
       if (expectation.state === 'absent') t.same(keysOf.get(id) ?? [], [], `${id} (absent): no key left`);
     }

@@ -1,0 +1,64 @@
+/**
+ * CheckpointCatalog.gc(): collects incomplete checkpoints (crashed or failed saves,
+ * interrupted deletes) older than a threshold. Never a save in progress: `writing` ones
+ * (valid lease) are skipped, and each delete re-reads the state under the checkpoint lock,
+ * which a running save holds (CHECKPOINT_LOCKED: kept). See docs/format.md, "Garbage collection".
+ */
+import { isErrorCode } from '../core/error-codes.js';
+import { DcpValueError } from '../core/errors.js';
+import type { GcResult } from './catalog-schemas.js';
+import { readCheckpointStates } from './catalog-states.js';
+import type { CheckpointStateRecord } from './checkpoint-store.js';
+import type { RedisClient } from './connection.js';
+import type { KeySpace } from './keys.js';
+
+export const DEFAULT_GC_INCOMPLETE_OLDER_THAN_MS = 600_000;
+
+export interface GcOptions {
+  /** Only ids starting with this (e.g. "run1/"). */
+  readonly prefix?: string;
+  /** Collect incomplete checkpoints whose last save began at least this long ago (default 10 min). */
+  readonly incompleteOlderThanMs?: number;
+  /** Report what would be deleted; delete nothing. */
+  readonly dryRun?: boolean;
+}
+
+/** Deletes `id` if its state, read under the lock, passes `onlyIf`; false when it did not. */
+export type ConditionalDelete = (id: string, onlyIf: (state: CheckpointStateRecord) => boolean) => Promise<boolean>;
+
+/** When the checkpoint's last save began (what its age counts from). */
+function startedAt(state: CheckpointStateRecord): number {
+  return state.pendingSince ?? state.createdAt;
+}
+
+/** Codes that mean "someone is using it right now": kept, retried by the next gc. */
+const BUSY = new Set(['CHECKPOINT_LOCKED', 'CHECKPOINT_IN_USE', 'FENCED']);
+
+export async function collectIncomplete(client: RedisClient, keySpace: KeySpace, options: GcOptions, remove: ConditionalDelete): Promise<GcResult> {
+  const olderThan = options.incompleteOlderThanMs ?? DEFAULT_GC_INCOMPLETE_OLDER_THAN_MS;
+  if (!Number.isFinite(olderThan) || olderThan < 0) throw new DcpValueError('INVALID_PARAMETER', `incompleteOlderThanMs must be a non-negative number of ms (got ${String(olderThan)})`);
+  const { entries, now } = await readCheckpointStates(client, keySpace, options.prefix ?? '');
+  const deleted: string[] = [];
+  const kept: string[] = [];
+  for (const { id, state } of entries) {
+    if (state.status === 'committed') continue;
+    const old = (s: CheckpointStateRecord) => s.status === 'incomplete' && now - startedAt(s) >= olderThan;
+    if (!old(state)) {
+      kept.push(id);
+      continue;
+    }
+    if (options.dryRun) {
+      deleted.push(id);
+      continue;
+    }
+    try {
+      // Re-checked under the lock: a save that took the id over since is no longer incomplete.
+      (await remove(id, (s) => s.status === 'incomplete' && startedAt(s) <= startedAt(state))) ? deleted.push(id) : kept.push(id);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && isErrorCode(code) && BUSY.has(code)) kept.push(id);
+      else throw err;
+    }
+  }
+  return { deleted, kept };
+}

@@ -1,0 +1,43 @@
+/**
+ * A load's pin on a committed checkpoint (docs/format.md, "Load pins"): taken before the
+ * reader reads the metadata, extended every third of its TTL while the load runs, removed
+ * when it ends; a process that dies leaves a pin that expires after the TTL.
+ */
+import { randomBytes } from 'node:crypto';
+import type { CheckpointStore } from './checkpoint-store.js';
+
+export class LoadPin {
+  private readonly timer: NodeJS.Timeout;
+  private extending: Promise<void> | undefined;
+  private released = false;
+
+  private constructor(
+    private readonly store: CheckpointStore,
+    readonly pinId: string,
+    ttlMs: number,
+  ) {
+    this.timer = setInterval(() => {
+      // A failed extension is not fatal: the load goes on; at worst the pin lapses.
+      this.extending ??= store.pin(pinId, ttlMs).then(
+        () => void (this.extending = undefined),
+        () => void (this.extending = undefined),
+      );
+    }, Math.max(50, ttlMs / 3));
+    this.timer.unref();
+  }
+
+  /** Pins `store`'s committed checkpoint (CHECKPOINT_NOT_FOUND / CHECKPOINT_NOT_COMMITTED like a load). */
+  static async take(store: CheckpointStore, ttlMs: number): Promise<LoadPin> {
+    const pinId = randomBytes(9).toString('base64url');
+    await store.pin(pinId, ttlMs);
+    return new LoadPin(store, pinId, ttlMs);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.timer);
+    await this.extending;
+    await this.store.unpin(this.pinId).catch(() => {}); // unreachable Redis: the pin expires
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The reader's bookkeeping types: which parts of which segments a load plan needs and
+ * where their bytes go (src/redis/reader.ts), and the geometry helpers it uses.
+ */
+import type { Part } from './layout.js';
+import { stridesOf } from '../core/tensor-box.js';
+
+/** A part of an item with its byte span inside the item. */
+export interface PartSpan {
+  readonly part: Part;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A read item waiting for its parts. */
+export interface PendingItem {
+  remaining: number;
+  readonly finish: () => void;
+}
+
+/** One part a read item needs, and what to do with its verified bytes. */
+export interface PartUse {
+  readonly fqn: string;
+  readonly part: Part;
+  readonly apply: (bytes: Buffer) => void;
+  /**
+   * Where the whole part belongs, when that is one contiguous run of the destination:
+   * a GETRANGE of exactly this part is then read straight into it (and verified there).
+   */
+  readonly into?: Uint8Array;
+  readonly item: PendingItem;
+}
+
+/** Byte range [start, end) of one segment fetched with one GETRANGE. */
+export interface FetchGroup {
+  readonly rank: number;
+  readonly seq: number;
+  readonly start: number;
+  end: number;
+  readonly uses: PartUse[];
+}
+
+/** Parts closer than this are fetched together (reading the gap is cheaper than a round trip). */
+export const COALESCE_GAP = 256 * 1024;
+
+/** Whether a box is one contiguous run in a row-major tensor of `shape`. */
+export function isContiguous(shape: readonly number[], lengths: readonly number[]): boolean {
+  let d = shape.length - 1;
+  while (d > 0 && lengths[d] === shape[d]) d--;
+  for (let k = 0; k < d; k++) if (lengths[k] !== 1) return false;
+  return true;
+}
+
+export function linearOffset(shape: readonly number[], offsets: readonly number[]): number {
+  const strides = stridesOf(shape);
+  return offsets.reduce((acc, o, d) => acc + o * strides[d]!, 0);
+}

@@ -1,0 +1,86 @@
+/** CheckpointManager in one process on a real Redis: steps, metrics, retention after save, load, delete, gc, pins, ids it does not own. */
+import t from 'tap';
+import { save } from '../../src/core/save.js';
+import { Tensor } from '../../src/core/tensor.js';
+import { CheckpointManager } from '../../src/manager/manager.js';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
+import { KeySpace } from '../../src/redis/keys.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
+import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { assertStoreAgrees, committed, incomplete, type Expectation } from '../helpers/invariants.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const server = await RedisServer.start();
+const redis = server.client();
+const catalog = new CheckpointCatalog({ redis });
+t.teardown(async () => {
+  await catalog.close();
+  await server.stop();
+});
+
+const sd = (v: number, n = 3000) => ({ w: new Tensor('uint8', [n], new Uint8Array(n).fill(v % 256)), step: v });
+const blank = () => ({ w: new Tensor('uint8', [3000]), step: 0 });
+
+t.test('keepLast 2 + keepBest 1: save loop, queries, load, delete; other runs and foreign ids untouched', async (t) => {
+  await redis.flushdb();
+  const manager = new CheckpointManager({ redis, run: 'r1', retention: { keepLast: 2, keepBest: { n: 1, metric: 'loss', mode: 'min' } } });
+  // Not the manager's: another run, and an id under the run prefix saved without a step.
+  await save(sd(7), { checkpointId: 'r2/step-1', storageWriter: new RedisStorageWriter({ redis }) });
+  await save(sd(8), { checkpointId: 'r1/step-999', storageWriter: new RedisStorageWriter({ redis }) });
+  const losses = [0.9, 0.2, 0.5, 0.6, 0.7];
+  const results = [];
+  for (const [i, loss] of losses.entries()) results.push(await manager.save((i + 1) * 10, sd(i + 1), { metrics: { loss } }));
+  t.same(results.map((r) => r.deleted), [[], [], ['r1/step-10'], [], ['r1/step-30']], 'each save deletes what no rule keeps any more');
+  t.same(await manager.steps(), [20, 40, 50], 'latest two and the best (20, loss 0.2)');
+  t.equal(await manager.latestStep(), 50);
+  t.equal(await manager.bestStep(), 20);
+  t.same(await manager.metrics(40), { loss: 0.6 });
+  t.equal(await manager.metrics(10), null);
+  t.match((await catalog.list({ prefix: 'r1/' })).items.find((i) => i.id === 'r1/step-40'), { step: 40, metrics: { loss: 0.6 } });
+
+  const into = blank();
+  t.equal(await manager.load(into), 50, 'load picks the latest step');
+  t.equal(into.step, 5);
+  t.equal(await manager.load(into, { step: 20 }), 20);
+  t.equal(into.step, 2);
+  t.equal(await new CheckpointManager({ redis, run: 'empty' }).load(blank()), null, 'a run with no step loads nothing');
+
+  t.equal(await manager.delete(40), true);
+  t.equal(await manager.delete(40), false);
+  t.same(await manager.gc({ dryRun: true }), { deleted: [], kept: ['r1/step-20', 'r1/step-50'] });
+  await manager.close();
+  await assertStoreAgrees(t, {
+    redis,
+    expect: { 'r1/step-20': committed(sd(2)), 'r1/step-50': committed(sd(5)), 'r2/step-1': committed(sd(7)), 'r1/step-999': committed(sd(8)), 'r1/step-10': { state: 'absent' }, 'r1/step-40': { state: 'absent' } },
+  });
+});
+
+t.test('gc collects old incomplete saves of the run only; retention skips a pinned step and retries it next save', async (t) => {
+  await redis.flushdb();
+  const manager = new CheckpointManager({ redis, run: 'g', retention: { keepLast: 1 }, gcIncompleteAfterMs: 0, writerOptions: { recycleTtlMs: 0 } });
+  // Crashed saves: one in this run, one in another run.
+  for (const id of ['g/step-5', 'other/step-5']) {
+    const store = new CheckpointStore(redis, new KeySpace(), id);
+    await store.beginSave(await store.nextToken(), 'crashed', 1, 1, true, 100);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  const first = await manager.save(1, sd(1));
+  t.same(first.deleted, ['g/step-5'], 'the crashed save of this run was collected after the first commit');
+  // A load in progress pins step 1 (the reader pins in readMetadata and holds it until the load ends).
+  const reader = new RedisStorageReader({ redis, checkpointId: 'g/step-1' });
+  await reader.readMetadata();
+  t.equal(await redis.zcard('dcp:ckpt:{g/step-1}:pins'), 1, 'the reader holds a pin');
+  const second = await manager.save(2, sd(2));
+  t.same(second.deleted, [], 'nothing deleted');
+  t.same(second.busy, ['g/step-1'], 'the pinned step was skipped');
+  await t.rejects(catalog.delete('g/step-1'), { code: 'CHECKPOINT_IN_USE' }, 'a delete refuses it too');
+  await reader.endLoad();
+  t.equal(await redis.exists('dcp:ckpt:{g/step-1}:pins'), 0, 'the pin went with the load');
+  const third = await manager.save(3, sd(3));
+  t.same(third.deleted.sort(), ['g/step-1', 'g/step-2'], 'the next save retried it');
+  await reader.close();
+  await manager.close();
+  const expect: Record<string, Expectation> = { 'g/step-3': committed(sd(3)), 'other/step-5': incomplete, 'g/step-5': { state: 'absent' } };
+  await assertStoreAgrees(t, { redis, expect });
+});
