@@ -70,7 +70,7 @@ class UploadThread {
     this.worker = undefined;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
-    for (const w of waiting) w.reject(new DcpError('ASYNC_WORKER_FAILED', `${message}; the save did not commit`, { cause }));
+    for (const w of waiting) w.reject(new DcpError('ASYNC_WORKER_FAILED', `${message} before reporting; the checkpoint is committed only if the catalog lists it so (normally it is incomplete)`, { cause }));
   }
 }
 

@@ -85,7 +85,7 @@ export const ERROR_CODES = {
   PLAN_INVALID: { status: 500, exit: failure, meaning: 'A save plan failed validation (an item planned twice, missing tensor data, overlapping chunks)' },
   PLANNER_NOT_SET_UP: { status: 500, exit: failure, meaning: 'A planner method ran before setUpPlanner' },
   PREVIOUS_SAVE_FAILED: { status: 500, exit: failure, meaning: 'An earlier async save through this writer or group failed and nobody saw it; `cause` holds its failure' },
-  ASYNC_WORKER_FAILED: { status: 500, exit: failure, meaning: 'The background upload thread died; the save did not commit' },
+  ASYNC_WORKER_FAILED: { status: 500, exit: failure, meaning: 'The background upload thread died before reporting; the checkpoint is committed only if the catalog says so (normally incomplete)' },
   REMOTE_ERROR: { status: 500, exit: failure, meaning: 'A rank failed with an error that carries no code of this table; `remoteCode` keeps its own' },
 
   // Admin API only.

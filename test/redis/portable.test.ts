@@ -6,14 +6,17 @@
  */
 import t from 'tap';
 import { Redis } from 'ioredis';
+import { asyncSave, uploadTimesOf } from '../../src/core/async-save.js';
+import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { derivedGroupId, redisProcessGroupFromDescription } from '../../src/group/portable-group.js';
 import { RedisProcessGroup } from '../../src/group/redis-process-group.js';
 import { redisStorageWriterFromDescription } from '../../src/redis/portable.js';
+import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisClusterFixture, RedisServer } from '../helpers/redis-server.js';
 
 t.test('a writer given an ioredis client describes its options, TLS and prefixes as plain data; functions do not cross', async (t) => {
   const client = new Redis({ host: 'redis.example', port: 6380, lazyConnect: true, tls: { servername: 'redis.example', rejectUnauthorized: false, ca: Buffer.from('CA') }, keyPrefix: 'app:', password: 'pw', db: 3, retryStrategy: () => 5 });
@@ -50,4 +53,22 @@ t.test('a rebuilt writer and group work like the originals', async (t) => {
   await group.close();
   const long = derivedGroupId('g'.repeat(200), 'async-12');
   t.ok(long.length <= 200 && long.endsWith(':async-12') && long !== derivedGroupId('g'.repeat(199) + 'h', 'async-12'), 'long ids are hashed down, still distinct');
+});
+
+t.test('asyncSave through a writer given an ioredis Cluster: the worker rebuilds the Cluster client from its startup nodes and options', async (t) => {
+  const cluster = await RedisClusterFixture.start(3);
+  t.teardown(() => cluster.stop());
+  const client = cluster.client();
+  const writer = new RedisStorageWriter({ redis: client });
+  t.equal((writer.describe().redis as { kind: string }).kind, 'cluster');
+  const w = new Tensor('float64', [70_000], Float64Array.from({ length: 70_000 }, (_, i) => i / 3));
+  const response = asyncSave({ w, step: 4 }, { checkpointId: 'cluster/async', storageWriter: writer });
+  await response.staged;
+  w.data.fill(0);
+  await response.committed;
+  t.ok(await uploadTimesOf(response), 'uploaded by the worker thread');
+  const dest = { w: new Tensor('float64', [70_000]), step: 0 };
+  await load(dest, { checkpointId: 'cluster/async', storageReader: new RedisStorageReader({ redis: client }) });
+  t.same(Buffer.from(dest.w.bytes), Buffer.from(Float64Array.from({ length: 70_000 }, (_, i) => i / 3).buffer), 'pre-mutation bytes, bit for bit');
+  t.equal(dest.step, 4);
 });
