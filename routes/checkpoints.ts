@@ -142,7 +142,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
           401: unauthorized,
           403: forbidden,
           404: notFound,
-          409: problemResponse('A save or another delete holds the checkpoint lock; retry later.'),
+          409: problemResponse('A save or another delete holds the checkpoint lock (CHECKPOINT_LOCKED), or a load pins it (CHECKPOINT_IN_USE); retry later.'),
           422: storedInvalid,
           429: tooMany,
           500: internal,

@@ -12,6 +12,7 @@ import { CHECKPOINT_STATES, type CheckpointState } from '../redis/checkpoint-sto
 import { openClient } from '../redis/connection.js';
 import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
 import { fromRedisError } from '../redis/errors.js';
+import { gcCommand, parseDuration, pruneCommand, usageCommand } from './operations.js';
 import { EXIT, listCommand, removeCommand, showCommand, validateCommand, type Output } from './commands.js';
 
 export const USAGE = `Usage: redis-dcp <command> [options]
@@ -22,6 +23,11 @@ Commands:
   validate <id>          Check every data key exists with the right length;
                          --deep also verifies every CRC32C (reads every byte)
   rm <id>                Delete a checkpoint and all its keys
+  gc [ID_PREFIX]         Delete incomplete checkpoints (crashed saves) older than
+                         --older-than (default 10m: 500ms, 30s, 10m, 2h, 1d); --dry-run
+  prune <run>            Apply a retention policy to a CheckpointManager run:
+                         --keep-last N [--keep-every K] [--dry-run]
+  usage                  Redis memory and what checkpoints hold, per run prefix (--top N)
   serve                  Run the admin API (configured like npm start; --host, --port)
 
 Options:
@@ -72,6 +78,11 @@ function parse(argv: string[]) {
         limit: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
+        'older-than': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        'keep-last': { type: 'string' },
+        'keep-every': { type: 'string' },
+        top: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -87,7 +98,16 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   validate: ['deep'],
   rm: [],
   serve: ['host', 'port'],
+  gc: ['older-than', 'dry-run'],
+  prune: ['keep-last', 'keep-every', 'dry-run'],
+  usage: ['top'],
 };
+
+function count(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--${name} must be a positive integer`);
+  return Number(text);
+}
 
 function checkedId(positionals: string[], command: string): string {
   if (positionals.length !== 1) throw new UsageError(`${command} takes exactly one checkpoint id`);
@@ -145,7 +165,7 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     if (command === undefined) throw new UsageError('no command given');
     const allowed = COMMAND_OPTIONS[command];
     if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))}`);
-    for (const name of ['state', 'limit', 'deep', 'host', 'port'] as const) {
+    for (const name of ['state', 'limit', 'deep', 'host', 'port', 'older-than', 'dry-run', 'keep-last', 'keep-every', 'top'] as const) {
       if (values[name] !== undefined && values[name] !== false && !allowed.includes(name)) throw new UsageError(`--${name} does not apply to ${command}`);
     }
     const config = configFor(values, env);
@@ -170,8 +190,12 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
       limit = Number(values.limit);
       if (!/^\d+$/.test(values.limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
     }
-    if (command === 'ls' && rest.length > 1) throw new UsageError('ls takes at most one id prefix');
-    const id = command === 'ls' ? undefined : checkedId(rest, command);
+    if ((command === 'ls' || command === 'gc') && rest.length > 1) throw new UsageError(`${command} takes at most one id prefix`);
+    if (command === 'usage' && rest.length > 0) throw new UsageError('usage takes no arguments');
+    if (command === 'prune' && rest.length !== 1) throw new UsageError('prune takes exactly one run name');
+    const id = ['ls', 'gc', 'usage', 'prune'].includes(command) ? undefined : checkedId(rest, command);
+    const olderThanMs = values['older-than'] === undefined ? undefined : parseDuration(values['older-than']);
+    const operation = { ...common, dryRun: values['dry-run'] };
 
     const { catalog } = await openCatalog(config);
     try {
@@ -182,6 +206,12 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
           return await showCommand(catalog, io, id!, common);
         case 'validate':
           return await validateCommand(catalog, io, id!, { ...common, deep: values.deep });
+        case 'gc':
+          return await gcCommand(catalog, io, { ...operation, ...(rest[0] ? { prefix: rest[0] } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}) });
+        case 'prune':
+          return await pruneCommand(catalog, io, rest[0]!, { ...operation, keepLast: count('keep-last', values['keep-last']), keepEvery: count('keep-every', values['keep-every']) });
+        case 'usage':
+          return await usageCommand(catalog, io, { ...common, top: count('top', values.top) });
         default:
           return await removeCommand(catalog, io, id!, common);
       }

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { checkpointRoutes } from '../../routes/checkpoints.js';
 import { PROBLEM_CONTENT_TYPE } from '../../routes/schemas.js';
 import { healthRoutes } from '../../routes/health.js';
+import { operationRoutes } from '../../routes/operations.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
 import { withDeadline } from '../redis/deadline.js';
@@ -46,7 +47,7 @@ export type AdminApp = FastifyInstance<Server, IncomingMessage, ServerResponse, 
 
 /** Longest accepted request URL: a 512-character id fully percent-encoded fits easily. */
 export const MAX_URL_LENGTH = 4096;
-/** No route takes a body; anything bigger than this is refused before it is read. */
+/** Only POST /gc takes a (small) body; anything bigger than this is refused before it is read. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
 export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
@@ -111,6 +112,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     };
     await app.register(healthRoutes, { probe });
     await app.register(checkpointRoutes, { catalog });
+    await app.register(operationRoutes, { catalog });
   } catch (err) {
     // A plugin failed to register: release what was opened, then report.
     await app.close().catch(() => undefined);

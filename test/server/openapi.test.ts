@@ -33,7 +33,7 @@ t.test('the document validates as OpenAPI 3 and covers every operation completel
   const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })));
   t.same(
     operations.map((o) => `${o.method.toUpperCase()} ${o.path}`).sort(),
-    ['DELETE /checkpoints/{id}', 'GET /checkpoints', 'GET /checkpoints/{id}', 'GET /health', 'POST /checkpoints/{id}/validate'],
+    ['DELETE /checkpoints/{id}', 'GET /checkpoints', 'GET /checkpoints/{id}', 'GET /health', 'GET /usage', 'POST /checkpoints/{id}/validate', 'POST /gc'],
   );
   t.ok(doc.components.securitySchemes.bearerAuth, 'bearer scheme declared');
   t.ok(doc.components.schemas.Problem, 'problem schema declared once');

@@ -24,13 +24,14 @@ async function docsPlugin(app: FastifyInstance): Promise<void> {
           'Operate PyTorch-DCP checkpoints stored in Redis: list, inspect, validate, delete.\n\n' +
           'Checkpoint ids containing "/" go into paths percent-encoded (run1%2Fstep-100). ' +
           'Errors are application/problem+json bodies `{ statusCode, code, error, message }`.\n\n' +
-          'When the server runs with ADMIN_TOKEN, validate and delete need `Authorization: Bearer <token>` ' +
+          'When the server runs with ADMIN_TOKEN, validate, delete and gc need `Authorization: Bearer <token>` ' +
           '(401 without it, 403 with a wrong one, 429 after too many failures); reads need it too when ADMIN_TOKEN_READS=1.',
         license: { name: 'MIT', identifier: 'MIT' },
       },
       tags: [
         { name: 'checkpoints', description: 'Checkpoints in the catalog' },
         { name: 'health', description: 'Liveness and Redis reachability' },
+        { name: 'operations', description: 'Garbage collection and memory usage' },
       ],
       components: {
         securitySchemes: {
