@@ -115,7 +115,7 @@ export { CHECKPOINT_STATES, type CheckpointState, type CheckpointStatus } from '
 export { checkpointIdProblem, isValidCheckpointName, assertValidCheckpointName, parseCheckpointId, isRedisCheckpointId, CHECKPOINT_ID_MAX_LENGTH } from './redis/checkpoint-id.js';
 export { DEFAULT_PREFIX } from './redis/keys.js';
 export { checkServer, type RedisClient, type RedisInput, type ServerCheck } from './redis/connection.js';
-export { STORAGE_FORMAT } from './redis/layout.js';
+export { STORAGE_FORMAT, INCREMENTAL_STORAGE_FORMAT } from './redis/layout.js';
 
 // `save`/`load` given only a redis:// checkpoint id find the Redis backend (README "Automatic storage selection").
 registerStorageBackend(redisStorageBackend);

@@ -36,7 +36,7 @@ const PINNED = [
   'DcpError', 'DcpValueError', 'CheckpointError', 'InvalidCheckpointIdError', 'RemoteRankError', 'CollectiveTimeoutError',
   'CheckpointNotFoundError', 'CheckpointNotCommittedError', 'CheckpointExistsError', 'CheckpointLockedError',
   'LockUnavailableError', 'FencedError', 'ChecksumMismatchError', 'MissingDataError', 'ERROR_CODES', 'EXIT_CODES',
-  'DEFAULT_SEGMENT_BYTES', 'DEFAULT_PREFIX', 'STORAGE_FORMAT', 'checkServer', 'parseCheckpointId', 'isRedisCheckpointId',
+  'DEFAULT_SEGMENT_BYTES', 'DEFAULT_PREFIX', 'STORAGE_FORMAT', 'INCREMENTAL_STORAGE_FORMAT', 'checkServer', 'parseCheckpointId', 'isRedisCheckpointId',
   'checkpointIdProblem', 'isValidCheckpointName', 'assertValidCheckpointName', 'CHECKPOINT_ID_MAX_LENGTH',
   'asyncSave', 'DefaultStager', 'waitForPendingSave',
   'CheckpointManager', 'applyRetention', 'CheckpointInUseError', 'InsufficientMemoryError', 'DEFAULT_PIN_TTL_MS',

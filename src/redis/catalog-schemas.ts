@@ -57,6 +57,10 @@ const summaryProperties = {
   createdAt: Type.String({ format: 'date-time', description: 'When the (latest) save of this id started, ISO 8601 UTC.' }),
   worldSize: Type.Integer({ minimum: 0, description: 'Number of ranks that saved it.' }),
   totalBytes: Type.Integer({ minimum: 0, description: 'Bytes of tensor and bytes data.' }),
+  storedBytes: Type.Integer({
+    minimum: 0,
+    description: 'Bytes this checkpoint added to Redis: totalBytes for a full save; for an incremental save only the pieces no other checkpoint had stored (totalBytes / storedBytes is the dedup ratio).',
+  }),
   itemCount: Type.Integer({ minimum: 0, description: 'Number of items (FQNs) in the state dict.' }),
   step: Type.Optional(Type.Integer({ minimum: 0, description: 'The training step of the committed save (saves made by CheckpointManager; absent otherwise).' })),
   metrics: Type.Optional(
@@ -149,6 +153,9 @@ export const ValidationProblem = Type.Object(
     kind: ref(ProblemKind),
     fqn: Type.Optional(Type.String({ description: 'The state dict item affected.' })),
     key: Type.Optional(Type.String({ description: 'The Redis key affected.' })),
+    sharedWith: Type.Optional(
+      Type.Array(Type.String(), { description: 'For a damaged piece of an incremental save: every committed checkpoint of the prefix that references it (this one included).' }),
+    ),
     message: Type.String(),
   },
   { $id: 'ValidationProblem', title: 'ValidationProblem', additionalProperties: false },

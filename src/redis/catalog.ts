@@ -14,9 +14,10 @@ import { closeClient, connect, type RedisClient, type RedisInput } from './conne
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
 import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
-import { parseStorageData, type RedisStorageData } from './layout.js';
+import { parseStorageData, type StorageData } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
+import { checkpointsReferencing, releasePieces } from './pieces.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
 import type { GcResult, UsageReport } from './catalog-schemas.js';
@@ -91,6 +92,7 @@ function summarize(id: string, state: CheckpointStateRecord): CheckpointSummary 
     createdAt: iso(state.createdAt),
     worldSize: state.worldSize,
     totalBytes: state.totalBytes,
+    storedBytes: state.status === 'committed' ? state.storedBytes : 0,
     itemCount: state.itemCount,
     ...(state.status === 'committed' && state.step !== undefined ? { step: state.step } : {}),
     ...(state.status === 'committed' && state.metrics !== undefined ? { metrics: { ...state.metrics } } : {}),
@@ -249,7 +251,7 @@ export class CheckpointCatalog {
       return { ok: false, problems: [{ kind: 'not_committed', message: `checkpoint is ${state.deleting ? 'being deleted' : state.status}, not committed` }] };
     }
     let metadata: Metadata;
-    let storage: RedisStorageData;
+    let storage: StorageData;
     try {
       metadata = metadataFromJSON(metadataJson.toString('utf8'));
       storage = parseStorageData(metadata.storageData);
@@ -257,7 +259,12 @@ export class CheckpointCatalog {
       return { ok: false, problems: [{ kind: 'metadata_invalid', message: (err as Error).message }] };
     }
     const problems = await verifyCheckpointData(this.client, store.keys, metadata, storage, options);
-    return { ok: problems.length === 0, problems };
+    // A damaged piece of an incremental save damages every checkpoint sharing it: name them all.
+    const piecePrefix = this.keySpace.piece('');
+    const pieces = [...new Set(problems.flatMap((p) => (p.key?.startsWith(piecePrefix) ? [p.key.slice(piecePrefix.length)] : [])))];
+    const sharing = await checkpointsReferencing(this.client, this.keySpace, pieces);
+    const withSharing = problems.map((p) => (p.key?.startsWith(piecePrefix) ? { ...p, sharedWith: sharing.get(p.key.slice(piecePrefix.length)) ?? [] } : p));
+    return { ok: problems.length === 0, problems: withSharing };
   }
 
   private async remove(id: string, options: DeleteOptions, event: DeleteEvent | undefined): Promise<boolean> {
@@ -278,6 +285,8 @@ export class CheckpointCatalog {
       for (const saveId of saveIds) {
         const dataKeys = await setMembers(this.client, store.keys.dataIndex(saveId));
         await (pool ? pool.retire(dataKeys) : unlinkKeys(this.client, dataKeys));
+        // Pieces of an incremental save: released (unlinked once no other save holds them), never pooled.
+        await releasePieces(this.client, this.keySpace, store.keys, saveId);
       }
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);

@@ -10,6 +10,7 @@ import { CheckpointExistsError, CheckpointInUseError, CheckpointNotCommittedErro
 import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import type { SegmentPool } from './segment-pool.js';
+import { releasePieces } from './pieces.js';
 
 /** The states a checkpoint is listed in (served as `state`). */
 export const CHECKPOINT_STATES = ['committed', 'writing', 'incomplete'] as const;
@@ -29,6 +30,8 @@ export interface CheckpointStateRecord {
   readonly leaseUntil?: number;
   readonly worldSize: number;
   readonly totalBytes: number;
+  /** Bytes the committed save added to Redis (= totalBytes unless it was incremental). */
+  readonly storedBytes: number;
   readonly itemCount: number;
   readonly deleting: boolean;
   /** When the save in progress (or the last one that never committed) began. */
@@ -58,6 +61,8 @@ export function parseMetrics(text: string | undefined): Record<string, number> |
 export interface CommitInfo {
   readonly worldSize: number;
   readonly totalBytes: number;
+  /** Bytes the save added to Redis (incremental saves; default totalBytes). */
+  readonly storedBytes?: number | undefined;
   readonly itemCount: number;
   readonly step?: number | undefined;
   readonly metrics?: Readonly<Record<string, number>> | undefined;
@@ -86,6 +91,7 @@ export function parseState(hash: Record<string, string>, now: number): Checkpoin
     ...(leaseUntil !== undefined ? { leaseUntil } : {}),
     worldSize: num(hash.worldSize ?? hash.pendingWorldSize),
     totalBytes: num(hash.totalBytes),
+    storedBytes: num(hash.storedBytes ?? hash.totalBytes),
     itemCount: num(hash.itemCount),
     deleting,
     ...(hash.pendingSince ? { pendingSince: num(hash.pendingSince) } : {}),
@@ -189,7 +195,17 @@ export class CheckpointStore {
   async commit(token: string, saveId: string, metadataJson: string, stats: CommitInfo): Promise<string[]> {
     const step = stats.step === undefined ? '' : String(stats.step);
     const metrics = stats.metrics === undefined ? '' : JSON.stringify(stats.metrics);
-    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [token, saveId, metadataJson, stats.worldSize, stats.totalBytes, stats.itemCount, step, metrics]);
+    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [
+      token,
+      saveId,
+      metadataJson,
+      stats.worldSize,
+      stats.totalBytes,
+      stats.itemCount,
+      step,
+      metrics,
+      stats.storedBytes === undefined ? '' : String(stats.storedBytes),
+    ]);
     this.expectOk(reply, 'commit');
     // Second, idempotent step (the catalog is in another Cluster slot): repairs an entry
     // lost if the process died between begin-save and its ZADD.
@@ -209,12 +225,15 @@ export class CheckpointStore {
     throw new DcpError('REDIS_ERROR', `abort of "${this.id}": unexpected script reply ${reply.join(' ').slice(0, 200)}`);
   }
 
-  /** Removes a save's data keys, then (fenced) its index. Returns how many keys went. */
-  /** Removes a dropped save's data (into `pool` when recycling) and forgets the save. */
+  /**
+   * Removes a dropped save's data (segments into `pool` when recycling; pieces of an
+   * incremental save are released, never pooled), then (fenced) forgets the save.
+   */
   async dropSave(token: string, saveId: string, pool?: SegmentPool): Promise<number> {
     const index = this.keys.dataIndex(saveId);
     const dataKeys = await setMembers(this.client, index);
-    const removed = pool ? await pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
+    let removed = pool ? await pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
+    removed += (await releasePieces(this.client, this.keySpace, this.keys, saveId)) ?? 0;
     const reply = await runScript(this.client, 'forget-save', [this.keys.state, this.keys.saves, index], [token, saveId]);
     if (reply[0] !== 'COMMITTED') this.expectOk(reply, 'forget save');
     return removed;

@@ -38,6 +38,21 @@ export class KeySpace {
     return `${this.prefix}:pool:${dataKey.slice(this.prefix.length + ':data:'.length)}`;
   }
 
+  /** String: one stored piece of an incremental save, named by the hash of its bytes (no hash tag). */
+  piece(hash: string): string {
+    return `${this.prefix}:blob:${hash}`;
+  }
+
+  /** Hash: piece hash → number of saves (pending or committed) whose piece set holds it (incremental saves). */
+  pieceCounts(): string {
+    return `${this.prefix}:blobs`;
+  }
+
+  /** String (counter): bytes of all pieces currently counted in pieceCounts() (each piece once). */
+  pieceBytes(): string {
+    return `${this.prefix}:blobs:bytes`;
+  }
+
   checkpoint(id: string): CheckpointKeys {
     assertValidCheckpointName(id);
     return new CheckpointKeys(this.prefix, id);
@@ -84,9 +99,19 @@ export class CheckpointKeys {
     return `${this.control}:pins`;
   }
 
+  /** Set: the piece hashes one incremental save references, recorded before it writes or uses them. */
+  pieceIndex(saveId: string): string {
+    return `${this.control}:pieces:${saveId}`;
+  }
+
   /** The Redlock resource (on the lock nodes). */
   get lock(): string {
     return `${this.control}:lock`;
+  }
+
+  /** A stored piece of an incremental save (shared by every checkpoint of the prefix; see KeySpace.piece). */
+  piece(id: string): string {
+    return `${this.prefix}:blob:${id}`;
   }
 
   /** A data segment: no hash tag, so segments spread over Cluster slots. */

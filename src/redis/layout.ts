@@ -7,10 +7,18 @@
  * segments and a segment may hold many items. Every part carries the
  * CRC32C of its bytes, so a reader verifies exactly what it fetched, even when it
  * fetches only some parts of an item (partial loads).
+ *
+ * Incremental saves (format redis-dcp/2) store each item as content-addressed pieces
+ * instead (pieces.ts); a location then lists piece ids. `storedParts` gives the reader
+ * and the verifier one view of both. See docs/format.md, "Incremental saves".
  */
 import { DcpError } from '../core/errors.js';
+import type { CheckpointKeys } from './keys.js';
+import { PIECE_ID, pieceLength } from './pieces.js';
 
 export const STORAGE_FORMAT = 'redis-dcp/1';
+/** Storage data of an incremental save: items are lists of piece ids. */
+export const INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/2';
 
 /** [rank, seq, offset, length, crc32c]: bytes offset..offset+length of segment (rank, seq). */
 export type Part = readonly [rank: number, seq: number, offset: number, length: number, crc: number];
@@ -29,6 +37,40 @@ export interface RedisStorageData {
   readonly items: Record<string, ItemLocation>;
 }
 
+/** Where an item of an incremental save lives: its pieces, in order (`<blake3-128 hex>-<length>`). */
+export interface PieceLocation {
+  readonly n: number;
+  readonly p: readonly string[];
+}
+
+/** `metadata.storageData` of an incremental checkpoint. */
+export interface IncrementalStorageData {
+  readonly format: typeof INCREMENTAL_STORAGE_FORMAT;
+  readonly saveId: string;
+  readonly items: Record<string, PieceLocation>;
+}
+
+/** Storage data of either format. */
+export type StorageData = RedisStorageData | IncrementalStorageData;
+
+/** A stored byte range of an item, whatever the format: checked by its CRC32C or (pieces) its hash. */
+export interface StoredPart {
+  readonly key: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly crc?: number;
+  /** The piece id, when the part is a whole content-addressed piece. */
+  readonly piece?: string;
+}
+
+/** The parts of one item location, in order, as keys and ranges. */
+export function storedParts(storage: StorageData, keys: CheckpointKeys, loc: ItemLocation | PieceLocation): StoredPart[] {
+  if (storage.format === INCREMENTAL_STORAGE_FORMAT) {
+    return (loc as PieceLocation).p.map((id) => ({ key: keys.piece(id), offset: 0, length: pieceLength(id), piece: id }));
+  }
+  return (loc as ItemLocation).p.map(([rank, seq, offset, length, crc]) => ({ key: keys.dataKey(storage.saveId, rank, seq), offset, length, crc }));
+}
+
 const SAVE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_SEGMENT = 512 * 1024 * 1024;
 
@@ -41,9 +83,10 @@ function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
 }
 
 /** Checks storage data read back from Redis (it may have been tampered with). */
-export function parseStorageData(value: unknown, worldLimit = 1 << 20): RedisStorageData {
+export function parseStorageData(value: unknown, worldLimit = 1 << 20): StorageData {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
   const sd = value as Record<string, unknown>;
+  if (sd.format === INCREMENTAL_STORAGE_FORMAT) return parseIncremental(sd);
   if (sd.format !== STORAGE_FORMAT) throw invalid(`unknown format ${JSON.stringify(sd.format)}`);
   if (typeof sd.saveId !== 'string' || !SAVE_ID.test(sd.saveId)) throw invalid('bad saveId');
   if (typeof sd.items !== 'object' || sd.items === null || Array.isArray(sd.items)) throw invalid('items is not an object');
@@ -63,4 +106,21 @@ export function parseStorageData(value: unknown, worldLimit = 1 << 20): RedisSto
     if (sum !== n) throw invalid(`item ${key}: parts hold ${sum} bytes, item has ${n}`);
   }
   return sd as unknown as RedisStorageData;
+}
+
+function parseIncremental(sd: Record<string, unknown>): IncrementalStorageData {
+  if (typeof sd.saveId !== 'string' || !SAVE_ID.test(sd.saveId)) throw invalid('bad saveId');
+  if (typeof sd.items !== 'object' || sd.items === null || Array.isArray(sd.items)) throw invalid('items is not an object');
+  for (const [key, loc] of Object.entries(sd.items as Record<string, unknown>)) {
+    if (typeof loc !== 'object' || loc === null) throw invalid(`item ${key} has no location`);
+    const { n, p } = loc as { n?: unknown; p?: unknown };
+    if (!isUint(n) || !Array.isArray(p)) throw invalid(`item ${key} has a malformed location`);
+    let sum = 0;
+    for (const id of p) {
+      if (typeof id !== 'string' || !PIECE_ID.test(id) || pieceLength(id) > MAX_SEGMENT) throw invalid(`item ${key} has a malformed piece id`);
+      sum += pieceLength(id);
+    }
+    if (sum !== n) throw invalid(`item ${key}: pieces hold ${sum} bytes, item has ${n}`);
+  }
+  return sd as unknown as IncrementalStorageData;
 }

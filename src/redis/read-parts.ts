@@ -1,13 +1,13 @@
 /**
- * The reader's bookkeeping types: which parts of which segments a load plan needs and
+ * The reader's bookkeeping types: which parts of which segments or pieces a load plan needs and
  * where their bytes go (src/redis/reader.ts), and the geometry helpers it uses.
  */
-import type { Part } from './layout.js';
+import type { StoredPart } from './layout.js';
 import { stridesOf } from '../core/tensor-box.js';
 
 /** A part of an item with its byte span inside the item. */
 export interface PartSpan {
-  readonly part: Part;
+  readonly part: StoredPart;
   readonly start: number;
   readonly end: number;
 }
@@ -21,7 +21,7 @@ export interface PendingItem {
 /** One part a read item needs, and what to do with its verified bytes. */
 export interface PartUse {
   readonly fqn: string;
-  readonly part: Part;
+  readonly part: StoredPart;
   readonly apply: (bytes: Buffer) => void;
   /**
    * Where the whole part belongs, when that is one contiguous run of the destination:
@@ -31,10 +31,9 @@ export interface PartUse {
   readonly item: PendingItem;
 }
 
-/** Byte range [start, end) of one segment fetched with one GETRANGE. */
+/** Byte range [start, end) of one key (segment or piece) fetched with one GETRANGE. */
 export interface FetchGroup {
-  readonly rank: number;
-  readonly seq: number;
+  readonly key: string;
   readonly start: number;
   end: number;
   readonly uses: PartUse[];

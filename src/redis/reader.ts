@@ -1,7 +1,7 @@
 /**
  * RedisStorageReader: DCP's StorageReader on Redis. Loads only committed checkpoints,
  * fetches only the parts of each item that the load plan needs, and verifies the
- * CRC32C of every part it fetched before a byte of it reaches a tensor.
+ * CRC32C (or, for pieces of incremental saves, the BLAKE3 hash) of every part it fetched.
  */
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
@@ -20,7 +20,7 @@ import type { RedisClient, RedisInput } from './connection.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
-import { parseStorageData, type ItemLocation, type RedisStorageData } from './layout.js';
+import { parseStorageData, storedParts, type StorageData, type StoredPart } from './layout.js';
 import { dataError, partProblem } from './verify.js';
 import { COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
@@ -60,7 +60,7 @@ export class RedisStorageReader extends StorageReader {
   private readonly maxMetadataBytes: number;
   private readonly target: CheckpointTarget;
   private metadata: Metadata | undefined;
-  private storage: RedisStorageData | undefined;
+  private storage: StorageData | undefined;
   private readonly bulkTransport: boolean;
   private readonly slots: Slots;
   private readonly pool: BufferPool;
@@ -157,17 +157,18 @@ export class RedisStorageReader extends StorageReader {
     await pin?.release();
   }
 
-  private location(item: ReadItem): ItemLocation {
+  /** The item's size and its stored parts (segments or pieces: the reader need not know which). */
+  private location(item: ReadItem): { n: number; p: StoredPart[] } {
     const loc = this.storage!.items[metadataIndexKey(item.storageIndex)];
     if (!loc) throw new MissingDataError(item.storageIndex.fqn, '(none)', 'the checkpoint records no location for this item');
-    return loc;
+    return { n: loc.n, p: storedParts(this.storage!, this.store().keys, loc) };
   }
 
-  private spans(loc: ItemLocation, start: number, end: number): PartSpan[] {
+  private spans(loc: { p: readonly StoredPart[] }, start: number, end: number): PartSpan[] {
     const out: PartSpan[] = [];
     let pos = 0;
     for (const part of loc.p) {
-      const next = pos + part[3];
+      const next = pos + part.length;
       if (next > start && pos < end) out.push({ part, start: pos, end: next });
       pos = next;
     }
@@ -191,7 +192,7 @@ export class RedisStorageReader extends StorageReader {
       for (const part of loc.p) {
         const start = at;
         uses.push({ fqn, part, apply: (bytes) => value.set(bytes, start) });
-        at += part[3];
+        at += part.length;
       }
       finish = () => planner.loadBytes(item, value);
     } else {
@@ -217,7 +218,7 @@ export class RedisStorageReader extends StorageReader {
             fqn,
             part: span.part,
             apply: (bytes) => dest.set(bytes.subarray(from - span.start, to - span.start), at),
-            ...(whole ? { into: dest.subarray(at, at + span.part[3]) } : {}),
+            ...(whole ? { into: dest.subarray(at, at + span.part.length) } : {}),
           });
         }
       } else if (spans.length === 1) {
@@ -256,16 +257,16 @@ export class RedisStorageReader extends StorageReader {
    * GETRANGE each: many small items packed in a segment cost one round trip, not one each.
    */
   private coalesce(uses: PartUse[]): FetchGroup[] {
-    const sorted = [...uses].sort((a, b) => a.part[0] - b.part[0] || a.part[1] - b.part[1] || a.part[2] - b.part[2]);
+    const sorted = [...uses].sort((a, b) => (a.part.key < b.part.key ? -1 : a.part.key > b.part.key ? 1 : a.part.offset - b.part.offset));
     const groups: FetchGroup[] = [];
     let current: FetchGroup | undefined;
     for (const use of sorted) {
-      const [rank, seq, offset, length] = use.part;
-      if (current && current.rank === rank && current.seq === seq && offset - current.end <= COALESCE_GAP) {
+      const { key, offset, length } = use.part;
+      if (current && current.key === key && offset - current.end <= COALESCE_GAP) {
         current.end = Math.max(current.end, offset + length);
         current.uses.push(use);
       } else {
-        current = { rank, seq, start: offset, end: offset + length, uses: [use] };
+        current = { key, start: offset, end: offset + length, uses: [use] };
         groups.push(current);
       }
     }
@@ -275,11 +276,11 @@ export class RedisStorageReader extends StorageReader {
   /** One GETRANGE; every part in it is checked (length, CRC32C) before its bytes are applied. */
   private fetchGroup(group: FetchGroup): Promise<void> {
     return this.slots.run(async () => {
-      const key = this.store().keys.dataKey(this.storage!.saveId, group.rank, group.seq);
+      const key = group.key;
       const length = group.end - group.start;
       const bulk = this.bulk;
       const only = group.uses.length === 1 ? group.uses[0]! : undefined;
-      if (bulk && only?.into && only.part[2] === group.start && only.part[3] === length) {
+      if (bulk && only?.into && only.part.offset === group.start && only.part.length === length) {
         // Straight into the tensor: on a bad length or checksum the load fails (the tensor's bytes are then undefined, as with any failed load).
         const got = await bulk.getRangeInto(key, group.start, group.end - 1, only.into);
         this.check(only, key, group.start, got, only.into.subarray(0, got));
@@ -301,8 +302,8 @@ export class RedisStorageReader extends StorageReader {
       }
       try {
         for (const use of group.uses) {
-          const from = use.part[2] - group.start;
-          const bytes = buf.subarray(from, from + use.part[3]);
+          const from = use.part.offset - group.start;
+          const bytes = buf.subarray(from, from + use.part.length);
           this.check(use, key, group.start, buf.byteLength, bytes);
           use.apply(bytes);
           if (--use.item.remaining === 0) use.item.finish();

@@ -19,7 +19,10 @@ export type ScriptName =
   | 'refresh-claim'
   | 'release-claim'
   | 'read-shared'
-  | 'pin';
+  | 'pin'
+  | 'claim-pieces'
+  | 'release-pieces'
+  | 'sweep-pieces';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -35,6 +38,9 @@ const FILES: Record<ScriptName, string> = {
   'release-claim': 'release-claim-1.lua',
   'read-shared': 'read-shared-1.lua',
   pin: 'pin-2.lua',
+  'claim-pieces': 'claim-pieces.lua',
+  'release-pieces': 'release-pieces.lua',
+  'sweep-pieces': 'sweep-pieces.lua',
 };
 
 function loadLua(file: string): string {

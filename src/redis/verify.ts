@@ -11,7 +11,8 @@ import { boundedEach } from './bounded.js';
 import type { RedisClient } from './connection.js';
 import { ChecksumMismatchError, MissingDataError } from './errors.js';
 import type { CheckpointKeys } from './keys.js';
-import type { Part, RedisStorageData } from './layout.js';
+import { storedParts, type StorageData, type StoredPart } from './layout.js';
+import { pieceProblem } from './pieces.js';
 
 export type DataProblemKind = 'missing_key' | 'wrong_length' | 'checksum_mismatch';
 
@@ -26,16 +27,20 @@ export function crcOf(bytes: Uint8Array): number {
 
 /**
  * What is wrong with `part`, read from a fetch of `fetched` bytes that started at
- * `fetchStart` of its segment: the fetch must reach the part's end, and (unless `bytes`
- * is undefined) the part's bytes must have its CRC32C.
+ * `fetchStart` of its key: the fetch must reach the part's end, and (unless `bytes`
+ * is undefined) the part's bytes must have its CRC32C, or a piece its BLAKE3 hash.
  */
-export function partProblem(part: Part, fetchStart: number, fetched: number, bytes: Uint8Array | undefined): DataProblem | undefined {
-  const [, , offset, length, crc] = part;
+export function partProblem(part: StoredPart, fetchStart: number, fetched: number, bytes: Uint8Array | undefined): DataProblem | undefined {
+  const { offset, length, crc } = part;
   if (offset - fetchStart + length > fetched) {
     if (fetched === 0) return { kind: 'missing_key', message: 'data key is missing' };
     return { kind: 'wrong_length', message: `expected ${length} bytes at offset ${offset}, the value ends at ${fetchStart + fetched}` };
   }
   if (bytes === undefined) return undefined;
+  if (part.piece !== undefined) {
+    const message = pieceProblem(part.piece, bytes);
+    return message === undefined ? undefined : { kind: 'checksum_mismatch', message };
+  }
   const actual = crcOf(bytes);
   return actual === crc ? undefined : { kind: 'checksum_mismatch', message: `CRC32C of bytes ${offset}..${offset + length} is ${actual}, stored ${crc}` };
 }
@@ -62,11 +67,11 @@ export interface VerifyOptions {
 interface SegmentUse {
   size: number;
   readonly fqns: Set<string>;
-  readonly parts: Array<{ fqn: string; part: Part }>;
+  readonly parts: Array<{ fqn: string; part: StoredPart }>;
 }
 
 /** Item sizes against their chunks' shapes (no Redis access). */
-function locationProblems(metadata: Metadata, storage: RedisStorageData): ItemProblem[] {
+function locationProblems(metadata: Metadata, storage: StorageData): ItemProblem[] {
   const problems: ItemProblem[] = [];
   const located = new Set(Object.keys(storage.items).map(metadataIndexKeyFqn));
   for (const [fqn, md] of Object.entries(metadata.stateDictMetadata)) {
@@ -91,17 +96,17 @@ export async function verifyCheckpointData(
   client: RedisClient,
   keys: CheckpointKeys,
   metadata: Metadata,
-  storage: RedisStorageData,
+  storage: StorageData,
   options: VerifyOptions = {},
 ): Promise<ItemProblem[]> {
   const problems = locationProblems(metadata, storage);
   const segments = new Map<string, SegmentUse>();
   for (const [itemKey, loc] of Object.entries(storage.items)) {
     const fqn = metadataIndexKeyFqn(itemKey);
-    for (const part of loc.p) {
-      const key = keys.dataKey(storage.saveId, part[0], part[1]);
+    for (const part of storedParts(storage, keys, loc)) {
+      const key = part.key;
       const seg = segments.get(key) ?? { size: 0, fqns: new Set<string>(), parts: [] };
-      seg.size = Math.max(seg.size, part[2] + part[3]);
+      seg.size = Math.max(seg.size, part.offset + part.length);
       seg.fqns.add(fqn);
       seg.parts.push({ fqn, part });
       segments.set(key, seg);
@@ -118,7 +123,7 @@ export async function verifyCheckpointData(
     } else if (options.deep) {
       const buf = (await client.getBuffer(key)) ?? Buffer.alloc(0);
       for (const { fqn, part } of seg.parts) {
-        const problem = partProblem(part, 0, buf.byteLength, buf.subarray(part[2], part[2] + part[3]));
+        const problem = partProblem(part, 0, buf.byteLength, buf.subarray(part.offset, part.offset + part.length));
         if (problem) problems.push({ ...problem, fqn, key });
       }
     }

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
+import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
@@ -19,7 +20,7 @@ import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
 import type { RedisClient, RedisInput } from './connection.js';
 import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
-import { STORAGE_FORMAT, type ItemLocation, type RedisStorageData } from './layout.js';
+import { STORAGE_FORMAT, type ItemLocation } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
 import { BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
@@ -27,6 +28,9 @@ import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment 
 import { SegmentPool } from './segment-pool.js';
 import { assertMemoryFor, PER_SEGMENT_OVERHEAD, plannedBytes } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
+import { writeIncremental } from './piece-writer.js';
+import { releasePieces } from './pieces.js';
+import { INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
 export { DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, segmentSizes } from './segment-layout.js';
@@ -77,6 +81,8 @@ export interface RedisStorageWriterOptions {
    * bytes of the global plan with maxmemory − used_memory and fails with INSUFFICIENT_MEMORY.
    */
   readonly memoryCheck?: boolean;
+  /** Incremental save (default false; standalone Redis): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
+  readonly incremental?: boolean;
 }
 
 /** Metrics names: like FQN segments; values finite numbers; at most 64 of them. */
@@ -115,6 +121,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly bulkConnections: number;
   private readonly recycleTtlMs: number;
   private readonly lockNodes: LockNodes;
+  private readonly incremental: boolean;
 
   private readonly target: CheckpointTarget;
   private saveId = newSaveId();
@@ -142,6 +149,8 @@ export class RedisStorageWriter extends StorageWriter {
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
     checkStepAndMetrics(options.step, options.metrics);
+    this.incremental = options.incremental ?? false;
+    if (this.incremental && options.redis instanceof Cluster) throw new DcpValueError('INCREMENTAL_UNSUPPORTED', 'incremental saves need a standalone Redis for now (docs/format.md, "Incremental saves")');
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockNodes = new LockNodes(options.lockRedis, () => this.dataClient());
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -223,6 +232,10 @@ export class RedisStorageWriter extends StorageWriter {
     // One stream per rank (items back to back) cut into segments whose sizes sit just
     // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
+    if (this.incremental) {
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight };
+      return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
+    }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));
 
     // Keys are recorded before any is written: an aborted save leaves nothing unfindable.
@@ -259,17 +272,22 @@ export class RedisStorageWriter extends StorageWriter {
     const store = this.store();
     const held = this.requireLock();
     if (held.lost) throw new FencedError(store.id, `lock lost before commit (${held.lost.message})`);
-    const items: Record<string, ItemLocation> = {};
+    const items: Record<string, ItemLocation | PieceLocation> = {};
     let totalBytes = 0;
+    let storedBytes = 0;
     for (const result of results.flat()) {
-      items[metadataIndexKey(result.index)] = result.storageData as ItemLocation;
+      const { w, ...location } = result.storageData as (ItemLocation | PieceLocation) & { w?: number };
+      items[metadataIndexKey(result.index)] = location;
       totalBytes += result.sizeInBytes;
+      storedBytes += w ?? 0;
     }
-    const storageData: RedisStorageData = { format: STORAGE_FORMAT, saveId: this.saveId, items };
+    const format = this.incremental ? INCREMENTAL_STORAGE_FORMAT : STORAGE_FORMAT;
+    const storageData = { format, saveId: this.saveId, items } as StorageData;
     const json = metadataToJSON({ ...metadata, storageData });
     const garbage = await store.commit(this.token!, this.saveId, json, {
       worldSize: results.length,
       totalBytes,
+      storedBytes: this.incremental ? storedBytes : totalBytes,
       itemCount: Object.keys(metadata.stateDictMetadata).length,
       step: this.options.step,
       metrics: this.options.metrics,
@@ -297,6 +315,7 @@ export class RedisStorageWriter extends StorageWriter {
       const pool = this.pool();
       if (this.isCoordinator) await store.dropSave(this.token!, saveId, pool).catch(() => {});
       else if (this.writtenKeys.length > 0) await (pool ? pool.retire(this.writtenKeys) : unlinkKeys(this.dataClient(), this.writtenKeys)).catch(() => {});
+      else if (this.incremental) await releasePieces(this.dataClient(), this.keySpace, store.keys, saveId).catch(() => {});
     } finally {
       await this.held?.release();
     }

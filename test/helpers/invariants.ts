@@ -134,8 +134,10 @@ async function listAll(catalog: CheckpointCatalog): Promise<CheckpointSummary[]>
 function ownerOf(key: string, prefix: string): { id: string; saveId?: string } | 'global' | undefined {
   // Global keys, and the segment pool (retired segments, recycled by later saves or expiring).
   if (key === `${prefix}:catalog` || key === `${prefix}:fence` || key === `${prefix}:pool` || key.startsWith(`${prefix}:pool:`)) return 'global';
-  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|pins|keys:[^:]+)$`).exec(key);
-  if (control) return { id: control[1]! };
+  // Pieces of incremental saves and their counts: checked by piecesAgree.
+  if (key === `${prefix}:blobs` || key === `${prefix}:blobs:bytes` || key.startsWith(`${prefix}:blob:`)) return 'global';
+  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|pins|keys:[^:]+|pieces:[^:]+)$`).exec(key);
+  if (control) return control[2]!.startsWith('pieces:') ? { id: control[1]!, saveId: control[2]!.slice('pieces:'.length) } : { id: control[1]! };
   const dataPrefix = `${prefix}:data:`;
   if (key.startsWith(dataPrefix)) {
     const parts = key.slice(dataPrefix.length).split(':');
@@ -143,6 +145,25 @@ function ownerOf(key: string, prefix: string): { id: string; saveId?: string } |
     return { id: parts.slice(0, -3).join(':'), saveId: parts.at(-3)! };
   }
   return undefined;
+}
+
+/**
+ * Incremental saves: every stored piece is counted (held by the piece index of some save,
+ * pending or committed, which its checkpoint's saves set records, so it is collectable);
+ * each count equals the number of piece indexes holding the piece; the byte counter is the
+ * sum of the counted pieces' lengths (each once). So nothing unreferenced remains.
+ */
+async function piecesAgree(t: Test, redis: Redis, prefix: string, keys: readonly string[]): Promise<void> {
+  const counts = await redis.hgetall(`${prefix}:blobs`);
+  const held = new Map<string, number>();
+  const indexes = keys.filter((k) => k.startsWith(`${prefix}:ckpt:{`) && /\}:pieces:[^:]+$/.test(k));
+  for (const index of indexes) for (const id of await redis.smembers(index)) held.set(id, (held.get(id) ?? 0) + 1);
+  const stored = keys.filter((k) => k.startsWith(`${prefix}:blob:`)).map((k) => k.slice(`${prefix}:blob:`.length));
+  t.same(stored.filter((id) => !(Number(counts[id] ?? 0) > 0)).sort(), [], 'every stored piece is held by some save (nothing unreferenced remains)');
+  const wrong = [...new Set([...Object.keys(counts), ...held.keys()])].filter((id) => Number(counts[id] ?? 0) !== (held.get(id) ?? 0));
+  t.same(wrong.sort(), [], 'each piece count equals the number of save piece indexes holding it');
+  const bytes = Object.keys(counts).reduce((sum, id) => sum + Number(id.slice(id.lastIndexOf('-') + 1)), 0);
+  t.equal(Number((await redis.get(`${prefix}:blobs:bytes`)) ?? 0), bytes, 'the piece byte counter is the sum of the counted pieces (each once)');
 }
 
 /**
@@ -237,6 +258,7 @@ export async function assertStoreAgrees(t: Test, check: StoreCheck): Promise<voi
       const live = await check.redis.zcount(key, `(${nowMs}`, '+inf');
       if (!(check.pinned ?? []).includes(owner.id)) t.equal(live, 0, `${owner.id}: no load pin left after the loads ended`);
     }
+    await piecesAgree(t, check.redis, prefix, keys);
     for (const [id, expectation] of Object.entries(check.expect)) {
       if (expectation.state === 'absent') t.same(keysOf.get(id) ?? [], [], `${id} (absent): no key left`);
     }

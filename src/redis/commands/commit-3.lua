@@ -4,6 +4,7 @@
   KEYS[1] state hash  KEYS[2] meta string  KEYS[3] saves set
   ARGV[1] token  ARGV[2] saveId  ARGV[3] metadata JSON  ARGV[4] worldSize
   ARGV[5] totalBytes  ARGV[6] itemCount  ARGV[7] step ('' for none)  ARGV[8] metrics JSON ('' for none)
+  ARGV[9] storedBytes (bytes the save added to Redis; '' = totalBytes)
   (step and metrics are written here, fenced with the commit: they describe the committed save)
   Output: {'OK', createdAt, otherSaveId...} (other saves: their data is now garbage)
           | {'FENCED', currentFence}
@@ -19,8 +20,10 @@ local leaseUntil = tonumber(redis.call('HGET', KEYS[1], 'leaseUntil') or '0')
 if leaseUntil < now then return {'LEASE_EXPIRED', tostring(leaseUntil), tostring(now)} end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[1], 'pendingSaveId', 'pendingSince', 'leaseUntil', 'pendingWorldSize', 'pendingBytes', 'step', 'metrics')
+local stored = ARGV[9]
+if stored == nil or stored == '' then stored = ARGV[5] end
 redis.call('HSET', KEYS[1], 'committedSaveId', ARGV[2], 'committedAt', now, 'worldSize', ARGV[4],
-  'totalBytes', ARGV[5], 'itemCount', ARGV[6])
+  'totalBytes', ARGV[5], 'storedBytes', stored, 'itemCount', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'metrics', ARGV[8]) end
 local out = {'OK', redis.call('HGET', KEYS[1], 'createdAt')}

@@ -1,0 +1,108 @@
+/**
+ * One rank's part of an incremental save: its items cut into pieces aligned to each item's
+ * start, hashed, claimed for the save (before any is written or used), and only the pieces
+ * Redis does not hold yet written. See docs/format.md, "Incremental saves".
+ */
+import { Cluster } from 'ioredis';
+import { DcpValueError } from '../core/errors.js';
+import type { WriteItem } from '../core/planner.js';
+import type { WriteResult } from '../core/storage.js';
+import { Slots } from './bounded.js';
+import { BulkConnections } from './bulk-socket.js';
+import type { RedisClient } from './connection.js';
+import type { CheckpointKeys, KeySpace } from './keys.js';
+import type { PieceLocation } from './layout.js';
+import { claimPieces, cutItem, pieceId } from './pieces.js';
+
+export interface PieceWriteContext {
+  readonly client: RedisClient;
+  readonly keySpace: KeySpace;
+  readonly keys: CheckpointKeys;
+  readonly saveId: string;
+  readonly pieceBytes: number;
+  readonly maxInFlight: number;
+  /** The bulk connection (standalone Redis): SETs straight from the tensors' memory. */
+  readonly bulk?: BulkConnections | undefined;
+}
+
+/**
+ * RedisStorageWriter.writeData of an incremental save: the write results of `planItems`
+ * (whose bytes are `items`); the first item's location also carries the bytes this rank
+ * wrote (`w`, summed into storedBytes and removed by the coordinator's finish).
+ */
+export async function writeIncremental(planItems: readonly WriteItem[], items: readonly Uint8Array[], ctx: PieceWriteContext, bulkConnections: number): Promise<WriteResult[]> {
+  if (ctx.client instanceof Cluster) throw new DcpValueError('INCREMENTAL_UNSUPPORTED', 'incremental saves need a standalone Redis for now (docs/format.md, "Incremental saves")');
+  const bulk = bulkConnections > 0 ? await BulkConnections.open(ctx.client, bulkConnections).catch(() => undefined) : undefined;
+  try {
+    const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk });
+    return planItems.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...locations[i]!, w: storedBytes } : locations[i] }));
+  } finally {
+    bulk?.close();
+  }
+}
+
+export interface PieceWriteResult {
+  readonly locations: PieceLocation[];
+  /** Bytes of the pieces this rank wrote (those Redis did not hold when they were claimed). */
+  readonly storedBytes: number;
+  /** How many pieces it wrote. */
+  readonly written: number;
+}
+
+/** Pieces hashed and claimed per batch; the batch's writes overlap the hashing of the next. */
+const BATCH_PIECES = 64;
+const BATCH_BYTES = 64 * 1024 * 1024;
+
+export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteContext): Promise<PieceWriteResult> {
+  const locations: PieceLocation[] = [];
+  const slots = new Slots(ctx.maxInFlight);
+  const writes: Array<Promise<void>> = [];
+  const claimed = new Set<string>();
+  let failed = false;
+  let storedBytes = 0;
+  let written = 0;
+  let batch: Array<{ id: string; bytes: Uint8Array }> = [];
+  let batchBytes = 0;
+
+  const write = (id: string, bytes: Uint8Array): Promise<void> =>
+    slots.run(async () => {
+      if (failed) return;
+      const key = ctx.keySpace.piece(id);
+      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));
+    });
+
+  const flush = async (): Promise<void> => {
+    const fresh = batch.filter((p) => !claimed.has(p.id) && claimed.add(p.id));
+    batch = [];
+    batchBytes = 0;
+    if (fresh.length === 0 || failed) return;
+    // Claimed (counted, recorded in the save's piece index) before being written or relied on.
+    const exists = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
+    fresh.forEach((p, i) => {
+      if (exists[i]) return;
+      storedBytes += p.bytes.byteLength;
+      written++;
+      const done = write(p.id, p.bytes);
+      done.catch(() => {
+        failed = true;
+      });
+      writes.push(done);
+    });
+  };
+
+  for (const bytes of items) {
+    const ids: string[] = [];
+    for (const piece of cutItem(bytes, ctx.pieceBytes)) {
+      const id = pieceId(piece);
+      ids.push(id);
+      batch.push({ id, bytes: piece });
+      batchBytes += piece.byteLength;
+      if (batch.length >= BATCH_PIECES || batchBytes >= BATCH_BYTES) await flush();
+    }
+    locations.push({ n: bytes.byteLength, p: ids });
+  }
+  await flush();
+  await Promise.all(writes);
+  return { locations, storedBytes, written };
+}
