@@ -2,6 +2,7 @@
 import type { DefaultSavePlannerOptions } from '../core/default-planner.js';
 import { CheckpointError, errorFromWire, errorToWire, isWireError, type WireError } from '../core/errors.js';
 import type { Metadata } from '../core/metadata.js';
+import type { SavePlanner } from '../core/planner.js';
 import type { ProgressEvent } from '../core/progress.js';
 import type { SavePhases } from '../core/tracing.js';
 import type { StagedEntries } from '../core/staging.js';
@@ -22,6 +23,8 @@ export interface UploadJob {
   readonly coordinatorRank: number | undefined;
   /** Send `progress` messages (the caller passed onProgress). */
   readonly progress: boolean;
+  /** This rank failed before its upload (staging, an earlier save's failure): take part only to share it. */
+  readonly failure?: SerializedError | undefined;
 }
 
 /** Epoch milliseconds in the worker: job received, save committed. */
@@ -54,6 +57,18 @@ export function serializeError(error: unknown): SerializedError {
 export function deserializeError(error: SerializedError): Error {
   if (error.step !== undefined && error.failures) return new CheckpointError(error.step, new Map(error.failures.map(([rank, wire]) => [rank, isWireError(wire) ? errorFromWire(wire) : new Error(String(wire))])));
   return errorFromWire(error.wire);
+}
+
+/**
+ * A planner that fails in setUpPlanner with `error`: a rank whose save failed before the
+ * upload still takes part in the protocol with it, so every rank fails at once with the
+ * same CheckpointError (as with save()) instead of waiting out the collective timeout.
+ */
+export function failingPlanner(error: Error): SavePlanner {
+  const fail = (): never => {
+    throw error;
+  };
+  return { setUpPlanner: fail, createLocalPlan: fail, createGlobalPlan: fail, finishPlan: fail, resolveData: fail };
 }
 
 export const epochNow = (): number => performance.timeOrigin + performance.now();

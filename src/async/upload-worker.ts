@@ -10,10 +10,11 @@ import { DefaultSavePlanner } from '../core/default-planner.js';
 import type { SavePlanner } from '../core/planner.js';
 import { saveNow, saveRunFor } from '../core/save.js';
 import { stateDictFromEntries } from '../core/staging.js';
-import { epochNow, serializeError, type UploadJob, type UploadReply } from './protocol.js';
+import { deserializeError, epochNow, failingPlanner, serializeError, type UploadJob, type UploadReply } from './protocol.js';
 import { fromRecipe, type ClosableGroup, type GroupFactory, type PlannerFactory, type WriterFactory } from './recipe.js';
 
 async function plannerFor(job: UploadJob): Promise<SavePlanner> {
+  if (job.failure) return failingPlanner(deserializeError(job.failure));
   if (job.planner.kind === 'default') return new DefaultSavePlanner(job.planner.options);
   return (await fromRecipe<PlannerFactory>(job.planner.recipe))(job.planner.recipe.args);
 }

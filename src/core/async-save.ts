@@ -13,7 +13,7 @@
  * to `onProgress` (README "Events and progress").
  */
 import { recipeOf, type WorkerRecipe } from '../async/recipe.js';
-import type { PlannerSpec, UploadTimes } from '../async/protocol.js';
+import { failingPlanner, serializeError, type PlannerSpec, type UploadTimes } from '../async/protocol.js';
 import { uploadThread } from '../async/upload-thread.js';
 import { DefaultSavePlanner } from './default-planner.js';
 import { enterLanes, lanesOf } from './in-flight.js';
@@ -61,7 +61,10 @@ export function asyncSave(stateDict: StateDict, options: AsyncSaveOptions = {}):
       observed.stagingFailed = true;
       throw error;
     });
-  const untraced = staging.then((entries) => uploadStaged(entries, options, namespace, run));
+  const untraced = staging.then(
+    (entries) => uploadStaged(entries, options, namespace, run),
+    (error: unknown) => shareFailure(error, options, namespace),
+  );
   const upload = event ? saveChannel.tracePromise(() => untraced.finally(() => fillSaveEvent(event, run)), event) : untraced;
   void upload.then(
     () => ticket.done(),
@@ -92,13 +95,26 @@ interface UploadResult {
   readonly times: UploadTimes | undefined;
 }
 
+/**
+ * This rank failed before its upload (staging, or an earlier save's failure reported to
+ * this call): with a process group it still runs the protocol, failing at planning, so the
+ * other ranks fail at once with its error instead of waiting out their timeout. Rethrows.
+ */
+async function shareFailure(error: unknown, options: AsyncSaveOptions, namespace: string): Promise<never> {
+  if (options.processGroup) {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    await uploadStaged([], options, namespace, undefined, failure).catch(() => undefined);
+  }
+  throw error;
+}
+
 /** Runs the save of the staged copy in the worker thread, or here when a piece cannot cross threads. */
-async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, namespace: string, run: SaveRun | undefined): Promise<UploadResult> {
+async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, namespace: string, run: SaveRun | undefined, failure?: Error): Promise<UploadResult> {
   const route = workerRoute(options);
   if ('sameThread' in route) {
-    warnOnce(route.sameThread);
+    if (!failure) warnOnce(route.sameThread);
     const { stager: _stager, ...saveOptions } = options;
-    return { metadata: await saveNow(stateDictFromEntries(entries), saveOptions, run), times: undefined };
+    return { metadata: await saveNow(stateDictFromEntries(entries), failure ? { ...saveOptions, planner: failingPlanner(failure) } : saveOptions, run), times: undefined };
   }
   run?.clock.stop(); // the worker times the phases after staging
   if (run) run.checkpointId = options.checkpointId ?? options.storageWriter?.storageMeta()?.checkpointId;
@@ -110,6 +126,7 @@ async function uploadStaged(entries: StagedEntries, options: AsyncSaveOptions, n
     namespace,
     planner: route.planner,
     coordinatorRank: options.coordinatorRank,
+    failure: failure ? serializeError(failure) : undefined,
   }, run ? (progress) => run.clock.forward(progress) : undefined);
   if (run) {
     for (const phase of ['plan', 'write', 'commit'] as const) run.clock.add(phase, times.phases[phase]);

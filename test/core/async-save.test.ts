@@ -121,6 +121,17 @@ t.test('a process group that cannot cross threads: the upload runs on the caller
   t.same(dest.meta, { step: 3, tag: 'async' });
 });
 
+t.test('staging failing on one in-process rank: the other fails at once with its error (same-thread path)', async (t) => {
+  const groups = createLocalGroups(2, { timeoutMs: 60_000 });
+  const store = new MemoryStore();
+  const responses = groups.map((group, rank) => asyncSave(rank === 1 ? { ...stateDict(1), bad: Symbol('x') as unknown as number } : stateDict(1), { storageWriter: new MemoryStorageWriter(store), processGroup: group }));
+  await t.rejects(responses[1]!.staged, { code: 'UNSUPPORTED_VALUE' });
+  const err = (await responses[0]!.committed.then(() => undefined, (e: unknown) => e)) as CheckpointError;
+  t.ok(err instanceof CheckpointError && (err.failures.get(1) as DcpError).code === 'UNSUPPORTED_VALUE', `rank 0 fails with rank 1's error (${err?.message})`);
+  await t.rejects(responses[1]!.committed, { code: 'UNSUPPORTED_VALUE' });
+  t.equal(store.metadataJson, undefined, 'nothing committed');
+});
+
 t.test('one in flight: a second asyncSave (and a save) through the same writer waits for the first to commit', async (t) => {
   const writer = faultyWriter({ redis: server.url }, { pauseMs: 300 });
   t.teardown(() => writer.close());

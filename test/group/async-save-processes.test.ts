@@ -100,6 +100,19 @@ t.test('a rank SIGKILLed during the first background save of an id: incomplete, 
   await assertStoreAgrees(t, { redis: server.client(), exhaustive: false, expect: { [id]: incomplete } });
 });
 
+t.test('staging fails on one rank (an unsupported value): every rank fails at once with that rank\'s error, as save() does', async (t) => {
+  const id = 'async/bad';
+  // A long collective timeout: a rank that did not hear of the failure would report COLLECTIVE_TIMEOUT after it, not this.
+  const results = await allDone(startAsyncRanks('bad', id, 2, () => ({ BAD_RANK: '1' }), 60_000));
+  const [good, bad] = results.map((r) => r.json!);
+  t.match(bad!.error, /Unsupported state dict value at "bad"/, 'the bad rank: committed rejects with its staging error');
+  t.equal(bad!.code, 'UNSUPPORTED_VALUE');
+  t.match(results[1]!.stdout, /"stagedCode":"UNSUPPORTED_VALUE"/, 'the bad rank: staged rejects with it too');
+  t.equal(good!.code, 'CHECKPOINT_FAILED', 'the other rank fails');
+  t.same(good!.failures, { 1: 'UNSUPPORTED_VALUE' }, "with the bad rank's error, not a timeout");
+  await assertStoreAgrees(t, { redis: server.client(), exhaustive: false, expect: { [id]: absent } });
+});
+
 t.test('the caller returns without awaiting committed: the pending upload keeps the process alive and commits', async (t) => {
   const results = await allDone(startAsyncRanks('return', 'async/return', 2));
   t.same(results.map((r) => r.code), [0, 0]);
