@@ -16,6 +16,7 @@ export { waitForPendingSave } from './core/in-flight.js';
 
 // Events and progress (README "Events and progress").
 export { SAVE_CHANNEL, LOAD_CHANNEL, DELETE_CHANNEL, type SaveEvent, type LoadEvent, type DeleteEvent, type SavePhases, type LoadPhases, type DeletePhases } from './core/tracing.js';
+export { createMetrics, DCP_METRIC_NAMES, DURATION_BUCKETS, type DcpMetrics, type DcpMetricsOptions } from './observe/metrics.js';
 export { PROGRESS_INTERVAL_MS, reportTransferred, type ProgressEvent, type ProgressCallback, type ProgressPhase } from './core/progress.js';
 
 // The data model.

@@ -19,7 +19,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/group': ['src/core', 'src/async', 'src/redis'],
   'src/manager': ['src/core', 'src/async', 'src/redis', 'src/group'],
   routes: ['src/core', 'src/redis'],
-  'src/server': ['src/core', 'src/redis', 'routes'],
+  'src/observe': ['src/core'],
+  'src/server': ['src/core', 'src/redis', 'routes', 'src/observe'],
   'src/cli': ['src/core', 'src/redis', 'src/server', 'src/manager'],
 };
 const LAYERS = Object.keys(ALLOWED);

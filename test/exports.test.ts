@@ -40,6 +40,7 @@ const PINNED = [
   'checkpointIdProblem', 'isValidCheckpointName', 'assertValidCheckpointName', 'CHECKPOINT_ID_MAX_LENGTH',
   'asyncSave', 'DefaultStager', 'waitForPendingSave',
   'CheckpointManager', 'applyRetention', 'CheckpointInUseError', 'InsufficientMemoryError', 'DEFAULT_PIN_TTL_MS',
+  'SAVE_CHANNEL', 'LOAD_CHANNEL', 'DELETE_CHANNEL', 'PROGRESS_INTERVAL_MS', 'reportTransferred', 'createMetrics', 'DCP_METRIC_NAMES',
 ];
 
 const INTERNAL_ONLY = ['findOverlappingChunks', 'formatSize', 'setOwn', 'errorToWire', 'errorFromWire', 'KeySpace', 'CheckpointKeys', 'flattenStateDict', 'copyBoxInto'];

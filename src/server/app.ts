@@ -11,12 +11,14 @@ import { checkpointRoutes } from '../../routes/checkpoints.js';
 import { PROBLEM_CONTENT_TYPE } from '../../routes/schemas.js';
 import { healthRoutes } from '../../routes/health.js';
 import { operationRoutes } from '../../routes/operations.js';
+import { metricsRoutes } from '../../routes/metrics.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
 import { withDeadline } from '../redis/deadline.js';
 import { adminTokenProblem } from './config.js';
 import authPlugin, { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from './plugins/auth.js';
 import docsPlugin from './plugins/docs.js';
+import { AdminMetrics } from './metrics.js';
 import problemsPlugin, { sendProblem } from './plugins/problems.js';
 import securityPlugin from './plugins/security.js';
 import { DcpError, DcpValueError } from '../core/errors.js';
@@ -113,6 +115,9 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     await app.register(healthRoutes, { probe });
     await app.register(checkpointRoutes, { catalog });
     await app.register(operationRoutes, { catalog });
+    const metrics = new AdminMetrics(() => catalog.usage());
+    app.addHook('onResponse', async (request, reply) => metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000));
+    await app.register(metricsRoutes, { scrape: () => metrics.scrape() });
   } catch (err) {
     // A plugin failed to register: release what was opened, then report.
     await app.close().catch(() => undefined);

@@ -56,7 +56,7 @@ function composeDefaults(value: string): string {
 
 t.test('docker-compose.yml matches the server configuration', async (t) => {
   const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, ComposeService> };
-  t.same(Object.keys(compose.services).sort(), ['api', 'redis']);
+  t.same(Object.keys(compose.services).sort(), ['api', 'prometheus', 'redis']);
   const { redis, api } = compose.services as { redis: ComposeService; api: ComposeService };
 
   const command = redis.command!.join(' ');
@@ -84,4 +84,19 @@ t.test('docker-compose.yml matches the server configuration', async (t) => {
   t.match(dockerfile, new RegExp(`EXPOSE ${config.port}`));
   t.match(dockerfile, /CMD \["node", "dist\/src\/server\/main\.js"\]/, 'runs the compiled server entry');
   t.match(dockerfile, /npm run build/);
+});
+
+t.test('the optional Prometheus service (profile monitoring) scrapes the API\'s /metrics', async (t) => {
+  const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, ComposeService & { profiles?: string[]; volumes?: string[] }> };
+  const { prometheus, api } = compose.services as Record<string, ComposeService & { profiles?: string[]; volumes?: string[]; command?: string[] }>;
+  t.same(prometheus!.profiles, ['monitoring'], 'only with --profile monitoring');
+  t.notOk(api!.profiles, 'the API itself is not optional');
+  const mount = prometheus!.volumes!.find((v) => v.endsWith(':/etc/prometheus/prometheus.yml:ro'));
+  t.ok(mount, 'its configuration file is mounted');
+  t.match(prometheus!.command!.join(' '), /--config\.file=\/etc\/prometheus\/prometheus\.yml/);
+  const file = mount!.split(':')[0]!;
+  const scrape = parse(readFileSync(file, 'utf8')) as { scrape_configs: Array<{ job_name: string; metrics_path?: string; static_configs: Array<{ targets: string[] }> }> };
+  const config = loadConfig(Object.fromEntries(Object.entries(api!.environment!).map(([k, v]) => [k, composeDefaults(String(v))])));
+  const targets = scrape.scrape_configs.flatMap((job) => job.static_configs.flatMap((s) => s.targets.map((target) => ({ target, path: job.metrics_path ?? '/metrics' }))));
+  t.same(targets, [{ target: `api:${config.port}`, path: '/metrics' }], 'the api service, at the port it listens on, path /metrics');
 });

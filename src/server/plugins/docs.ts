@@ -32,6 +32,7 @@ async function docsPlugin(app: FastifyInstance): Promise<void> {
         { name: 'checkpoints', description: 'Checkpoints in the catalog' },
         { name: 'health', description: 'Liveness and Redis reachability' },
         { name: 'operations', description: 'Garbage collection and memory usage' },
+        { name: 'monitoring', description: 'Prometheus metrics' },
       ],
       components: {
         securitySchemes: {
