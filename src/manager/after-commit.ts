@@ -6,6 +6,7 @@
  */
 import { CheckpointError, DcpError } from '../core/errors.js';
 import type { CheckpointCatalog } from '../redis/catalog.js';
+import { InsufficientMemoryError } from '../redis/errors.js';
 import type { RetentionPolicy } from './retention.js';
 import { prune } from './run-steps.js';
 
@@ -53,4 +54,17 @@ export function codesOf(err: unknown, depth = 0): string[] {
   if (err instanceof CheckpointError) for (const e of err.failures.values()) out.push(...codesOf(e, depth + 1));
   if (err.cause) out.push(...codesOf(err.cause, depth + 1));
   return out;
+}
+
+/** The pre-flight's numbers inside a failed save (on the coordinator, which keeps its own error instances). */
+export function findInsufficientMemory(err: unknown, depth = 0): InsufficientMemoryError | undefined {
+  if (depth > 4 || !(err instanceof Error)) return undefined;
+  if (err instanceof InsufficientMemoryError) return err;
+  if (err instanceof CheckpointError) {
+    for (const e of err.failures.values()) {
+      const found = findInsufficientMemory(e, depth + 1);
+      if (found) return found;
+    }
+  }
+  return findInsufficientMemory(err.cause, depth + 1);
 }

@@ -18,7 +18,7 @@ import { DEFAULT_PREFIX } from '../redis/keys.js';
 import { redisMemory } from '../redis/memory.js';
 import { RedisStorageReader, type RedisStorageReaderOptions } from '../redis/reader.js';
 import { checkStepAndMetrics, RedisStorageWriter, type RedisStorageWriterOptions } from '../redis/writer.js';
-import { afterCommit, codesOf, emptyOutcome, type RetentionOutcome } from './after-commit.js';
+import { afterCommit, codesOf, emptyOutcome, findInsufficientMemory, type RetentionOutcome } from './after-commit.js';
 import { RecycleClock } from './recycle.js';
 import { checkRetention, type RetentionPolicy } from './retention.js';
 import { assertValidRun, prune, runSteps, stepId, type PruneResult } from './run-steps.js';
@@ -109,7 +109,7 @@ export class CheckpointManager {
       } catch (err) {
         // Memory pre-flight refused: delete what retention would delete once this step commits, then retry once.
         if (!codesOf(err).includes('INSUFFICIENT_MEMORY')) throw err;
-        freed = await this.share(() => this.makeRoom(step, options));
+        freed = await this.share(() => this.makeRoom(step, options, findInsufficientMemory(err)));
         if (freed.length === 0) throw err;
         metadata = await this.saveOnce(step, stateDict, options);
       }
@@ -261,9 +261,16 @@ export class CheckpointManager {
     return shared.ok;
   }
 
-  /** Deletes what the policy would delete once `step` commits (never `step`); the ids deleted. */
-  private async makeRoom(step: number, options: ManagerSaveOptions): Promise<string[]> {
+  /**
+   * Deletes what the policy would delete once `step` commits (never `step`), but only when
+   * that frees enough for the refused save (`need`); the ids deleted.
+   */
+  private async makeRoom(step: number, options: ManagerSaveOptions, need: { neededBytes: number; availableBytes: number } | undefined): Promise<string[]> {
     const incoming = { step, committedAt: Date.now(), metrics: options.metrics };
+    const plan = await prune(this.catalog, this.run, this.retention, { incoming, dryRun: true });
+    const sizes = new Map((await runSteps(this.catalog, this.run)).steps.map((s) => [s.id, s.totalBytes]));
+    const freeable = plan.deleted.reduce((sum, id) => sum + (sizes.get(id) ?? 0), 0);
+    if (plan.deleted.length === 0 || (need && need.availableBytes + freeable < need.neededBytes)) return [];
     const pruned: PruneResult = await prune(this.catalog, this.run, this.retention, { incoming, recycleTtlMs: 0 });
     return pruned.deleted;
   }
@@ -274,7 +281,7 @@ export class CheckpointManager {
     if (maxMemory === null) return [];
     const last = (await runSteps(this.catalog, this.run)).steps.at(-1);
     if (!last || last.totalBytes <= maxMemory - usedMemory) return [];
-    return this.makeRoom(step, options);
+    return this.makeRoom(step, options, { neededBytes: last.totalBytes, availableBytes: Math.max(0, maxMemory - usedMemory) });
   }
 
   private async finishStep(step: number, metadata: Metadata, freed: string[]): Promise<ManagerSaveResult> {

@@ -217,7 +217,9 @@ export class RedisStorageWriter extends StorageWriter {
     if (this.options.memoryCheck ?? true) {
       const segments = plans.length + Math.ceil(bytes / this.segmentBytes);
       const pool = this.bulkTransport ? this.pool() : undefined;
-      await assertMemoryFor(this.dataClient(), store.id, bytes + segments * PER_SEGMENT_OVERHEAD, pool ? await pool.bytes() : 0);
+      // Values in flight sit in Redis' client query buffers besides the stored copy: counted too.
+      const inFlight = Math.min(bytes, this.maxInFlight * this.segmentBytes);
+      await assertMemoryFor(this.dataClient(), store.id, bytes + inFlight + segments * PER_SEGMENT_OVERHEAD, pool ? await pool.bytes() : 0);
     }
     await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite, bytes);
     this.begun = true;
