@@ -130,3 +130,10 @@ t.test('the caller calls process.exit with a save pending: the checkpoint is com
   t.comment(`after the exit the checkpoint is ${state ?? 'absent'}`);
   await assertStoreAgrees(t, { redis: server.client(), exhaustive: false, expect: { [id]: expectation } });
 });
+
+t.test('the caller calls process.exit while its worker writes: the checkpoint is left incomplete, never loadable', async (t) => {
+  const id = 'async/exit-writing';
+  const results = await allDone(startAsyncRanks('exit-writing', id, 2, () => ({ PAUSE_MS: '3000' })));
+  t.same(results.map((r) => r.json?.exitedWhile), ['writing', 'writing'], 'both exited mid-upload');
+  await assertStoreAgrees(t, { redis: server.client(), exhaustive: false, expect: { [id]: incomplete } });
+});
