@@ -18,7 +18,7 @@ for i = 1, #KEYS - 4 do
   if redis.call('SREM', KEYS[2], id) == 1 then
     if redis.call('HINCRBY', KEYS[3], id, -1) <= 0 then
       redis.call('HDEL', KEYS[3], id)
-      redis.call('DECRBY', KEYS[4], string.match(id, '-(%d+)$'))
+      if redis.call('DECRBY', KEYS[4], string.match(id, '-(%d+)$')) <= 0 then redis.call('DEL', KEYS[4]) end
       unlinked = unlinked + redis.call('UNLINK', KEYS[4 + i])
     end
   end
