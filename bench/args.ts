@@ -28,7 +28,7 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async]
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager]
   [--only async]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */

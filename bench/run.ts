@@ -20,6 +20,7 @@ import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scal
 import type { ApiFigures } from './admin-api.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.js';
+import { managerLoopFigures, printManagerTable } from './manager-loop.js';
 import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
     const async = opts.skip.has('async') ? undefined : await asyncFigures(ctx, steadyTarget);
+    const managerLoop = opts.skip.has('manager') ? undefined : await managerLoopFigures(steadyTarget, ctx.prefix, opts.quick, (text) => progress.note(text));
 
     const summary = buildSummary({
       opts,
@@ -119,7 +121,8 @@ async function main(): Promise<void> {
     });
     printTable(summary);
     if (async) printAsyncTable(async);
-    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async }, null, 2) + '\n');
+    if (managerLoop) printManagerTable(managerLoop);
+    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop }, null, 2) + '\n');
   } finally {
     if (!steadyTarget.owned) {
       const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);

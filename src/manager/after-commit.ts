@@ -19,10 +19,12 @@ export interface RetentionOutcome {
   readonly freedForMemory: string[];
   /** Retention or gc failed (the step is committed all the same). */
   readonly retentionError?: string;
+  /** How long retention and gc took on the coordinator (0 on other ranks). */
+  readonly retentionMs: number;
 }
 
 export function emptyOutcome(): RetentionOutcome {
-  return { deleted: [], busy: [], freedForMemory: [] };
+  return { deleted: [], busy: [], freedForMemory: [], retentionMs: 0 };
 }
 
 export interface AfterCommit {
@@ -35,12 +37,14 @@ export interface AfterCommit {
 }
 
 export async function afterCommit(a: AfterCommit): Promise<RetentionOutcome> {
+  const started = performance.now();
+  const retentionMs = () => Math.round((performance.now() - started) * 1000) / 1000;
   try {
     const pruned = await prune(a.catalog, a.run, a.retention, { protect: [a.step], recycleTtlMs: a.recycleTtlMs });
     const collected = await a.catalog.gc({ prefix: `${a.run}/`, incompleteOlderThanMs: a.gcAfterMs });
-    return { deleted: [...pruned.deleted, ...collected.deleted], busy: pruned.busy, freedForMemory: [] };
+    return { deleted: [...pruned.deleted, ...collected.deleted], busy: pruned.busy, freedForMemory: [], retentionMs: retentionMs() };
   } catch (err) {
-    return { ...emptyOutcome(), retentionError: err instanceof Error ? err.message : String(err) };
+    return { ...emptyOutcome(), retentionError: err instanceof Error ? err.message : String(err), retentionMs: retentionMs() };
   }
 }
 

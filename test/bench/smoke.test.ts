@@ -102,6 +102,12 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   for (const f of ['list_page_p50_ms', 'list_page_p99_ms', 'get_rps']) positive(`api ${f}`, api[f]);
   t.equal(api.get_non_2xx, 0, 'GET /checkpoints/{id} answered 2xx throughout');
 
+  // The CheckpointManager loop (issue 12) at the --quick size: 8 saves of 8 MiB, keepLast 2, recycling off and on.
+  const loop = s.manager_loop as { state_dict_bytes: number; modes: Array<Record<string, number | boolean>> };
+  t.equal(loop.state_dict_bytes, 8 * 2 ** 20);
+  t.same(loop.modes.map((m) => m.recycling), [false, true]);
+  for (const m of loop.modes) for (const f of ['save_gbps_median', 'used_memory_max_bytes', 'retention_ms_median']) positive(`manager loop ${f}`, m[f]);
+
   const raw = s.raw as Record<string, unknown>;
   t.equal((raw.sweep as unknown[]).length, 12, 'the sweep tried 3 chunk sizes × 4 concurrencies');
   positive('raw set_chunk_bytes', raw.set_chunk_bytes);
