@@ -12,6 +12,7 @@ import { PROBLEM_CONTENT_TYPE } from '../../routes/schemas.js';
 import { healthRoutes } from '../../routes/health.js';
 import { operationRoutes } from '../../routes/operations.js';
 import { metricsRoutes } from '../../routes/metrics.js';
+import { dashboardRoutes } from '../../routes/dashboard.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from '../redis/connection.js';
 import { withDeadline } from '../redis/deadline.js';
@@ -118,6 +119,7 @@ export async function buildApp(options: BuildAppOptions): Promise<AdminApp> {
     const metrics = new AdminMetrics(() => catalog.usage());
     app.addHook('onResponse', async (request, reply) => metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000));
     await app.register(metricsRoutes, { scrape: () => metrics.scrape() });
+    await app.register(dashboardRoutes, { assets: new URL('./dashboard/', import.meta.url) });
   } catch (err) {
     // A plugin failed to register: release what was opened, then report.
     await app.close().catch(() => undefined);
