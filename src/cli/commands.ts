@@ -40,11 +40,17 @@ export async function listCommand(catalog: CheckpointCatalog, io: Output, opts: 
   }
   io.out(
     table(
-      ['ID', 'STATE', 'CREATED', 'RANKS', 'SIZE', 'ITEMS'],
-      items.map((c) => [printable(c.id), c.state, formatDate(c.createdAt), String(c.worldSize), formatBytes(c.totalBytes), String(c.itemCount)]),
+      ['ID', 'STATE', 'CREATED', 'RANKS', 'SIZE', 'STORED', 'DEDUP', 'ITEMS'],
+      items.map((c) => [printable(c.id), c.state, formatDate(c.createdAt), String(c.worldSize), formatBytes(c.totalBytes), formatBytes(c.storedBytes), dedupRatio(c.totalBytes, c.storedBytes), String(c.itemCount)]),
     ),
   );
   return EXIT.ok;
+}
+
+/** Logical size over the bytes a checkpoint added to Redis: "1.0x" for a full save, "all shared" when it added nothing. */
+export function dedupRatio(totalBytes: number, storedBytes: number): string {
+  if (totalBytes === 0) return '-';
+  return storedBytes === 0 ? 'all shared' : `${(totalBytes / storedBytes).toFixed(1)}x`;
 }
 
 export async function showCommand(catalog: CheckpointCatalog, io: Output, id: string, opts: CommonOptions): Promise<number> {
@@ -60,6 +66,7 @@ export async function showCommand(catalog: CheckpointCatalog, io: Output, id: st
     `committed:  ${formatDate(details.committedAt)}`,
     `ranks:      ${details.worldSize}`,
     `size:       ${formatBytes(details.totalBytes)} (${details.totalBytes} bytes)`,
+    `stored:     ${formatBytes(details.storedBytes)} (${details.storedBytes} bytes added to Redis; dedup ${dedupRatio(details.totalBytes, details.storedBytes)})`,
     `items:      ${details.itemCount}`,
   ];
   io.out(lines.join('\n'));

@@ -32,6 +32,8 @@ export interface CheckpointStateRecord {
   readonly totalBytes: number;
   /** Bytes the committed save added to Redis (= totalBytes unless it was incremental). */
   readonly storedBytes: number;
+  /** The committed save stored content-addressed pieces (docs/format.md, "Incremental saves"). */
+  readonly incremental: boolean;
   readonly itemCount: number;
   readonly deleting: boolean;
   /** When the save in progress (or the last one that never committed) began. */
@@ -63,6 +65,7 @@ export interface CommitInfo {
   readonly totalBytes: number;
   /** Bytes the save added to Redis (incremental saves; default totalBytes). */
   readonly storedBytes?: number | undefined;
+  readonly incremental?: boolean | undefined;
   readonly itemCount: number;
   readonly step?: number | undefined;
   readonly metrics?: Readonly<Record<string, number>> | undefined;
@@ -92,6 +95,7 @@ export function parseState(hash: Record<string, string>, now: number): Checkpoin
     worldSize: num(hash.worldSize ?? hash.pendingWorldSize),
     totalBytes: num(hash.totalBytes),
     storedBytes: num(hash.storedBytes ?? hash.totalBytes),
+    incremental: hash.incremental === '1',
     itemCount: num(hash.itemCount),
     deleting,
     ...(hash.pendingSince ? { pendingSince: num(hash.pendingSince) } : {}),
@@ -205,6 +209,7 @@ export class CheckpointStore {
       step,
       metrics,
       stats.storedBytes === undefined ? '' : String(stats.storedBytes),
+      stats.incremental ? '1' : '',
     ]);
     this.expectOk(reply, 'commit');
     // Second, idempotent step (the catalog is in another Cluster slot): repairs an entry

@@ -2,7 +2,8 @@
  * CheckpointCatalog.usage(): what checkpoints hold in Redis (GET /usage, `redis-dcp usage`).
  * Cheap by construction: INFO memory, the catalog's state hashes (pipelined) and the
  * recycling pool's STRLENs; no scan of data keys. Bytes are the stored sizes (committed
- * totalBytes, planned bytes of unfinished saves), not allocator footprints.
+ * totalBytes, planned bytes of unfinished saves), not allocator footprints. Pieces shared
+ * by incremental checkpoints count once (docs/format.md, "Incremental saves").
  */
 import type { RunUsage, UsageReport } from './catalog-schemas.js';
 import { readCheckpointStates } from './catalog-states.js';
@@ -10,6 +11,7 @@ import type { RedisClient } from './connection.js';
 import type { KeySpace } from './keys.js';
 import { redisMemory } from './memory.js';
 import { pooledSegments } from './segment-pool.js';
+import { storedPieceBytes } from './pieces.js';
 
 export interface UsageOptions {
   /** Only ids starting with this. */
@@ -25,7 +27,12 @@ export function runPrefixOf(id: string): string {
 }
 
 export async function catalogUsage(client: RedisClient, keySpace: KeySpace, options: UsageOptions = {}): Promise<UsageReport> {
-  const [memory, { entries, now }, pool] = await Promise.all([redisMemory(client), readCheckpointStates(client, keySpace, options.prefix ?? ''), pooledSegments(client, keySpace)]);
+  const [memory, { entries, now }, pool, pieces] = await Promise.all([
+    redisMemory(client),
+    readCheckpointStates(client, keySpace, options.prefix ?? ''),
+    pooledSegments(client, keySpace),
+    storedPieceBytes(client, keySpace),
+  ]);
   const share = () => ({ checkpoints: 0, bytes: 0 });
   const report = { committed: share(), writing: share(), incomplete: share() };
   const runs = new Map<string, { prefix: string; checkpoints: number; committedBytes: number; incompleteBytes: number }>();
@@ -35,9 +42,11 @@ export async function catalogUsage(client: RedisClient, keySpace: KeySpace, opti
     runs.set(prefix, run);
     run.checkpoints++;
     if (state.status === 'committed') {
+      // An incremental checkpoint holds only the pieces it added (storedBytes); shared pieces count once.
+      const bytes = state.incremental ? state.storedBytes : state.totalBytes;
       report.committed.checkpoints++;
-      report.committed.bytes += state.totalBytes;
-      run.committedBytes += state.totalBytes;
+      report.committed.bytes += options.prefix || !state.incremental ? bytes : 0;
+      run.committedBytes += bytes;
       // An overwrite in progress (or one that died) holds its planned bytes besides the commit.
       if (state.pendingSaveId) {
         report[state.leaseUntil !== undefined && state.leaseUntil >= now ? 'writing' : 'incomplete'].bytes += state.pendingBytes;
@@ -49,6 +58,9 @@ export async function catalogUsage(client: RedisClient, keySpace: KeySpace, opti
       run.incompleteBytes += state.pendingBytes;
     }
   }
+  // Without an id filter, incremental checkpoints hold exactly the counted pieces, each once (also
+  // those whose writer was deleted since, and those claimed by unfinished saves).
+  if (!options.prefix) report.committed.bytes += pieces;
   const top = options.top ?? 10;
   const sorted: RunUsage[] = [...runs.values()].sort((a, b) => b.committedBytes + b.incompleteBytes - (a.committedBytes + a.incompleteBytes) || (a.prefix < b.prefix ? -1 : 1)).slice(0, top);
   return { redis: memory, ...report, pooled: pool, runs: sorted };

@@ -290,6 +290,7 @@ export class RedisStorageWriter extends StorageWriter {
       worldSize: results.length,
       totalBytes,
       storedBytes: this.incremental ? storedBytes : totalBytes,
+      incremental: this.incremental,
       itemCount: Object.keys(metadata.stateDictMetadata).length,
       step: this.options.step,
       metrics: this.options.metrics,

@@ -45,10 +45,10 @@ t.test('ls: a table by default, JSON with --json, filtered by id prefix, state a
   const table = await cli('ls', 'cli/');
   t.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trim().split('\n');
-  t.match(lines[0], /^ID\s+STATE\s+CREATED\s+RANKS\s+SIZE\s+ITEMS$/);
+  t.match(lines[0], /^ID\s+STATE\s+CREATED\s+RANKS\s+SIZE\s+STORED\s+DEDUP\s+ITEMS$/);
   t.equal(lines.length, 4, 'header and three rows');
-  t.match(lines[1], /^cli\/run2\/step-1\s+committed\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+1\s+16 B\s+1$/, 'newest first');
-  t.match(table.stdout, /cli\/run1\/step-100\s+committed\s+\S+ \S+\s+2\s+62 B\s+3/);
+  t.match(lines[1], /^cli\/run2\/step-1\s+committed\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+1\s+16 B\s+16 B\s+1\.0x\s+1$/, 'newest first; a full save stored all its bytes (dedup 1.0x)');
+  t.match(table.stdout, /cli\/run1\/step-100\s+committed\s+\S+ \S+\s+2\s+62 B\s+62 B\s+1\.0x\s+3/);
 
   const json = await cli('ls', 'cli/run1/', '--json');
   t.equal(json.code, 0);

@@ -63,6 +63,10 @@ t.test('save A (64 MiB, 12 tensors), change one tensor, save B incrementally: B 
   t.ok(sb.storedBytes >= changed && sb.storedBytes <= changed + 64, `B stored only the changed tensor (+ the step): ${sb.storedBytes}`);
   t.equal((await pieceKeys()).filter((k) => !piecesOfA.includes(k)).length, segmentSizes(changed, DEFAULT_SEGMENT_BYTES).length + 1, 'new pieces: those of the changed tensor (cut like segments) and the step');
   sameBytes(t, await loadInto('inc/b', b), b, 'B loads bit for bit');
+  let pieceBytes = 0;
+  for (const key of await pieceKeys()) pieceBytes += await redis.strlen(key);
+  t.equal((await catalog.usage()).committed.bytes, pieceBytes, 'usage counts the pieces A and B share once');
+  t.equal((await catalog.usage({ prefix: 'inc/' })).committed.bytes, sa.storedBytes + sb.storedBytes, 'filtered by id: the bytes each added');
 
   t.equal(await catalog.delete('inc/a'), true);
   sameBytes(t, await loadInto('inc/b', b), b, 'after deleting A, B still loads bit for bit');
