@@ -10,6 +10,7 @@ import { intOption } from '../core/options.js';
 import { load } from '../core/load.js';
 import type { Metadata } from '../core/metadata.js';
 import type { ProcessGroup } from '../core/process-group.js';
+import type { ProgressCallback } from '../core/progress.js';
 import { save } from '../core/save.js';
 import type { StateDict } from '../core/state-dict.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
@@ -48,6 +49,8 @@ export interface CheckpointManagerOptions {
 export interface ManagerSaveOptions {
   /** Recorded with the checkpoint (keepBest, bestStep(), metrics(step), the catalog). */
   readonly metrics?: Readonly<Record<string, number>>;
+  /** As save()'s and asyncSave()'s onProgress (README "Events, progress and metrics"). */
+  readonly onProgress?: ProgressCallback;
 }
 
 /** What a save did: the commit and the retention/gc that followed it (the same on every rank). */
@@ -67,6 +70,8 @@ export interface ManagerAsyncSaveResponse {
 export interface ManagerLoadOptions {
   /** Load this step (default: the latest committed one). */
   readonly step?: number;
+  /** As load()'s onProgress. */
+  readonly onProgress?: ProgressCallback;
 }
 
 export class CheckpointManager {
@@ -126,7 +131,7 @@ export class CheckpointManager {
     const committed = this.enqueue(async () => {
       // No retry after staging (the caller may have changed the state dict): make room first when the last step's size would not fit.
       const freed = await this.share(() => this.roomForLastSize(step, options));
-      const response = asyncSave(stateDict, { storageWriter: this.writer(step, options), checkpointId: stepId(this.run, step), ...this.groupOptions() });
+      const response = asyncSave(stateDict, { storageWriter: this.writer(step, options), checkpointId: stepId(this.run, step), ...this.groupOptions(), onProgress: options.onProgress });
       response.staged.then(stagedResolve, stagedReject);
       const metadata = await response.committed;
       return this.finishStep(step, metadata, freed);
@@ -145,7 +150,7 @@ export class CheckpointManager {
         if (step === null) return null;
         const reader = new RedisStorageReader({ ...this.options.readerOptions, redis: this.client, prefix: this.prefix });
         try {
-          await load(stateDict, { storageReader: reader, checkpointId: stepId(this.run, step), ...this.groupOptions() });
+          await load(stateDict, { storageReader: reader, checkpointId: stepId(this.run, step), ...this.groupOptions(), onProgress: options.onProgress });
           return step;
         } catch (err) {
           // The latest step went away between choosing and pinning it (deleted by hand or by a keepBest-only policy): choose again.
@@ -237,7 +242,7 @@ export class CheckpointManager {
   private async saveOnce(step: number, stateDict: StateDict, options: ManagerSaveOptions): Promise<Metadata> {
     const writer = this.writer(step, options);
     try {
-      return await save(stateDict, { storageWriter: writer, checkpointId: stepId(this.run, step), ...this.groupOptions() });
+      return await save(stateDict, { storageWriter: writer, checkpointId: stepId(this.run, step), ...this.groupOptions(), onProgress: options.onProgress });
     } finally {
       await writer.close();
     }

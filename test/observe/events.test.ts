@@ -14,6 +14,7 @@ import { save } from '../../src/core/save.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import { DELETE_CHANNEL, LOAD_CHANNEL, SAVE_CHANNEL, type DeleteEvent, type LoadEvent, type SaveEvent } from '../../src/core/tracing.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
+import { CheckpointManager } from '../../src/manager/manager.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
@@ -147,4 +148,24 @@ t.test('onProgress: throttled, monotonic, ends with one done call; asyncSave pub
   t.match(ends[0], { checkpointId: 'events/async', rank: 0, worldSize: 1, async: true, bytes: n });
   t.ok(ends[0]!.blockedMs! >= 0 && ends[0]!.phases.stage >= 0 && ends[0]!.phases.write > 0, 'blocked time, the caller\'s staging and the worker\'s write');
   await assertStoreAgrees(t, { redis, expect: { 'events/async': committed(big), 'events/progress': committed(big) }, exhaustive: false });
+});
+
+t.test('CheckpointManager passes onProgress to save, asyncSave and load', async (t) => {
+  const redis = server.client();
+  const manager = new CheckpointManager({ redis, run: 'events-mgr' });
+  t.teardown(async () => {
+    await manager.close();
+    await redis.quit();
+  });
+  const sd = { w: new Tensor('float32', [1024], new Float32Array(1024).fill(3)) };
+  const last = (calls: ProgressEvent[]) => calls.at(-1);
+  const saved: ProgressEvent[] = [];
+  await manager.save(1, sd, { onProgress: (p) => saved.push(p) });
+  t.same(last(saved), { phase: 'done', bytesDone: 4096, bytesTotal: 4096 });
+  const background: ProgressEvent[] = [];
+  await manager.asyncSave(2, sd, { onProgress: (p) => background.push(p) }).committed;
+  t.same(last(background), { phase: 'done', bytesDone: 4096, bytesTotal: 4096 });
+  const loaded: ProgressEvent[] = [];
+  t.equal(await manager.load({ w: new Tensor('float32', [1024], new Float32Array(1024)) }, { onProgress: (p) => loaded.push(p) }), 2);
+  t.same(last(loaded), { phase: 'done', bytesDone: 4096, bytesTotal: 4096 });
 });
