@@ -21,6 +21,7 @@ import type { ApiFigures } from './admin-api.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.js';
 import { managerLoopFigures, printManagerTable } from './manager-loop.js';
+import { incrementalFigures, printIncrementalTable } from './incremental.js';
 import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
@@ -57,6 +58,12 @@ async function main(): Promise<void> {
       const only = await asyncFigures(ctx, steadyTarget);
       printAsyncTable(only);
       if (opts.json) await writeFile(opts.json, JSON.stringify({ state_dict_bytes: layout.totalBytes, ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
+    if (opts.only === 'incremental') {
+      const only = await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text));
+      printIncrementalTable(only);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
     }
     const steadyRawSelection = await rawSteady(ctx, steadyTarget);
@@ -99,6 +106,7 @@ async function main(): Promise<void> {
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
     const async = opts.skip.has('async') ? undefined : await asyncFigures(ctx, steadyTarget);
+    const incremental = opts.skip.has('incremental') ? undefined : await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text));
     const managerLoop = opts.skip.has('manager') ? undefined : await managerLoopFigures(steadyTarget, ctx.prefix, opts.quick, (text) => progress.note(text));
 
     const summary = buildSummary({
@@ -122,7 +130,8 @@ async function main(): Promise<void> {
     printTable(summary);
     if (async) printAsyncTable(async);
     if (managerLoop) printManagerTable(managerLoop);
-    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop }, null, 2) + '\n');
+    if (incremental) printIncrementalTable(incremental);
+    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop, ...incremental }, null, 2) + '\n');
   } finally {
     if (!steadyTarget.owned) {
       const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);

@@ -238,7 +238,10 @@ export class CheckpointStore {
     const index = this.keys.dataIndex(saveId);
     const dataKeys = await setMembers(this.client, index);
     let removed = pool ? await pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);
-    removed += (await releasePieces(this.client, this.keySpace, this.keys, saveId)) ?? 0;
+    const released = await releasePieces(this.client, this.keySpace, this.keys, saveId);
+    // Refused (the save is pending or committed): its piece index must stay, so the save is not forgotten.
+    if (released === undefined) return removed;
+    removed += released;
     const reply = await runScript(this.client, 'forget-save', [this.keys.state, this.keys.saves, index], [token, saveId]);
     if (reply[0] !== 'COMMITTED') this.expectOk(reply, 'forget save');
     return removed;

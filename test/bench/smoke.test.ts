@@ -72,6 +72,9 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   positive('worker_idle_rss_bytes');
   for (const f of ['socket_set_gbps', 'socket_get_gbps', 'cold_socket_set_gbps', 'cold_socket_get_gbps']) positive(f);
   positive('loopback_socket_gbps');
+  for (const f of ['incremental_save_gbps', 'incremental_speedup', 'incremental_full_save_s', 'incremental_hash_s', 'incremental_0pct_speedup']) positive(f);
+  t.ok((s.incremental_stored_ratio as number) > 0 && (s.incremental_stored_ratio as number) <= 0.12, `10 % changed stores about 10 % (${String(s.incremental_stored_ratio)})`);
+  t.equal(s.incremental_0pct_stored_ratio, 0, 'an unchanged state dict stores nothing');
   positive('fs_write_fsync_gbps');
 
   const perRank = s.per_rank_count as Record<string, unknown>[];
