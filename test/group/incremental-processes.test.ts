@@ -1,0 +1,46 @@
+/**
+ * Incremental saves across rank processes (test/fixtures/rank.ts with INCREMENTAL=1, one
+ * RedisProcessGroup): 2 ranks save, 2 ranks save the same bytes again (nothing stored),
+ * 3 ranks load with resharding bit for bit; a follower failing in writeData leaves an
+ * incomplete checkpoint whose claims were released. Ends with assertStoreAgrees.
+ */
+import t from 'tap';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { allDone, startRanks } from '../helpers/child.js';
+import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const server = await RedisServer.start();
+const redis = server.client();
+const catalog = new CheckpointCatalog({ redis });
+t.teardown(async () => {
+  await catalog.close();
+  await server.stop();
+});
+
+const TIMEOUT = 30_000;
+const env = (extra: NodeJS.ProcessEnv = {}) => () => ({ INCREMENTAL: '1', SEED: '1', ...extra });
+
+t.test('2 rank processes save incrementally twice (the second stores nothing), 3 load with resharding', async (t) => {
+  for (const id of ['pi/1', 'pi/2']) {
+    const results = await allDone(startRanks(server.url, 'save', id, 2, env(), TIMEOUT));
+    t.same(results.map((r) => r.json?.ok), [true, true], `${id}: both ranks saved (${results.map((r) => r.stderr.slice(0, 200)).join(' | ')})`);
+  }
+  const [one, two] = [await catalog.get('pi/1'), await catalog.get('pi/2')];
+  t.equal(one.storedBytes, one.totalBytes, 'the first save stored everything');
+  t.equal(two.storedBytes, 0, 'the second save of the same bytes stored nothing');
+  const loads = await allDone(startRanks(server.url, 'load', 'pi/2', 3, () => ({}), TIMEOUT));
+  t.same(loads.map((r) => [r.json?.ok, r.json?.seed, r.json?.wrong]), [[true, 1, 0], [true, 1, 0], [true, 1, 0]], '3 ranks loaded their rows bit for bit');
+  await assertStoreAgrees(t, { redis, expect: { 'pi/1': committed(rankFixtureReference(1)), 'pi/2': committed(rankFixtureReference(1)) } });
+  await catalog.delete('pi/1');
+  await catalog.delete('pi/2');
+});
+
+t.test('a follower failing in writeData: every rank fails, the claims of the save are released', async (t) => {
+  const results = await allDone(startRanks(server.url, 'save', 'pi/3', 2, env({ SEED: '3', FAIL_AT: '1:writeData' }), TIMEOUT));
+  t.same(results.map((r) => r.json?.ok), [false, false], 'both ranks report the failure');
+  t.equal(await redis.scard(`dcp:ckpt:{pi/3}:pieces:${(await redis.smembers('dcp:ckpt:{pi/3}:saves'))[0] ?? 'none'}`), 0, 'no claim left');
+  await assertStoreAgrees(t, { redis, expect: { 'pi/1': absent, 'pi/2': absent, 'pi/3': incomplete } });
+  t.equal(await catalog.delete('pi/3'), true);
+  t.same(await redis.keys('dcp:blob*'), [], 'no piece left');
+});
