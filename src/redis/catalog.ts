@@ -17,7 +17,7 @@ import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type StorageData } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
 import { SegmentPool } from './segment-pool.js';
-import { checkpointsReferencing, releasePieces } from './pieces.js';
+import { checkpointsReferencing, releasePieces, sweepPieces } from './pieces.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
 import type { GcResult, UsageReport } from './catalog-schemas.js';
@@ -150,10 +150,16 @@ export class CheckpointCatalog {
    * Collects incomplete checkpoints (crashed or failed saves, interrupted deletes) under
    * `prefix` whose save began more than `incompleteOlderThanMs` ago (default 10 min). A save
    * in progress is never collected: its lease makes it `writing`, and its lock makes the
-   * delete refuse (the state is read again under the lock). `dryRun` only reports.
+   * delete refuse (the state is read again under the lock). `dryRun` only reports. Then
+   * (unless dryRun) stored pieces of incremental saves that no save holds are unlinked
+   * (docs/format.md, "Incremental saves": the sweep).
    */
   async gc(options: GcOptions = {}): Promise<GcResult> {
-    return translatingRedisErrors(() => collectIncomplete(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf })));
+    return translatingRedisErrors(async () => {
+      const result = await collectIncomplete(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf }));
+      if (!options.dryRun) await sweepPieces(this.client, this.keySpace);
+      return result;
+    });
   }
 
   /** Every checkpoint whose id starts with `prefix`, with its state (index and state hashes only; for the CheckpointManager and gc). */

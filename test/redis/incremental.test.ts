@@ -17,6 +17,7 @@ import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { DEFAULT_SEGMENT_BYTES, segmentSizes } from '../../src/redis/segment-layout.js';
 import { absent, assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { pieceId } from '../../src/redis/pieces.js';
 import { incrementalStateDict, seededTensor } from '../fixtures/incremental-data.js';
 
 const server = await RedisServer.start();
@@ -168,6 +169,20 @@ t.test('deep validation finds a flipped byte in a shared piece and names every c
   t.equal(err, 'CHECKSUM_MISMATCH', 'loading B fails with CHECKSUM_MISMATCH');
   for (const id of ['dv/a', 'dv/b', 'dv/c']) await catalog.delete(id);
   await assertStoreAgrees(t, { redis, expect: { 'dv/a': absent, 'dv/b': absent, 'dv/c': absent } });
+});
+
+t.test('gc sweeps a stored piece no save holds (a SET that arrived after its save was released) and keeps counted ones', async (t) => {
+  const kept = seededTensor(10, 10, 21);
+  await save({ kept }, { checkpointId: 'sw/a', storageWriter: writer() });
+  const stray = Buffer.from('a piece written after its save was released');
+  const strayKey = `dcp:blob:${pieceId(stray)}`;
+  await redis.set(strayKey, stray);
+  await catalog.gc({ dryRun: true });
+  t.equal(await redis.exists(strayKey), 1, 'a dry run sweeps nothing');
+  await catalog.gc();
+  t.equal(await redis.exists(strayKey), 0, 'the stray piece is gone');
+  await assertStoreAgrees(t, { redis, expect: { 'sw/a': committed({ kept }) } });
+  await catalog.delete('sw/a');
 });
 
 t.test('incremental: true on a Cluster client is refused at construction with INCREMENTAL_UNSUPPORTED', async (t) => {
