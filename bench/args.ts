@@ -22,14 +22,14 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle, async). */
   readonly skip: ReadonlySet<string>;
-  /** Run only this part ("async": the async save figures, on their own server). */
-  readonly only: 'async' | 'incremental' | undefined;
+  /** Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing channels' cost; on their own server). */
+  readonly only: 'async' | 'incremental' | 'tracing' | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental]
-  [--only async|incremental]`;
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental,tracing]
+  [--only async|incremental|tracing]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
@@ -93,6 +93,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sweepBytes: Math.min(bytes, quick ? 16 << 20 : 256 << 20),
     rounds: values.rounds !== undefined ? parseList(values.rounds, '--rounds')[0]! : quick ? 1 : 3,
     skip: new Set((values.skip ?? '').split(',').filter(Boolean)),
-    only: values.only === undefined ? undefined : values.only === 'async' || values.only === 'incremental' ? values.only : usageError(`--only: unknown part ${JSON.stringify(values.only)} (known: async, incremental)`),
+    only: values.only === undefined ? undefined : values.only === 'async' || values.only === 'incremental' || values.only === 'tracing' ? values.only : usageError(`--only: unknown part ${JSON.stringify(values.only)} (known: async, incremental, tracing)`),
   };
 }

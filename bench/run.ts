@@ -22,6 +22,7 @@ import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.js';
 import { managerLoopFigures, printManagerTable } from './manager-loop.js';
 import { incrementalFigures, printIncrementalTable } from './incremental.js';
+import { printTracingTable, tracingFigures } from './tracing.js';
 import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
@@ -66,6 +67,12 @@ async function main(): Promise<void> {
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
     }
+    if (opts.only === 'tracing') {
+      const only = await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 2 : Math.max(5, opts.rounds), (text) => progress.note(text));
+      printTracingTable(only);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
     const steadyRawSelection = await rawSteady(ctx, steadyTarget);
     const fs = await fsBaselines(ctx);
     progress.step('loopback socket ceiling (best of 2: the first run warms the heap)');
@@ -102,6 +109,8 @@ async function main(): Promise<void> {
     if (opts.redisUrl) progress.note('cold condition skipped: it needs a freshly started redis-server (not possible with --redis-url)');
     else if (!opts.skip.has('cold')) cold = { raw: await rawCold(ctx, steadyRaw), ranks: await coldRanks(ctx) };
 
+    // Before the admin API part: its app keeps process-wide library metrics subscribed.
+    const tracing = opts.skip.has('tracing') ? undefined : await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 2 : Math.max(5, opts.rounds), (text) => progress.note(text));
     const redisBench = opts.redisUrl || opts.skip.has('redis-benchmark') ? undefined : await redisBenchmarkBoth(ctx, steadyRaw.setChunkBytes);
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
@@ -131,7 +140,8 @@ async function main(): Promise<void> {
     if (async) printAsyncTable(async);
     if (managerLoop) printManagerTable(managerLoop);
     if (incremental) printIncrementalTable(incremental);
-    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop, ...incremental }, null, 2) + '\n');
+    if (tracing) printTracingTable(tracing);
+    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop, ...incremental, ...tracing }, null, 2) + '\n');
   } finally {
     if (!steadyTarget.owned) {
       const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);

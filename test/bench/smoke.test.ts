@@ -111,6 +111,13 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   t.same(loop.modes.map((m) => m.recycling), [false, true]);
   for (const m of loop.modes) for (const f of ['save_gbps_median', 'used_memory_max_bytes', 'retention_ms_median']) positive(`manager loop ${f}`, m[f]);
 
+  // The tracing channels' cost (issue 14) at the --quick size: 2 rounds of a 32 MiB save.
+  const tracing = s.tracing as Record<string, number>;
+  t.equal(tracing.state_dict_bytes, 32 * 2 ** 20);
+  t.equal(tracing.rounds, 2);
+  for (const f of ['save_s_median_unsubscribed', 'save_s_median_subscribed', 'instrumentation_us_per_save', 'overhead_bound_ratio']) positive(`tracing ${f}`, tracing[f]);
+  t.type(tracing.overhead_ab_ratio, 'number');
+
   const raw = s.raw as Record<string, unknown>;
   t.equal((raw.sweep as unknown[]).length, 12, 'the sweep tried 3 chunk sizes × 4 concurrencies');
   positive('raw set_chunk_bytes', raw.set_chunk_bytes);
