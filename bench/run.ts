@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       return;
     }
     if (opts.only === 'tracing') {
-      const only = await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 2 : Math.max(5, opts.rounds), (text) => progress.note(text));
+      const only = await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(5, opts.rounds), (text) => progress.note(text));
       printTracingTable(only);
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     else if (!opts.skip.has('cold')) cold = { raw: await rawCold(ctx, steadyRaw), ranks: await coldRanks(ctx) };
 
     // Before the admin API part: its app keeps process-wide library metrics subscribed.
-    const tracing = opts.skip.has('tracing') ? undefined : await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 2 : Math.max(5, opts.rounds), (text) => progress.note(text));
+    const tracing = opts.skip.has('tracing') ? undefined : await tracingFigures(steadyTarget, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(5, opts.rounds), (text) => progress.note(text));
     const redisBench = opts.redisUrl || opts.skip.has('redis-benchmark') ? undefined : await redisBenchmarkBoth(ctx, steadyRaw.setChunkBytes);
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
