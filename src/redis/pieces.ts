@@ -20,7 +20,8 @@ export const PIECE_ID = /^[0-9a-f]{32}-(0|[1-9][0-9]{0,9})$/;
 const BATCH = 1000;
 
 export function pieceHash(bytes: Uint8Array): string {
-  return blake3(bytes).toString('hex', 0, 16);
+  // A Buffer view of the same memory (no copy): the binding's types take Buffer.
+  return blake3(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('hex', 0, 16);
 }
 
 export function pieceId(bytes: Uint8Array): string {
