@@ -195,6 +195,9 @@ export const UsageReport = Type.Object(
     committed: Share('committed'),
     writing: Share('writing (a save holds a valid lease)'),
     incomplete: Share('incomplete (crashed or failed saves, unfinished deletes; their planned bytes)'),
+    logicalBytes: Bytes(
+      'Bytes of the state dicts: totalBytes of the committed checkpoints plus the planned bytes of unfinished saves. Equals committed + writing + incomplete bytes unless incremental saves share pieces (then it is larger).',
+    ),
     pooled: Type.Object(
       { segments: Type.Integer({ minimum: 0 }), bytes: Bytes('Bytes of retired segments waiting in the recycling pool (recycleTtlMs).') },
       { additionalProperties: false },

@@ -35,12 +35,14 @@ export async function catalogUsage(client: RedisClient, keySpace: KeySpace, opti
   ]);
   const share = () => ({ checkpoints: 0, bytes: 0 });
   const report = { committed: share(), writing: share(), incomplete: share() };
+  let logicalBytes = 0;
   const runs = new Map<string, { prefix: string; checkpoints: number; committedBytes: number; incompleteBytes: number }>();
   for (const { id, state } of entries) {
     const prefix = runPrefixOf(id);
     const run = runs.get(prefix) ?? { prefix, checkpoints: 0, committedBytes: 0, incompleteBytes: 0 };
     runs.set(prefix, run);
     run.checkpoints++;
+    logicalBytes += (state.status === 'committed' ? state.totalBytes : 0) + (state.pendingSaveId ? state.pendingBytes : 0);
     if (state.status === 'committed') {
       // An incremental checkpoint holds only the pieces it added (storedBytes); shared pieces count once.
       const bytes = state.incremental ? state.storedBytes : state.totalBytes;
@@ -63,5 +65,5 @@ export async function catalogUsage(client: RedisClient, keySpace: KeySpace, opti
   if (!options.prefix) report.committed.bytes += pieces;
   const top = options.top ?? 10;
   const sorted: RunUsage[] = [...runs.values()].sort((a, b) => b.committedBytes + b.incompleteBytes - (a.committedBytes + a.incompleteBytes) || (a.prefix < b.prefix ? -1 : 1)).slice(0, top);
-  return { redis: memory, ...report, pooled: pool, runs: sorted };
+  return { redis: memory, ...report, logicalBytes, pooled: pool, runs: sorted };
 }

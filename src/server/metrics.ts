@@ -12,7 +12,7 @@ import { CHECKPOINT_STATES, type CheckpointState } from '../redis/checkpoint-sto
 /** The gauge values of one usage report (exported for the test that compares them with GET /usage). */
 export interface CatalogGauges {
   readonly checkpoints: Record<CheckpointState, number>;
-  /** logical: bytes of every checkpoint (committed, writing, incomplete); stored: the same until incremental saves exist; pooled: the recycling pool. */
+  /** logical: bytes of the state dicts (usage.logicalBytes); stored: what they hold in Redis (committed + writing + incomplete bytes: shared incremental pieces once); pooled: the recycling pool. */
   readonly bytes: { readonly logical: number; readonly stored: number; readonly pooled: number };
   readonly usedMemory: number;
   /** 0 when Redis has no maxmemory (as Redis itself reports it). */
@@ -20,10 +20,9 @@ export interface CatalogGauges {
 }
 
 export function catalogGauges(report: UsageReport): CatalogGauges {
-  const logical = report.committed.bytes + report.writing.bytes + report.incomplete.bytes;
   return {
     checkpoints: { committed: report.committed.checkpoints, writing: report.writing.checkpoints, incomplete: report.incomplete.checkpoints },
-    bytes: { logical, stored: logical, pooled: report.pooled.bytes },
+    bytes: { logical: report.logicalBytes, stored: report.committed.bytes + report.writing.bytes + report.incomplete.bytes, pooled: report.pooled.bytes },
     usedMemory: report.redis.usedMemory,
     maxMemory: report.redis.maxMemory ?? 0,
   };
@@ -59,7 +58,7 @@ export class AdminMetrics {
       registers,
     });
     this.checkpoints = new Gauge({ name: 'redis_dcp_checkpoints', help: 'Checkpoints in the catalog by state (as GET /checkpoints?state= lists them).', labelNames: ['state'], registers });
-    this.bytes = new Gauge({ name: 'redis_dcp_checkpoint_bytes', help: 'Bytes the checkpoints hold (as GET /usage reports): logical, stored (= logical until incremental saves), pooled (segment recycling).', labelNames: ['kind'], registers });
+    this.bytes = new Gauge({ name: 'redis_dcp_checkpoint_bytes', help: 'Bytes of the checkpoints (as GET /usage reports): logical (the state dicts), stored (held in Redis; shared incremental pieces once), pooled (segment recycling).', labelNames: ['kind'], registers });
     this.usedMemory = new Gauge({ name: 'redis_dcp_redis_used_memory_bytes', help: 'Redis INFO used_memory (summed over Cluster masters).', registers });
     this.maxMemory = new Gauge({ name: 'redis_dcp_redis_maxmemory_bytes', help: 'Redis maxmemory; 0 when unlimited.', registers });
     processMetrics();

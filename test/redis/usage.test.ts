@@ -50,6 +50,7 @@ t.test('usage: committed, incomplete (planned bytes of a crashed save) and per-r
   t.same(usage.incomplete, { checkpoints: 1, bytes: 4000 });
   t.same(usage.writing, { checkpoints: 0, bytes: 0 });
   t.same(usage.pooled, { segments: 0, bytes: 0 });
+  t.equal(usage.logicalBytes, 12000, 'logical: the committed state dicts and the planned bytes of the crashed save');
   t.same(usage.runs, [
     { prefix: 'b/', checkpoints: 2, committedBytes: 3000, incompleteBytes: 4000 },
     { prefix: 'a/', checkpoints: 1, committedBytes: 5000, incompleteBytes: 0 },

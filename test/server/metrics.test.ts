@@ -48,6 +48,9 @@ t.test('GET /metrics agrees with GET /checkpoints and the usage report', async (
     }
   }
   await t.rejects(save(dicts.b, { checkpointId: 'run3/crashed', storageWriter: new CrashingWriter({ redis }) }));
+  // Two incremental saves of the same state dict: logically twice, stored once.
+  await save(dicts.b, { checkpointId: 'run4/x', storageWriter: new RedisStorageWriter({ redis, incremental: true }) });
+  await save(dicts.b, { checkpointId: 'run4/y', storageWriter: new RedisStorageWriter({ redis, incremental: true }) });
   t.equal((await app.inject({ method: 'DELETE', url: '/checkpoints/run2%2Fgone', headers: auth })).statusCode, 204);
   t.equal((await app.inject({ url: '/checkpoints/run1%2Fnone', headers: auth })).statusCode, 404);
 
@@ -60,7 +63,7 @@ t.test('GET /metrics agrees with GET /checkpoints and the usage report', async (
     const listed = (await app.inject({ url: '/checkpoints', query: { state, limit: '1000' }, headers: auth })).json() as { items: unknown[] };
     t.equal(sample(text, `redis_dcp_checkpoints{state="${state}"}`), listed.items.length, `${state}: as many as GET /checkpoints?state=${state} lists`);
   }
-  t.equal(sample(text, 'redis_dcp_checkpoints{state="committed"}'), 3);
+  t.equal(sample(text, 'redis_dcp_checkpoints{state="committed"}'), 5);
   t.equal(sample(text, 'redis_dcp_checkpoints{state="incomplete"}'), 1);
 
   // The same numbers as the usage report (GET /usage serves CheckpointCatalog.usage()).
@@ -68,8 +71,9 @@ t.test('GET /metrics agrees with GET /checkpoints and the usage report', async (
   const usage = usageRoute.statusCode === 200 ? usageRoute.json() : await catalog.usage();
   const expected = catalogGauges(usage);
   for (const kind of ['logical', 'stored', 'pooled'] as const) t.equal(sample(text, `redis_dcp_checkpoint_bytes{kind="${kind}"}`), expected.bytes[kind], `bytes ${kind}`);
-  t.equal(expected.bytes.logical, 16 + 4000 + 8, 'logical: the three commits (the crashed save aborted and dropped its data)');
-  t.equal(expected.bytes.stored, expected.bytes.logical, 'stored = logical until incremental saves exist');
+  t.equal(expected.bytes.logical, 16 + 4000 + 8 + 2 * 4000, 'logical: the five commits (the crashed save aborted and dropped its data)');
+  t.equal(expected.bytes.stored, usage.committed.bytes + usage.writing.bytes + usage.incomplete.bytes);
+  t.ok(expected.bytes.stored <= expected.bytes.logical - 4000, `stored: the incremental pair's pieces once (${expected.bytes.stored} of ${expected.bytes.logical})`);
   t.equal(sample(text, 'redis_dcp_redis_maxmemory_bytes'), 512 * 2 ** 20);
   const used = sample(text, 'redis_dcp_redis_used_memory_bytes')!;
   t.ok(used > 0 && Math.abs(used - expected.usedMemory) < 2 ** 20, 'used memory as INFO reports it (read a moment apart)');
@@ -84,5 +88,5 @@ t.test('GET /metrics agrees with GET /checkpoints and the usage report', async (
   t.match(text, /^nodejs_heap_size_used_bytes \d/m);
   t.ok(sample(text, 'redis_dcp_deleted_bytes_total')! >= 16, 'the admin delete counted by the library metrics');
 
-  await assertStoreAgrees(t, { redis, expect: { 'run1/a': committed(dicts.a), 'run1/b': committed(dicts.b), 'run2/c': committed(dicts.c), 'run2/gone': absent, 'run3/crashed': incomplete } });
+  await assertStoreAgrees(t, { redis, expect: { 'run1/a': committed(dicts.a), 'run1/b': committed(dicts.b), 'run2/c': committed(dicts.c), 'run2/gone': absent, 'run3/crashed': incomplete, 'run4/x': committed(dicts.b), 'run4/y': committed(dicts.b) } });
 });

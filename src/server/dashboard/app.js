@@ -261,6 +261,12 @@ async function showMemory() {
     { label: 'incomplete', parts: [[u.incomplete.bytes, 'incomplete']], text: `${bytes(u.incomplete.bytes)} · ${u.incomplete.checkpoints}` },
     { label: 'pooled', parts: [[u.pooled.bytes, 'pooled']], text: `${bytes(u.pooled.bytes)} · ${u.pooled.segments} seg.` },
   ];
+  const stored = u.committed.bytes + u.writing.bytes + u.incomplete.bytes;
+  const kindRows = [
+    { label: 'logical', parts: [[u.logicalBytes, '']], text: bytes(u.logicalBytes) },
+    { label: 'stored', parts: [[stored, '']], text: bytes(stored) },
+    { label: 'pooled', parts: [[u.pooled.bytes, 'pooled']], text: bytes(u.pooled.bytes) },
+  ];
   const stateMax = Math.max(1, ...stateRows.map((r) => r.parts[0][0]));
   const runMax = Math.max(1, ...u.runs.map((r) => r.committedBytes + r.incompleteBytes));
   const runRows = u.runs.map((r) => ({ label: r.prefix || '(no prefix)', parts: [[r.committedBytes, ''], [r.incompleteBytes, 'incomplete']], text: `${bytes(r.committedBytes + r.incompleteBytes)} · ${r.checkpoints}` }));
@@ -270,7 +276,8 @@ async function showMemory() {
       'div',
       { class: 'cards' },
       el('section', { class: 'card', 'aria-labelledby': 'mem-redis' }, el('h3', { id: 'mem-redis' }, 'Redis memory'), barRows(redisRows, max || u.redis.usedMemory)),
-      el('section', { class: 'card', 'aria-labelledby': 'mem-state' }, el('h3', { id: 'mem-state' }, 'Bytes by state (· checkpoints)'), barRows(stateRows, stateMax)),
+      el('section', { class: 'card', 'aria-labelledby': 'mem-kind' }, el('h3', { id: 'mem-kind' }, 'Checkpoint bytes'), barRows(kindRows, Math.max(1, u.logicalBytes, stored, u.pooled.bytes))),
+      el('section', { class: 'card', 'aria-labelledby': 'mem-state' }, el('h3', { id: 'mem-state' }, 'Stored bytes by state (· checkpoints)'), barRows(stateRows, stateMax)),
     ),
     el('section', { 'aria-labelledby': 'mem-runs' }, el('h3', { id: 'mem-runs' }, 'Bytes by run prefix (committed, incomplete · checkpoints)'), runRows.length ? barRows(runRows, runMax) : el('p', { class: 'muted' }, 'No checkpoints.')),
     el('p', { class: 'muted' }, 'The same numbers as GET /usage and the redis_dcp_checkpoint_bytes gauges of GET /metrics.'),
