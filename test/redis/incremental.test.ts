@@ -28,7 +28,7 @@ t.teardown(async () => {
   await server.stop();
 });
 
-const writer = (options: { segmentBytes?: number } = {}) => new RedisStorageWriter({ redis, incremental: true, ...options });
+const writer = (options: { segmentBytes?: number; recycleTtlMs?: number } = {}) => new RedisStorageWriter({ redis, incremental: true, ...options });
 const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
 const pieceKeys = async () => (await redis.keys('dcp:blob:*')).sort();
 
@@ -183,6 +183,24 @@ t.test('gc sweeps a stored piece no save holds (a SET that arrived after its sav
   t.equal(await redis.exists(strayKey), 0, 'the stray piece is gone');
   await assertStoreAgrees(t, { redis, expect: { 'sw/a': committed({ kept }) } });
   await catalog.delete('sw/a');
+});
+
+t.test('segment recycling never takes a piece: replaced and deleted incremental saves release pieces, the pool gets none', async (t) => {
+  const recycling = new CheckpointCatalog({ redis, recycleTtlMs: 60_000 });
+  t.teardown(() => recycling.close());
+  const big = seededTensor(512, 1024, 31);
+  await save({ big }, { checkpointId: 'rc/full', storageWriter: new RedisStorageWriter({ redis, recycleTtlMs: 60_000 }) });
+  await recycling.delete('rc/full'); // the pool now holds segments a save may take over
+  const pooled = await redis.smembers('dcp:pool');
+  t.ok(pooled.length > 0, `the pool holds ${pooled.length} segments`);
+  const next = seededTensor(512, 1024, 32);
+  await save({ big }, { checkpointId: 'rc/a', storageWriter: writer({ recycleTtlMs: 60_000 }) });
+  await save({ big: next }, { checkpointId: 'rc/a', storageWriter: writer({ recycleTtlMs: 60_000 }) }); // replaces: the first save is dropped
+  t.same((await redis.smembers('dcp:pool')).sort(), pooled.sort(), 'an incremental save took no pooled segment and retired no piece');
+  t.same((await redis.keys('dcp:pool:*')).filter((k) => k.includes('blob')), [], 'no piece was renamed into the pool');
+  await assertStoreAgrees(t, { redis, expect: { 'rc/full': absent, 'rc/a': committed({ big: next }) } });
+  await recycling.delete('rc/a');
+  t.same(await pieceKeys(), [], 'deleted through a recycling catalog: every piece unlinked, none pooled');
 });
 
 t.test('incremental: true on a Cluster client is refused at construction with INCREMENTAL_UNSUPPORTED', async (t) => {
