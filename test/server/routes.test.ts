@@ -51,7 +51,7 @@ t.test('GET /checkpoints pages through many checkpoints newest first, never repe
     t.ok(body.items.length <= 40);
     seen.push(...body.items.map((i) => i.id));
     for (const item of body.items) {
-      t.same(Object.keys(item).sort(), ['createdAt', 'id', 'itemCount', 'state', 'totalBytes', 'worldSize']);
+      t.same(Object.keys(item).sort(), ['createdAt', 'id', 'itemCount', 'state', 'storedBytes', 'totalBytes', 'worldSize']);
       t.equal(item.state, 'committed');
       t.equal(item.totalBytes, 8);
       t.equal(item.itemCount, 1);
