@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { Cluster } from 'ioredis';
 import { save } from '../../src/core/save.js';
 import { load } from '../../src/core/load.js';
+import { asyncSave } from '../../src/core/async-save.js';
 import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
@@ -201,6 +202,19 @@ t.test('segment recycling never takes a piece: replaced and deleted incremental 
   await assertStoreAgrees(t, { redis, expect: { 'rc/full': absent, 'rc/a': committed({ big: next }) } });
   await recycling.delete('rc/a');
   t.same(await pieceKeys(), [], 'deleted through a recycling catalog: every piece unlinked, none pooled');
+});
+
+t.test('asyncSave with an incremental writer: the worker claims and writes only the changed pieces', async (t) => {
+  const asyncWriter = new RedisStorageWriter({ redis: server.url, incremental: true });
+  t.teardown(() => asyncWriter.close());
+  const first = { p: seededTensor(256, 1024, 41), q: seededTensor(256, 1024, 42) };
+  await asyncSave(first, { checkpointId: 'as/1', storageWriter: asyncWriter }).committed;
+  const second = { p: first.p, q: seededTensor(256, 1024, 43) };
+  await asyncSave(second, { checkpointId: 'as/2', storageWriter: asyncWriter }).committed;
+  t.equal((await catalog.get('as/2')).storedBytes, 256 * 1024 * 4, 'the second save stored only q');
+  await assertStoreAgrees(t, { redis, expect: { 'as/1': committed({ p: first.p, q: first.q }), 'as/2': committed(second) } });
+  await catalog.delete('as/1');
+  await catalog.delete('as/2');
 });
 
 t.test('incremental: true on a Cluster client is refused at construction with INCREMENTAL_UNSUPPORTED', async (t) => {
