@@ -32,7 +32,7 @@ export interface LoadOptions {
 const LOAD_PHASES = ['plan', 'read'] as const satisfies ReadonlyArray<keyof LoadPhases>;
 
 export async function load(stateDict: StateDict, options: LoadOptions = {}): Promise<void> {
-  const event = (): LoadEvent => ({ checkpointId: options.checkpointId, rank: options.processGroup?.rank ?? 0, worldSize: options.processGroup?.worldSize ?? 1, bytes: 0, phases: { plan: 0, read: 0 } });
+  const event = (): LoadEvent => ({ checkpointId: options.checkpointId, rank: options.processGroup?.rank ?? 0, worldSize: options.processGroup?.worldSize ?? 1, bytes: 0, phases: { plan: 0, stage: 0, write: 0, commit: 0, read: 0 } });
   return traced(loadChannel, event, async (e) => {
     const clock = e || options.onProgress ? new PhaseClock(LOAD_PHASES, options.onProgress ? new ProgressThrottle(options.onProgress) : undefined) : undefined;
     try {
@@ -50,7 +50,7 @@ export async function load(stateDict: StateDict, options: LoadOptions = {}): Pro
   });
 }
 
-async function loadNow(stateDict: StateDict, options: LoadOptions, clock: PhaseClock<keyof LoadPhases> | undefined): Promise<void> {
+async function loadNow(stateDict: StateDict, options: LoadOptions, clock: PhaseClock<(typeof LOAD_PHASES)[number]> | undefined): Promise<void> {
   const dist = new DistWrapper(options.processGroup, options.coordinatorRank ?? 0);
   const { reader, owned } = resolveReader(options.storageReader, options.checkpointId);
   const planner = options.planner ?? new DefaultLoadPlanner({ allowPartialLoad: options.allowPartialLoad ?? false });

@@ -18,14 +18,16 @@ export interface SavePhases {
   commit: number;
 }
 
-/** Milliseconds of each phase of a load on one rank. */
-export interface LoadPhases {
-  plan: number;
+/** Every event carries the four save phases (0 where they do not apply), so one shape fits all channels. */
+const NO_SAVE_PHASES: SavePhases = { plan: 0, stage: 0, write: 0, commit: 0 };
+
+/** Milliseconds of each phase of a load on one rank: plan and read (stage, write and commit stay 0). */
+export interface LoadPhases extends SavePhases {
   read: number;
 }
 
-/** Milliseconds of a delete (the whole operation). */
-export interface DeletePhases {
+/** Milliseconds of a delete: the whole operation in `delete` (the save phases stay 0). */
+export interface DeletePhases extends SavePhases {
   delete: number;
 }
 
@@ -70,7 +72,7 @@ export function traced<E extends object, T>(channel: TracingChannel<unknown, E>,
 
 /** Runs a delete traced on `redis-dcp:delete`; `fn` may set the event's bytes. */
 export function tracedDelete(checkpointId: string, fn: (event: DeleteEvent | undefined) => Promise<boolean>): Promise<boolean> {
-  const event = (): DeleteEvent => ({ checkpointId, rank: 0, worldSize: 1, bytes: 0, phases: { delete: 0 } });
+  const event = (): DeleteEvent => ({ checkpointId, rank: 0, worldSize: 1, bytes: 0, phases: { ...NO_SAVE_PHASES, delete: 0 } });
   return traced(deleteChannel, event, async (e) => {
     const started = performance.now();
     try {

@@ -89,7 +89,8 @@ t.test('a 2-rank save and load: one traced operation per rank with its bytes and
   for (const e of loadsDone) {
     t.equal(e.checkpointId, id);
     t.equal(e.worldSize, 2);
-    t.same(Object.keys(e.phases).sort(), ['plan', 'read']);
+    t.same(Object.keys(e.phases).sort(), ['commit', 'plan', 'read', 'stage', 'write'], 'the four save phases (0 here) plus read');
+    t.ok(e.phases.stage === 0 && e.phases.write === 0 && e.phases.commit === 0 && e.phases.read > 0, 'a load reads; it stages, writes and commits nothing');
     t.ok(e.bytes >= 48 + 12, `each rank read the whole weight and the bias (${e.bytes} bytes)`);
   }
   await assertStoreAgrees(t, { redis, expect: { [id]: committed({ model: { weight: new Tensor('float32', [4, 3], Float32Array.from({ length: 12 }, (_, i) => i)), bias: new Tensor('float32', [3], Float32Array.from([0.5, 0.25, 0.125])) }, step: 42 }) } });
@@ -113,7 +114,7 @@ t.test('a refused save publishes error with its code; delete publishes the bytes
   t.equal(await catalog.delete(id), false);
   const done = deletes.filter((d) => d.kind === 'asyncEnd').map((d) => d.event);
   t.same(done.map((d) => [d.checkpointId, d.bytes, d.result]), [[id, 16, true], [id, 0, false]]);
-  t.ok(done.every((d) => d.phases.delete >= 0));
+  t.ok(done.every((d) => d.phases.delete >= 0 && d.phases.plan === 0 && d.phases.write === 0), 'delete times the whole operation; the save phases are 0');
   await assertStoreAgrees(t, { redis, expect: { [id]: absent }, exhaustive: false });
   await catalog.close();
 });
