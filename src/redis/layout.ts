@@ -23,32 +23,28 @@ export const INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/2';
 /** [rank, seq, offset, length, crc32c]: bytes offset..offset+length of segment (rank, seq). */
 export type Part = readonly [rank: number, seq: number, offset: number, length: number, crc: number];
 
-export interface ItemLocation {
-  /** Total bytes of the item. */
+/** Where an item lives: its total bytes `n` and its parts `p`, in order. */
+interface Location<P> {
   readonly n: number;
-  readonly p: readonly Part[];
+  readonly p: readonly P[];
 }
 
+/** `metadata.storageData` of one format: the save and, per metadataIndexKey(index), the item's location. */
+interface StorageDataOf<F extends string, P> {
+  readonly format: F;
+  readonly saveId: string;
+  readonly items: Record<string, Location<P>>;
+}
+
+/** An item of a segment save: parts of segments. */
+export type ItemLocation = Location<Part>;
 /** `metadata.storageData` of a Redis checkpoint. */
-export interface RedisStorageData {
-  readonly format: typeof STORAGE_FORMAT;
-  readonly saveId: string;
-  /** metadataIndexKey(index) → location. */
-  readonly items: Record<string, ItemLocation>;
-}
+export type RedisStorageData = StorageDataOf<typeof STORAGE_FORMAT, Part>;
 
-/** Where an item of an incremental save lives: its pieces, in order (`<blake3-128 hex>-<length>`). */
-export interface PieceLocation {
-  readonly n: number;
-  readonly p: readonly string[];
-}
-
+/** An item of an incremental save: its pieces, in order (`<blake3-128 hex>-<length>`). */
+export type PieceLocation = Location<string>;
 /** `metadata.storageData` of an incremental checkpoint. */
-export interface IncrementalStorageData {
-  readonly format: typeof INCREMENTAL_STORAGE_FORMAT;
-  readonly saveId: string;
-  readonly items: Record<string, PieceLocation>;
-}
+export type IncrementalStorageData = StorageDataOf<typeof INCREMENTAL_STORAGE_FORMAT, string>;
 
 /** Storage data of either format. */
 export type StorageData = RedisStorageData | IncrementalStorageData;

@@ -5,18 +5,11 @@
  * incomplete checkpoint whose claims were released. Ends with assertStoreAgrees.
  */
 import t from 'tap';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { allDone, startRanks } from '../helpers/child.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { server, redis, catalog } = await serverWithCatalog();
 
 const TIMEOUT = 30_000;
 const env = (extra: NodeJS.ProcessEnv = {}) => () => ({ INCREMENTAL: '1', SEED: '1', ...extra });

@@ -1,23 +1,16 @@
 /** CheckpointManager in one process on a real Redis: steps, metrics, retention after save, load, delete, gc, pins, ids it does not own. */
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointManager } from '../../src/manager/manager.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, incomplete, type Expectation } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { redis, catalog } = await serverWithCatalog();
 
 const sd = (v: number, n = 3000) => ({ w: new Tensor('uint8', [n], new Uint8Array(n).fill(v % 256)), step: v });
 const blank = () => ({ w: new Tensor('uint8', [3000]), step: 0 });

@@ -5,10 +5,10 @@
  * makes room with what retention would delete anyway.
  */
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointManager } from '../../src/manager/manager.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
@@ -16,13 +16,7 @@ import { startRanks } from '../helpers/child.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { server, redis, catalog } = await serverWithCatalog();
 
 t.test('slow load vs retention: the pinned step is skipped while two ranks read it, deleted by the next save after', async (t) => {
   const manager = new CheckpointManager({ redis, run: 'slow', retention: { keepLast: 1 } });

@@ -1,19 +1,12 @@
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { absent, assertStoreAgrees, committed, damaged, incomplete } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { redis, catalog } = await serverWithCatalog();
 
 const tensor = (n: number, v = 1) => new Tensor('float32', [n], new Float32Array(n).fill(v));
 

@@ -3,26 +3,19 @@
  * aborting ranks may only remove data of a save that can no longer commit.
  */
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
 import type { ProcessGroup } from '../../src/core/process-group.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { redis, catalog } = await serverWithCatalog();
 
 const filled = (n: number, v: number) => new Tensor('int32', [n], new Int32Array(n).fill(v));
 

@@ -3,18 +3,11 @@
  * visible, the previous commit stays loadable, and the next save collects its garbage.
  */
 import t from 'tap';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { allDone, startRanks } from '../helpers/child.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { server, redis, catalog } = await serverWithCatalog();
 
 const ranks = (mode: 'save' | 'load', id: string, world: number, env?: (rank: number) => NodeJS.ProcessEnv) => startRanks(server.url, mode, id, world, env);
 const all = allDone;

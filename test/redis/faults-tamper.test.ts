@@ -1,22 +1,15 @@
 /** Storage data in Redis edited behind the library's back: clear errors, never a crash or a huge allocation. */
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { CheckpointError } from '../../src/core/errors.js';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { redis, catalog } = await serverWithCatalog();
 
 const metaKey = (id: string) => `dcp:ckpt:{${id}}:meta`;
 // A bystander: tampering with other checkpoints must leave it whole.

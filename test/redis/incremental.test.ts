@@ -5,6 +5,7 @@
  * damaged piece. Every scenario ends with assertStoreAgrees.
  */
 import t, { type Test } from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { Cluster } from 'ioredis';
 import { save } from '../../src/core/save.js';
 import { load } from '../../src/core/load.js';
@@ -17,17 +18,10 @@ import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { DEFAULT_SEGMENT_BYTES, segmentSizes } from '../../src/redis/segment-layout.js';
 import { absent, assertStoreAgrees, committed } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 import { pieceId } from '../../src/redis/pieces.js';
 import { incrementalStateDict, seededTensor } from '../fixtures/incremental-data.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { server, redis, catalog } = await serverWithCatalog();
 
 const writer = (options: { segmentBytes?: number; recycleTtlMs?: number } = {}) => new RedisStorageWriter({ redis, incremental: true, ...options });
 const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);

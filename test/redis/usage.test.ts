@@ -1,21 +1,14 @@
 /** Step and metrics recorded with the commit (CheckpointSummary), and CheckpointCatalog.usage(). */
 import t from 'tap';
+import { serverWithCatalog } from '../helpers/catalog-server.js';
 import { save } from '../../src/core/save.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, incomplete } from '../helpers/invariants.js';
-import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-const catalog = new CheckpointCatalog({ redis });
-t.teardown(async () => {
-  await catalog.close();
-  await server.stop();
-});
+const { redis, catalog } = await serverWithCatalog();
 
 const sd = (n: number, v: number) => ({ w: new Tensor('uint8', [n], new Uint8Array(n).fill(v)) });
 
