@@ -266,10 +266,10 @@ export class CheckpointCatalog {
     }
     const problems = await verifyCheckpointData(this.client, store.keys, metadata, storage, options);
     // A damaged piece of an incremental save damages every checkpoint sharing it: name them all.
-    const piecePrefix = this.keySpace.piece('');
-    const pieces = [...new Set(problems.flatMap((p) => (p.key?.startsWith(piecePrefix) ? [p.key.slice(piecePrefix.length)] : [])))];
+    const pieceOf = (key: string | undefined) => (key === undefined ? undefined : this.keySpace.pieceIdOf(key));
+    const pieces = [...new Set(problems.flatMap((p) => pieceOf(p.key) ?? []))];
     const sharing = await checkpointsReferencing(this.client, this.keySpace, pieces);
-    const withSharing = problems.map((p) => (p.key?.startsWith(piecePrefix) ? { ...p, sharedWith: sharing.get(p.key.slice(piecePrefix.length)) ?? [] } : p));
+    const withSharing = problems.map((p) => (pieceOf(p.key) !== undefined ? { ...p, sharedWith: sharing.get(pieceOf(p.key)!) ?? [] } : p));
     return { ok: problems.length === 0, problems: withSharing };
   }
 

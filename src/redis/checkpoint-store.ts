@@ -257,7 +257,7 @@ export class CheckpointStore {
   }
 
   async finishDelete(token: string, saveIds: readonly string[]): Promise<void> {
-    const keys = [this.keys.state, this.keys.meta, this.keys.saves, this.keys.pins, ...saveIds.map((s) => this.keys.dataIndex(s))];
+    const keys = [this.keys.state, this.keys.meta, this.keys.saves, this.keys.pins, ...saveIds.flatMap((s) => [this.keys.dataIndex(s), this.keys.pieceTags(s)])];
     this.expectOk(await runScript(this.client, 'finish-delete', keys, [token]), 'delete');
     await this.client.zrem(this.keySpace.catalog(), this.id);
   }

@@ -53,6 +53,48 @@ export class KeySpace {
     return `${this.prefix}:blobs:bytes`;
   }
 
+  /**
+   * Redis Cluster layout of pieces (format redis-dcp/3): every key of one piece tag (the first
+   * two hex digits of the piece hash, 256 tags) shares the hash tag `{tt}`, so claim, release
+   * and sweep of a tag's pieces are single-slot scripts. See docs/format.md, "Redis Cluster".
+   */
+  pieceTag(id: string): string {
+    return id.slice(0, 2);
+  }
+
+  /** String: a piece in the Cluster layout, `P:blob:{tt}:<id>`. */
+  taggedPiece(id: string): string {
+    return `${this.prefix}:blob:{${id.slice(0, 2)}}:${id}`;
+  }
+
+  /** The piece id of a piece key of either layout, or undefined for another key. */
+  pieceIdOf(key: string): string | undefined {
+    const head = `${this.prefix}:blob:`;
+    if (!key.startsWith(head)) return undefined;
+    const rest = key.slice(head.length);
+    return rest.startsWith('{') ? rest.slice(rest.indexOf('}:') + 2) : rest;
+  }
+
+  /** Hash: piece id → number of holders (save piece indexes) in tag `tag`. */
+  tagCounts(tag: string): string {
+    return `${this.prefix}:blobs:{${tag}}`;
+  }
+
+  /** String (counter): bytes of the counted pieces of tag `tag` (each once). */
+  tagBytes(tag: string): string {
+    return `${this.prefix}:blobs:{${tag}}:bytes`;
+  }
+
+  /** Set: holders `<ID>/<saveId>` with a piece index in tag `tag` (what gc's sweep checks). */
+  tagHolders(tag: string): string {
+    return `${this.prefix}:blobs:{${tag}}:holders`;
+  }
+
+  /** Set: the piece ids of tag `tag` that save `saveId` of checkpoint `id` holds. */
+  tagHold(tag: string, id: string, saveId: string): string {
+    return `${this.prefix}:blobs:{${tag}}:held:${id}/${saveId}`;
+  }
+
   checkpoint(id: string): CheckpointKeys {
     assertValidCheckpointName(id);
     return new CheckpointKeys(this.prefix, id);
@@ -104,6 +146,11 @@ export class CheckpointKeys {
     return `${this.control}:pieces:${saveId}`;
   }
 
+  /** Set: the piece tags an incremental save on a Cluster claimed pieces in, recorded before each claim. */
+  pieceTags(saveId: string): string {
+    return `${this.control}:ptags:${saveId}`;
+  }
+
   /** The Redlock resource (on the lock nodes). */
   get lock(): string {
     return `${this.control}:lock`;
@@ -112,6 +159,11 @@ export class CheckpointKeys {
   /** A stored piece of an incremental save (shared by every checkpoint of the prefix; see KeySpace.piece). */
   piece(id: string): string {
     return `${this.prefix}:blob:${id}`;
+  }
+
+  /** A stored piece in the Cluster layout (format redis-dcp/3; see KeySpace.taggedPiece). */
+  taggedPiece(id: string): string {
+    return `${this.prefix}:blob:{${id.slice(0, 2)}}:${id}`;
   }
 
   /** A data segment: no hash tag, so segments spread over Cluster slots. */

@@ -19,6 +19,8 @@ import { PIECE_ID, pieceLength } from './pieces.js';
 export const STORAGE_FORMAT = 'redis-dcp/1';
 /** Storage data of an incremental save: items are lists of piece ids. */
 export const INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/2';
+/** The same on Redis Cluster: pieces are stored hash-tagged by piece tag (`P:blob:{tt}:<id>`). */
+export const TAGGED_INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/3';
 
 /** [rank, seq, offset, length, crc32c]: bytes offset..offset+length of segment (rank, seq). */
 export type Part = readonly [rank: number, seq: number, offset: number, length: number, crc: number];
@@ -43,8 +45,8 @@ export type RedisStorageData = StorageDataOf<typeof STORAGE_FORMAT, Part>;
 
 /** An item of an incremental save: its pieces, in order (`<blake3-128 hex>-<length>`). */
 export type PieceLocation = Location<string>;
-/** `metadata.storageData` of an incremental checkpoint. */
-export type IncrementalStorageData = StorageDataOf<typeof INCREMENTAL_STORAGE_FORMAT, string>;
+/** `metadata.storageData` of an incremental checkpoint (standalone or Cluster key layout). */
+export type IncrementalStorageData = StorageDataOf<typeof INCREMENTAL_STORAGE_FORMAT | typeof TAGGED_INCREMENTAL_STORAGE_FORMAT, string>;
 
 /** Storage data of either format. */
 export type StorageData = RedisStorageData | IncrementalStorageData;
@@ -61,8 +63,9 @@ export interface StoredPart {
 
 /** The parts of one item location, in order, as keys and ranges. */
 export function storedParts(storage: StorageData, keys: CheckpointKeys, loc: ItemLocation | PieceLocation): StoredPart[] {
-  if (storage.format === INCREMENTAL_STORAGE_FORMAT) {
-    return (loc as PieceLocation).p.map((id) => ({ key: keys.piece(id), offset: 0, length: pieceLength(id), piece: id }));
+  if (storage.format === INCREMENTAL_STORAGE_FORMAT || storage.format === TAGGED_INCREMENTAL_STORAGE_FORMAT) {
+    const key = storage.format === INCREMENTAL_STORAGE_FORMAT ? (id: string) => keys.piece(id) : (id: string) => keys.taggedPiece(id);
+    return (loc as PieceLocation).p.map((id) => ({ key: key(id), offset: 0, length: pieceLength(id), piece: id }));
   }
   return (loc as ItemLocation).p.map(([rank, seq, offset, length, crc]) => ({ key: keys.dataKey(storage.saveId, rank, seq), offset, length, crc }));
 }
@@ -82,7 +85,7 @@ function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
 export function parseStorageData(value: unknown, worldLimit = 1 << 20): StorageData {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
   const sd = value as Record<string, unknown>;
-  if (sd.format === INCREMENTAL_STORAGE_FORMAT) return parseIncremental(sd);
+  if (sd.format === INCREMENTAL_STORAGE_FORMAT || sd.format === TAGGED_INCREMENTAL_STORAGE_FORMAT) return parseIncremental(sd);
   if (sd.format !== STORAGE_FORMAT) throw invalid(`unknown format ${JSON.stringify(sd.format)}`);
   if (typeof sd.saveId !== 'string' || !SAVE_ID.test(sd.saveId)) throw invalid('bad saveId');
   if (typeof sd.items !== 'object' || sd.items === null || Array.isArray(sd.items)) throw invalid('items is not an object');

@@ -4,7 +4,6 @@
  * Redis does not hold yet written. See docs/format.md, "Incremental saves".
  */
 import { Cluster } from 'ioredis';
-import { DcpValueError } from '../core/errors.js';
 import type { WriteItem } from '../core/planner.js';
 import type { WriteResult } from '../core/storage.js';
 import { Slots } from './bounded.js';
@@ -31,8 +30,7 @@ export interface PieceWriteContext {
  * wrote (`w`, summed into storedBytes and removed by the coordinator's finish).
  */
 export async function writeIncremental(planItems: readonly WriteItem[], items: readonly Uint8Array[], ctx: PieceWriteContext, bulkConnections: number): Promise<WriteResult[]> {
-  if (ctx.client instanceof Cluster) throw new DcpValueError('INCREMENTAL_UNSUPPORTED', 'incremental saves need a standalone Redis for now (docs/format.md, "Incremental saves")');
-  const bulk = bulkConnections > 0 ? await BulkConnections.open(ctx.client, bulkConnections).catch(() => undefined) : undefined;
+  const bulk = bulkConnections > 0 && !(ctx.client instanceof Cluster) ? await BulkConnections.open(ctx.client, bulkConnections).catch(() => undefined) : undefined;
   try {
     const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk });
     return planItems.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...locations[i]!, w: storedBytes } : locations[i] }));
@@ -67,7 +65,7 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   const write = (id: string, bytes: Uint8Array): Promise<void> =>
     slots.run(async () => {
       if (failed) return;
-      const key = ctx.keySpace.piece(id);
+      const key = ctx.client instanceof Cluster ? ctx.keySpace.taggedPiece(id) : ctx.keySpace.piece(id);
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));
     });
@@ -78,10 +76,11 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
     batchBytes = 0;
     if (fresh.length === 0 || failed) return;
     // Claimed (counted, recorded in the save's piece index) before being written or relied on.
-    const exists = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
+    const status = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
     fresh.forEach((p, i) => {
-      if (exists[i]) return;
-      storedBytes += p.bytes.byteLength;
+      if (status[i] === 'stored') return;
+      // Exactly one claimer of a new piece counts it; another one writes it too (same bytes) in case the first never does.
+      if (status[i] === 'first') storedBytes += p.bytes.byteLength;
       written++;
       const done = write(p.id, p.bytes);
       done.catch(() => {

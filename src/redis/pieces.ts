@@ -9,6 +9,7 @@ import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import { runScript } from './scripts.js';
 import { segmentSizes } from './segment-layout.js';
+import { claimTaggedPieces, heldBy, releaseTaggedPieces, storedTaggedBytes, sweepTaggedPieces } from './tagged-pieces.js';
 
 /** The content hash of a piece: BLAKE3, first 128 bits, as 32 hex digits. */
 export const PIECE_HASH = 'blake3-128';
@@ -78,17 +79,24 @@ function head(keySpace: KeySpace, keys: CheckpointKeys, saveId: string): string[
   return [keys.state, keys.pieceIndex(saveId), keySpace.pieceCounts(), keySpace.pieceBytes()];
 }
 
+/** What a claim says of a piece: stored; missing and this claim counted it first (write it, count its bytes); missing, counted before (write it too). */
+export type ClaimStatus = 'stored' | 'first' | 'again';
+const STATUS: Record<string, ClaimStatus> = { '1': 'stored', '0': 'first', '2': 'again' };
+
 /**
  * Claims pieces for the pending save `saveId` (recorded in its piece index and counted) and
- * returns, for each, whether it is already stored. Refused (FENCED) unless the save is pending.
+ * returns, for each, whether it is stored and, if not, whether this claim counted it first
+ * (exactly one claimer of a new piece does, so storedBytes counts it once). Refused (FENCED)
+ * unless the save is pending. On a Cluster: per piece tag (tagged-pieces.ts).
  */
-export async function claimPieces(client: RedisClient, keySpace: KeySpace, keys: CheckpointKeys, saveId: string, ids: readonly string[]): Promise<boolean[]> {
-  const exists: boolean[] = [];
+export async function claimPieces(client: RedisClient, keySpace: KeySpace, keys: CheckpointKeys, saveId: string, ids: readonly string[]): Promise<ClaimStatus[]> {
+  if (client instanceof Cluster) return (await claimTaggedPieces(client, keySpace, keys, saveId, ids)).map((s) => STATUS[s] ?? 'again');
+  const exists: ClaimStatus[] = [];
   for (let i = 0; i < ids.length; i += BATCH) {
     const batch = ids.slice(i, i + BATCH);
     const reply = await runScript(client, 'claim-pieces', [...head(keySpace, keys, saveId), ...batch.map((id) => keySpace.piece(id))], [saveId, ...batch]);
     expect(reply, `claiming the pieces of save ${saveId}`);
-    for (let j = 1; j < reply.length; j++) exists.push(reply[j] === '1');
+    for (let j = 1; j < reply.length; j++) exists.push(STATUS[reply[j]!] ?? 'again');
   }
   return exists;
 }
@@ -99,6 +107,7 @@ export async function claimPieces(client: RedisClient, keySpace: KeySpace, keys:
  * pending or committed (then nothing is released).
  */
 export async function releasePieces(client: RedisClient, keySpace: KeySpace, keys: CheckpointKeys, saveId: string): Promise<number | undefined> {
+  if (client instanceof Cluster) return releaseTaggedPieces(client, keySpace, keys, saveId);
   const ids = await members(client, keys.pieceIndex(saveId));
   let unlinked = 0;
   for (let i = 0; i < ids.length; i += BATCH) {
@@ -113,10 +122,11 @@ export async function releasePieces(client: RedisClient, keySpace: KeySpace, key
 
 /**
  * Unlinks stored pieces that no save counts (a rank's SET that arrived after its save was
- * released). Safe while saves run: the count is checked in the unlinking script.
+ * released). Safe while saves run: the count is checked in the unlinking script. On a
+ * Cluster it first releases the holds of dead saves, per tag (tagged-pieces.ts).
  */
 export async function sweepPieces(client: RedisClient, keySpace: KeySpace): Promise<number> {
-  if (client instanceof Cluster) return 0; // incremental saves are refused on Cluster
+  if (client instanceof Cluster) return sweepTaggedPieces(client, keySpace);
   const prefix = keySpace.piece('');
   let unlinked = 0;
   let cursor = '0';
@@ -133,6 +143,7 @@ export async function sweepPieces(client: RedisClient, keySpace: KeySpace): Prom
 
 /** Bytes of all pieces counted by some save (each piece once). */
 export async function storedPieceBytes(client: RedisClient, keySpace: KeySpace): Promise<number> {
+  if (client instanceof Cluster) return storedTaggedBytes(client, keySpace);
   return Number((await client.get(keySpace.pieceBytes())) ?? 0);
 }
 
@@ -152,9 +163,9 @@ export async function checkpointsReferencing(client: RedisClient, keySpace: KeyS
     }
     const [saveId, deleting] = await client.hmget(keys.state, 'committedSaveId', 'deleting');
     if (!saveId || deleting === '1') continue;
-    const held = (await client.smismember(keys.pieceIndex(saveId), ...pieceIds)) as number[];
+    const held = client instanceof Cluster ? await heldBy(client, keySpace, id, saveId, pieceIds) : ((await client.smismember(keys.pieceIndex(saveId), ...pieceIds)) as number[]).map((h) => h === 1);
     held.forEach((h, i) => {
-      if (h === 1) out.get(pieceIds[i]!)!.push(id);
+      if (h) out.get(pieceIds[i]!)!.push(id);
     });
   }
   for (const ids of out.values()) ids.sort();

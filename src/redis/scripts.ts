@@ -22,7 +22,9 @@ export type ScriptName =
   | 'pin'
   | 'claim-pieces'
   | 'release-pieces'
-  | 'sweep-pieces';
+  | 'sweep-pieces'
+  | 'claim-tagged-pieces'
+  | 'release-tagged-pieces';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -41,6 +43,8 @@ const FILES: Record<ScriptName, string> = {
   'claim-pieces': 'claim-pieces.lua',
   'release-pieces': 'release-pieces.lua',
   'sweep-pieces': 'sweep-pieces.lua',
+  'claim-tagged-pieces': 'claim-tagged-pieces.lua',
+  'release-tagged-pieces': 'release-tagged-pieces.lua',
 };
 
 function loadLua(file: string): string {

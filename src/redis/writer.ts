@@ -30,7 +30,7 @@ import { assertMemoryFor, PER_SEGMENT_OVERHEAD, plannedBytes } from './memory.js
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
 import { writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
-import { INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
+import { INCREMENTAL_STORAGE_FORMAT, TAGGED_INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
 export { DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, segmentSizes } from './segment-layout.js';
@@ -81,7 +81,7 @@ export interface RedisStorageWriterOptions {
    * bytes of the global plan with maxmemory − used_memory and fails with INSUFFICIENT_MEMORY.
    */
   readonly memoryCheck?: boolean;
-  /** Incremental save (default false; standalone Redis): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
+  /** Incremental save (default false; standalone Redis or Cluster): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
   readonly incremental?: boolean;
 }
 
@@ -150,7 +150,6 @@ export class RedisStorageWriter extends StorageWriter {
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
     checkStepAndMetrics(options.step, options.metrics);
     this.incremental = options.incremental ?? false;
-    if (this.incremental && options.redis instanceof Cluster) throw new DcpValueError('INCREMENTAL_UNSUPPORTED', 'incremental saves need a standalone Redis for now (docs/format.md, "Incremental saves")');
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockNodes = new LockNodes(options.lockRedis, () => this.dataClient());
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -283,7 +282,7 @@ export class RedisStorageWriter extends StorageWriter {
       totalBytes += result.sizeInBytes;
       storedBytes += w ?? 0;
     }
-    const format = this.incremental ? INCREMENTAL_STORAGE_FORMAT : STORAGE_FORMAT;
+    const format = !this.incremental ? STORAGE_FORMAT : this.dataClient() instanceof Cluster ? TAGGED_INCREMENTAL_STORAGE_FORMAT : INCREMENTAL_STORAGE_FORMAT;
     const storageData = { format, saveId: this.saveId, items } as StorageData;
     const json = metadataToJSON({ ...metadata, storageData });
     const garbage = await store.commit(this.token!, this.saveId, json, {

@@ -8,7 +8,7 @@
  * index owns (garbage nothing will ever collect) must fail every scenario alike.
  */
 import type { Test } from 'tap';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { CheckpointError } from '../../src/core/errors.js';
 import { load } from '../../src/core/load.js';
 import type { StateDict, StateDictValue } from '../../src/core/state-dict.js';
@@ -17,6 +17,7 @@ import { CheckpointCatalog, type CheckpointSummary, type ProblemKind } from '../
 import { DEFAULT_PREFIX, KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { COLS, ROWS, expectedValue } from '../fixtures/rank-data.js';
+import { isPieceKey, piecesAgree } from './piece-invariants.js';
 
 export type Expectation =
   /** Committed and loadable into `reference`'s shapes with exactly these values (tensors as whole, unsharded tensors). */
@@ -34,7 +35,8 @@ export type Expectation =
   | { readonly state: 'damaged'; readonly reference: StateDict; readonly problems: readonly ProblemKind[] };
 
 export interface StoreCheck {
-  readonly redis: Redis;
+  /** A standalone client, or a Cluster client (every master's keys are checked). */
+  readonly redis: Redis | Cluster;
   readonly prefix?: string;
   readonly expect: Readonly<Record<string, Expectation>>;
   /** The catalog must list exactly the ids expected to exist (default true). */
@@ -108,14 +110,16 @@ function differences(expected: StateDictValue, actual: StateDictValue, path: str
   if (JSON.stringify(actual) !== JSON.stringify(expected)) out.push(`${path}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`);
 }
 
-async function allKeys(redis: Redis): Promise<string[]> {
+async function allKeys(client: Redis | Cluster): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
+  for (const redis of client instanceof Cluster ? client.nodes('master') : [client]) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+  }
   return keys;
 }
 
@@ -135,9 +139,10 @@ function ownerOf(key: string, prefix: string): { id: string; saveId?: string } |
   // Global keys, and the segment pool (retired segments, recycled by later saves or expiring).
   if (key === `${prefix}:catalog` || key === `${prefix}:fence` || key === `${prefix}:pool` || key.startsWith(`${prefix}:pool:`)) return 'global';
   // Pieces of incremental saves and their counts: checked by piecesAgree.
-  if (key === `${prefix}:blobs` || key === `${prefix}:blobs:bytes` || key.startsWith(`${prefix}:blob:`)) return 'global';
-  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|pins|keys:[^:]+|pieces:[^:]+)$`).exec(key);
-  if (control) return control[2]!.startsWith('pieces:') ? { id: control[1]!, saveId: control[2]!.slice('pieces:'.length) } : { id: control[1]! };
+  if (isPieceKey(key, prefix)) return 'global';
+  const control = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:ckpt:\\{(.+)\\}:(state|meta|saves|lock|pins|keys:[^:]+|pieces:[^:]+|ptags:[^:]+)$`).exec(key);
+  const saveOf = /^(pieces|ptags):/.exec(control?.[2] ?? '');
+  if (control) return saveOf ? { id: control[1]!, saveId: control[2]!.slice(saveOf[0].length) } : { id: control[1]! };
   const dataPrefix = `${prefix}:data:`;
   if (key.startsWith(dataPrefix)) {
     const parts = key.slice(dataPrefix.length).split(':');
@@ -145,25 +150,6 @@ function ownerOf(key: string, prefix: string): { id: string; saveId?: string } |
     return { id: parts.slice(0, -3).join(':'), saveId: parts.at(-3)! };
   }
   return undefined;
-}
-
-/**
- * Incremental saves: every stored piece is counted (held by the piece index of some save,
- * pending or committed, which its checkpoint's saves set records, so it is collectable);
- * each count equals the number of piece indexes holding the piece; the byte counter is the
- * sum of the counted pieces' lengths (each once). So nothing unreferenced remains.
- */
-async function piecesAgree(t: Test, redis: Redis, prefix: string, keys: readonly string[]): Promise<void> {
-  const counts = await redis.hgetall(`${prefix}:blobs`);
-  const held = new Map<string, number>();
-  const indexes = keys.filter((k) => k.startsWith(`${prefix}:ckpt:{`) && /\}:pieces:[^:]+$/.test(k));
-  for (const index of indexes) for (const id of await redis.smembers(index)) held.set(id, (held.get(id) ?? 0) + 1);
-  const stored = keys.filter((k) => k.startsWith(`${prefix}:blob:`)).map((k) => k.slice(`${prefix}:blob:`.length));
-  t.same(stored.filter((id) => !(Number(counts[id] ?? 0) > 0)).sort(), [], 'every stored piece is held by some save (nothing unreferenced remains)');
-  const wrong = [...new Set([...Object.keys(counts), ...held.keys()])].filter((id) => Number(counts[id] ?? 0) !== (held.get(id) ?? 0));
-  t.same(wrong.sort(), [], 'each piece count equals the number of save piece indexes holding it');
-  const bytes = Object.keys(counts).reduce((sum, id) => sum + Number(id.slice(id.lastIndexOf('-') + 1)), 0);
-  t.equal(Number((await redis.get(`${prefix}:blobs:bytes`)) ?? 0), bytes, 'the piece byte counter is the sum of the counted pieces (each once)');
 }
 
 /**

@@ -6,7 +6,6 @@
  */
 import t, { type Test } from 'tap';
 import { serverWithCatalog } from '../helpers/catalog-server.js';
-import { Cluster } from 'ioredis';
 import { save } from '../../src/core/save.js';
 import { load } from '../../src/core/load.js';
 import { asyncSave } from '../../src/core/async-save.js';
@@ -209,10 +208,4 @@ t.test('asyncSave with an incremental writer: the worker claims and writes only 
   await assertStoreAgrees(t, { redis, expect: { 'as/1': committed({ p: first.p, q: first.q }), 'as/2': committed(second) } });
   await catalog.delete('as/1');
   await catalog.delete('as/2');
-});
-
-t.test('incremental: true on a Cluster client is refused at construction with INCREMENTAL_UNSUPPORTED', async (t) => {
-  const cluster = new Cluster([{ host: '127.0.0.1', port: server.port }], { lazyConnect: true });
-  t.throws(() => new RedisStorageWriter({ redis: cluster, incremental: true }), { code: 'INCREMENTAL_UNSUPPORTED' });
-  cluster.disconnect();
 });
