@@ -41,7 +41,7 @@ export const ERROR_CODES = {
   INVALID_PATH: { status: 400, exit: usage, meaning: 'An object path into the state dict is malformed or does not fit its containers' },
   USAGE: { status: 400, exit: usage, meaning: 'The command line is malformed (CLI)' },
   CONFIG_INVALID: { status: 400, exit: usage, meaning: 'The server configuration (environment variables or buildApp options) is invalid' },
-  INCREMENTAL_UNSUPPORTED: { status: 400, exit: usage, meaning: '`incremental: true` was given for a connection it does not support yet (Redis Cluster)' },
+  INCREMENTAL_UNSUPPORTED: { status: 400, exit: usage, meaning: 'no longer raised (incremental saves work on standalone Redis and Redis Cluster); kept so that clients matching the code keep compiling' },
   BAD_REQUEST: { status: 400, exit: usage, meaning: 'The HTTP request is malformed (bad JSON, content type, …)' },
 
   // The state dict and the checkpoint disagree (load).
