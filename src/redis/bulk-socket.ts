@@ -22,6 +22,8 @@ interface StatusWait {
 interface BulkWait {
   readonly kind: 'bulk';
   readonly dest: Uint8Array;
+  /** Called with each run of value bytes as it lands in `dest`, in order. */
+  readonly onBytes?: ((bytes: Uint8Array) => void) | undefined;
   /** Value length once its header arrived; -1 before. */
   length: number;
   got: number;
@@ -80,7 +82,11 @@ export class BulkSocket {
 
   private onRead(bytes: number, buf: Uint8Array): void {
     if (buf === this.scratch) return this.onData(this.scratch.subarray(0, bytes));
-    if (this.directTarget !== undefined && this.directTarget === this.waits[0]) this.directTarget.got += bytes;
+    const target = this.directTarget;
+    if (target !== undefined && target === this.waits[0]) {
+      target.got += bytes;
+      target.onBytes?.(buf.subarray(0, bytes));
+    }
   }
 
   /**
@@ -145,9 +151,9 @@ export class BulkSocket {
   }
 
   /** GETRANGE key start end (inclusive) into `dest`; resolves with the bytes received. */
-  getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {
+  getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number> {
     const args = ['GETRANGE', key, String(start), String(end)];
-    return this.send({ kind: 'bulk', dest, length: -1, got: 0, trailer: 2 }, [encode(args)]);
+    return this.send({ kind: 'bulk', dest, onBytes, length: -1, got: 0, trailer: 2 }, [encode(args)]);
   }
 
   close(): void {
@@ -244,6 +250,7 @@ export class BulkSocket {
     if (head.got < head.length) {
       const n = Math.min(head.length - head.got, chunk.length - pos);
       head.dest.set(chunk.subarray(pos, pos + n), head.got);
+      head.onBytes?.(head.dest.subarray(head.got, head.got + n));
       head.got += n;
       pos += n;
     }
@@ -287,8 +294,8 @@ export class BulkConnections {
     return this.leastBusy().set(key, pieces, over);
   }
 
-  getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {
-    return this.leastBusy().getRangeInto(key, start, end, dest);
+  getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number> {
+    return this.leastBusy().getRangeInto(key, start, end, dest, onBytes);
   }
 
   close(): void {

@@ -21,7 +21,7 @@ import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, storedParts, type StorageData, type StoredPart } from './layout.js';
-import { dataError, partProblem } from './verify.js';
+import { dataError, partProblem, StreamedCrcs } from './verify.js';
 import { COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
 
@@ -273,17 +273,21 @@ export class RedisStorageReader extends StorageReader {
     return groups;
   }
 
-  /** One GETRANGE; every part in it is checked (length, CRC32C) before its bytes are applied. */
+  /**
+   * One GETRANGE; every part in it is checked (length, CRC32C) before its bytes are applied.
+   * Over the bulk connection the CRC32Cs are computed as the reply's bytes arrive.
+   */
   private fetchGroup(group: FetchGroup): Promise<void> {
     return this.slots.run(async () => {
       const key = group.key;
       const length = group.end - group.start;
       const bulk = this.bulk;
+      const crcs = this.verify ? new StreamedCrcs(group.uses.map((u) => u.part), group.start) : undefined;
       const only = group.uses.length === 1 ? group.uses[0]! : undefined;
       if (bulk && only?.into && only.part.offset === group.start && only.part.length === length) {
         // Straight into the tensor: on a bad length or checksum the load fails (the tensor's bytes are then undefined, as with any failed load).
-        const got = await bulk.getRangeInto(key, group.start, group.end - 1, only.into);
-        this.check(only, key, group.start, got, only.into.subarray(0, got));
+        const got = await bulk.getRangeInto(key, group.start, group.end - 1, only.into, crcs?.feed);
+        this.check(only, key, group.start, got, only.into.subarray(0, got), crcs);
         if (--only.item.remaining === 0) only.item.finish();
         return;
       }
@@ -292,19 +296,20 @@ export class RedisStorageReader extends StorageReader {
       if (bulk) {
         pooled = this.pool.take(length);
         try {
-          buf = pooled.subarray(0, await bulk.getRangeInto(key, group.start, group.end - 1, pooled));
+          buf = pooled.subarray(0, await bulk.getRangeInto(key, group.start, group.end - 1, pooled, crcs?.feed));
         } catch (err) {
           this.pool.give(pooled);
           throw err;
         }
       } else {
         buf = await this.dataClient().getrangeBuffer(key, group.start, group.end - 1);
+        crcs?.feed(buf);
       }
       try {
         for (const use of group.uses) {
           const from = use.part.offset - group.start;
           const bytes = buf.subarray(from, from + use.part.length);
-          this.check(use, key, group.start, buf.byteLength, bytes);
+          this.check(use, key, group.start, buf.byteLength, bytes, crcs);
           use.apply(bytes);
           if (--use.item.remaining === 0) use.item.finish();
         }
@@ -315,8 +320,8 @@ export class RedisStorageReader extends StorageReader {
   }
 
   /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its CRC32C. */
-  private check(use: PartUse, key: string, fetchStart: number, fetched: number, bytes: Uint8Array): void {
-    const problem = partProblem(use.part, fetchStart, fetched, this.verify ? bytes : undefined);
+  private check(use: PartUse, key: string, fetchStart: number, fetched: number, bytes: Uint8Array, crcs: StreamedCrcs | undefined): void {
+    const problem = partProblem(use.part, fetchStart, fetched, this.verify ? bytes : undefined, crcs);
     if (problem) throw dataError(problem, use.fqn, key);
   }
 

@@ -26,11 +26,64 @@ export function crcOf(bytes: Uint8Array): number {
 }
 
 /**
+ * The CRC32C of each part of one fetch, computed as the fetch's bytes arrive (fed in
+ * order), so a part is verified while the rest of the reply is still on the wire and
+ * while its bytes are still in the CPU cache (docs/performance.md, "Session 4").
+ * Parts of content-addressed pieces (BLAKE3) are left to partProblem.
+ */
+export class StreamedCrcs {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  private readonly crcs: number[] = [];
+  private readonly index = new Map<string, number>();
+  /** Bytes fed so far, and the first part not yet complete. */
+  private pos = 0;
+  private next = 0;
+
+  /** `parts` of one key fetched from `fetchStart` on. */
+  constructor(parts: readonly StoredPart[], fetchStart: number) {
+    const sorted = parts.filter((p) => p.piece === undefined).sort((a, b) => a.offset - b.offset);
+    for (const { offset, length } of sorted) {
+      const key = `${offset}:${length}`;
+      if (this.index.has(key)) continue;
+      this.index.set(key, this.starts.length);
+      this.starts.push(offset - fetchStart);
+      this.ends.push(offset - fetchStart + length);
+      this.crcs.push(0);
+    }
+  }
+
+  /** The next bytes of the fetch (called by the bulk connection as they land). */
+  readonly feed = (bytes: Uint8Array): void => {
+    const from = this.pos;
+    const to = from + bytes.byteLength;
+    this.pos = to;
+    for (let i = this.next; i < this.starts.length; i++) {
+      const start = this.starts[i]!;
+      const end = this.ends[i]!;
+      if (start >= to) break;
+      if (end > from) {
+        const a = Math.max(start, from) - from;
+        this.crcs[i] = crc32c(bytes.subarray(a, Math.min(end, to) - from), this.crcs[i]!);
+      }
+      if (end <= to && i === this.next) this.next++;
+    }
+  };
+
+  /** The CRC32C of `part`'s bytes as fed (complete only when the fetch reached the part's end). */
+  crcOf(part: StoredPart): number | undefined {
+    const i = this.index.get(`${part.offset}:${part.length}`);
+    return i === undefined ? undefined : this.crcs[i]! >>> 0;
+  }
+}
+
+/**
  * What is wrong with `part`, read from a fetch of `fetched` bytes that started at
  * `fetchStart` of its key: the fetch must reach the part's end, and (unless `bytes`
  * is undefined) the part's bytes must have its CRC32C, or a piece its BLAKE3 hash.
+ * With `streamed`, the CRC32C computed while the bytes arrived is used.
  */
-export function partProblem(part: StoredPart, fetchStart: number, fetched: number, bytes: Uint8Array | undefined): DataProblem | undefined {
+export function partProblem(part: StoredPart, fetchStart: number, fetched: number, bytes: Uint8Array | undefined, streamed?: StreamedCrcs): DataProblem | undefined {
   const { offset, length, crc } = part;
   if (offset - fetchStart + length > fetched) {
     if (fetched === 0) return { kind: 'missing_key', message: 'data key is missing' };
@@ -41,7 +94,7 @@ export function partProblem(part: StoredPart, fetchStart: number, fetched: numbe
     const message = pieceProblem(part.piece, bytes);
     return message === undefined ? undefined : { kind: 'checksum_mismatch', message };
   }
-  const actual = crcOf(bytes);
+  const actual = streamed?.crcOf(part) ?? crcOf(bytes);
   return actual === crc ? undefined : { kind: 'checksum_mismatch', message: `CRC32C of bytes ${offset}..${offset + length} is ${actual}, stored ${crc}` };
 }
 
