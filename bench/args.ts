@@ -22,14 +22,14 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle, async). */
   readonly skip: ReadonlySet<string>;
-  /** Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing channels' cost; on their own server). */
-  readonly only: 'async' | 'incremental' | 'tracing' | undefined;
+  /** Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing channels' cost; "cluster": Redis Cluster vs standalone; on their own servers). */
+  readonly only: 'async' | 'incremental' | 'tracing' | 'cluster' | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
-  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental,tracing]
-  [--only async|incremental|tracing]`;
+  [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental,tracing,cluster]
+  [--only async|incremental|tracing|cluster]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
@@ -53,6 +53,8 @@ function parseList(text: string, what: string): number[] {
 function usageError(message: string): never {
   throw new Error(message);
 }
+
+const ONLY_PARTS = ['async', 'incremental', 'tracing', 'cluster'] as const;
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
@@ -93,6 +95,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sweepBytes: Math.min(bytes, quick ? 16 << 20 : 256 << 20),
     rounds: values.rounds !== undefined ? parseList(values.rounds, '--rounds')[0]! : quick ? 1 : 3,
     skip: new Set((values.skip ?? '').split(',').filter(Boolean)),
-    only: values.only === undefined ? undefined : values.only === 'async' || values.only === 'incremental' || values.only === 'tracing' ? values.only : usageError(`--only: unknown part ${JSON.stringify(values.only)} (known: async, incremental, tracing)`),
+    only: values.only === undefined ? undefined : ONLY_PARTS.find((p) => p === values.only) ?? usageError(`--only: unknown part ${JSON.stringify(values.only)} (known: ${ONLY_PARTS.join(', ')})`),
   };
 }

@@ -23,6 +23,7 @@ import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.j
 import { managerLoopFigures, printManagerTable } from './manager-loop.js';
 import { incrementalFigures, printIncrementalTable } from './incremental.js';
 import { printTracingTable, tracingFigures } from './tracing.js';
+import { clusterFigures, printClusterTable } from './cluster.js';
 import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
@@ -73,6 +74,12 @@ async function main(): Promise<void> {
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
     }
+    if (opts.only === 'cluster') {
+      const only = await clusterFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(3, opts.rounds), (text) => progress.note(text));
+      printClusterTable(only);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
     const steadyRawSelection = await rawSteady(ctx, steadyTarget);
     const fs = await fsBaselines(ctx);
     progress.step('loopback socket ceiling (best of 2: the first run warms the heap)');
@@ -116,6 +123,7 @@ async function main(): Promise<void> {
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
     const async = opts.skip.has('async') ? undefined : await asyncFigures(ctx, steadyTarget);
     const incremental = opts.skip.has('incremental') ? undefined : await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text));
+    const cluster = opts.skip.has('cluster') ? undefined : await clusterFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(3, opts.rounds), (text) => progress.note(text));
     const managerLoop = opts.skip.has('manager') ? undefined : await managerLoopFigures(steadyTarget, ctx.prefix, opts.quick, (text) => progress.note(text));
 
     const summary = buildSummary({
@@ -141,7 +149,8 @@ async function main(): Promise<void> {
     if (managerLoop) printManagerTable(managerLoop);
     if (incremental) printIncrementalTable(incremental);
     if (tracing) printTracingTable(tracing);
-    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop, ...incremental, ...tracing }, null, 2) + '\n');
+    if (cluster) printClusterTable(cluster);
+    if (opts.json) await writeFile(opts.json, JSON.stringify({ ...summary, ...async, ...managerLoop, ...incremental, ...tracing, ...cluster }, null, 2) + '\n');
   } finally {
     if (!steadyTarget.owned) {
       const left = await deleteByPrefix(steadyTarget.redis, ctx.prefix);

@@ -13,7 +13,8 @@ import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
-import { BufferPool, BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { BufferPool, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient, RedisInput } from './connection.js';
@@ -37,7 +38,7 @@ export interface RedisStorageReaderOptions {
   readonly maxMetadataBytes?: number;
   /**
    * Read segment bytes over a second, bulk-only connection into reused buffers (default
-   * true; only for a standalone `Redis`, Cluster always goes through ioredis).
+   * true; on a Cluster, connections to every master, each read from its slot's master).
    */
   readonly bulkTransport?: boolean;
   /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
@@ -64,7 +65,7 @@ export class RedisStorageReader extends StorageReader {
   private readonly bulkTransport: boolean;
   private readonly slots: Slots;
   private readonly pool: BufferPool;
-  private bulk: BulkConnections | undefined;
+  private bulk: BulkTransport | undefined;
   private readonly bulkConnections: number;
   private readonly pinTtlMs: number;
   private pin: LoadPin | undefined;
@@ -127,7 +128,7 @@ export class RedisStorageReader extends StorageReader {
 
   async readData(plan: LoadPlan, planner: LoadPlanner): Promise<void> {
     if (!this.metadata || !this.storage) throw new DcpValueError('DCP_VALUE_ERROR', 'readData before setUpStorageReader');
-    this.bulk = this.bulkTransport ? await BulkConnections.open(this.dataClient(), this.bulkConnections).catch(() => undefined) : undefined;
+    this.bulk = this.bulkTransport ? await openBulk(this.dataClient(), this.bulkConnections).catch(() => undefined) : undefined;
     try {
       const uses: PartUse[] = [];
       for (const item of plan.items) this.prepareItem(item, planner, uses);

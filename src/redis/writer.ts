@@ -23,7 +23,8 @@ import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
-import { BulkConnections, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { openBulk } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool } from './segment-pool.js';
 import { assertMemoryFor, PER_SEGMENT_OVERHEAD, plannedBytes } from './memory.js';
@@ -58,10 +59,10 @@ export interface RedisStorageWriterOptions {
   readonly maxInFlight?: number;
   /**
    * Write segments over a second, bulk-only connection straight from the tensors' memory
-   * (default true; only for a standalone `Redis`, Cluster always goes through ioredis).
+   * (default true; on a Cluster, connections to every master, each segment to its slot's master).
    */
   readonly bulkTransport?: boolean;
-  /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
+  /** Bulk connections used side by side (per master on a Cluster) when `bulkTransport` is on (default 1, at most 16). */
   readonly bulkConnections?: number;
   /**
    * Segment recycling (default 0 = off; standalone Redis with the bulk connection): data of
@@ -244,7 +245,7 @@ export class RedisStorageWriter extends StorageWriter {
     await store.recordDataKeys(ticket.saveId, keys);
     this.writtenKeys = keys;
     const client = this.dataClient();
-    const bulk = this.bulkTransport ? await BulkConnections.open(client, this.bulkConnections).catch(() => undefined) : undefined;
+    const bulk = this.bulkTransport ? await openBulk(client, this.bulkConnections).catch(() => undefined) : undefined;
     const pool = bulk ? this.pool() : undefined;
     const full = segments.filter((s) => s.capacity === this.segmentBytes);
     const pooled = new Map<Segment, string>();

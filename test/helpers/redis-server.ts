@@ -132,7 +132,14 @@ async function waitForPing(port: number, child: ChildProcess): Promise<void> {
   throw new Error(`redis-server on port ${port} did not answer PING: ${String(lastError)}`);
 }
 
-/** A Redis Cluster of `masters` nodes (no replicas) on free ports. */
+export interface ClusterFixtureOptions {
+  /** Replicas per master (default 0). */
+  readonly replicas?: number;
+  /** cluster-node-timeout: how long a master may be silent before a replica takes over (default 5000 ms). */
+  readonly nodeTimeoutMs?: number;
+}
+
+/** A Redis Cluster of `masters` nodes (and `replicas` per master) on free ports. */
 export class RedisClusterFixture {
   readonly nodes: RedisServer[];
   private readonly clients: Cluster[] = [];
@@ -141,18 +148,20 @@ export class RedisClusterFixture {
     this.nodes = nodes;
   }
 
-  static async start(masters = 3): Promise<RedisClusterFixture> {
-    const nodes: RedisServer[] = [];
-    for (let i = 0; i < masters; i++) {
-      const port = await freePort();
-      nodes.push(await RedisServer.start({ port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000'] }));
-    }
+  static async start(masters = 3, { replicas = 0, nodeTimeoutMs = 5000 }: ClusterFixtureOptions = {}): Promise<RedisClusterFixture> {
+    const nodes = await Promise.all(
+      Array.from({ length: masters * (1 + replicas) }, async () => {
+        const port = await freePort();
+        return RedisServer.start({ port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(nodeTimeoutMs), '--maxmemory-policy', 'noeviction'] });
+      }),
+    );
     const fixture = new RedisClusterFixture(nodes);
-    await execFileAsync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    await execFileAsync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
     const deadline = Date.now() + 20_000;
     for (;;) {
       const states = await Promise.all(nodes.map(async (n) => (await execFileAsync('redis-cli', ['-p', String(n.port), 'CLUSTER', 'INFO'])).stdout));
-      if (states.every((s) => s.includes('cluster_state:ok'))) break;
+      const replicasUp = replicas === 0 || (await execFileAsync('redis-cli', ['-p', String(nodes[0]!.port), 'CLUSTER', 'NODES'])).stdout.split('\n').filter((l) => / slave /.test(l) && / connected/.test(l)).length === masters * replicas;
+      if (replicasUp && states.every((s) => s.includes('cluster_state:ok'))) break;
       if (Date.now() > deadline) throw new Error('cluster did not reach cluster_state:ok');
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -1,0 +1,115 @@
+/**
+ * Redis Cluster against standalone in `npm run bench` (issue 15): the same 1-rank save and
+ * load (--bytes, default 1 GiB; --quick 32 MiB; 16 tensors, warm destination) in this
+ * process, in interleaved rounds on the bench's standalone redis-server and on a local
+ * 3-master cluster (each master its own redis-server), plus the cluster through ioredis
+ * (bulkTransport off: how Cluster moved data before per-master bulk connections). Each save
+ * overwrites one checkpoint (steady state); each load is checked byte for byte. Medians;
+ * the load average is recorded (the machine is shared). See docs/performance.md, "Redis Cluster".
+ */
+import { loadavg } from 'node:os';
+import type { Cluster, Redis } from 'ioredis';
+import { load } from '../src/core/load.js';
+import { save } from '../src/core/save.js';
+import { Tensor } from '../src/core/tensor.js';
+import { CheckpointCatalog } from '../src/redis/catalog.js';
+import { RedisStorageReader } from '../src/redis/reader.js';
+import { RedisStorageWriter } from '../src/redis/writer.js';
+import { RedisClusterFixture } from '../test/helpers/redis-server.js';
+
+export interface ClusterFigures {
+  readonly cluster: {
+    readonly state_dict_bytes: number;
+    readonly rounds: number;
+    readonly masters: number;
+    readonly standalone_save_gbps: number;
+    readonly standalone_load_gbps: number;
+    readonly cluster_save_gbps: number;
+    readonly cluster_load_gbps: number;
+    /** The cluster with bulkTransport off (ioredis moves the bytes). */
+    readonly cluster_ioredis_save_gbps: number;
+    readonly cluster_ioredis_load_gbps: number;
+    readonly save_ratio: number;
+    readonly load_ratio: number;
+    /** 1-minute load average before and after the part. */
+    readonly loadavg: readonly [number, number];
+  };
+}
+
+const PARTS = 16;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+export async function clusterFigures(standalone: Redis, prefix: string, bytes: number, rounds: number, note: (text: string) => void): Promise<ClusterFigures> {
+  const loadBefore = loadavg()[0]!;
+  const part = Math.floor(bytes / PARTS);
+  const total = part * PARTS;
+  const source = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(i + 1))]));
+  const dest = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(0xff))]));
+  note(`redis cluster: starting 3 masters; ${rounds} interleaved rounds of a ${(total / 2 ** 20).toFixed(0)} MiB save + load on standalone, cluster, cluster via ioredis`);
+  const fixture = await RedisClusterFixture.start(3);
+  const cluster = fixture.client();
+  const id = 'run/cluster-cmp';
+  const once = async (redis: Redis | Cluster, bulkTransport: boolean) => {
+    let began = performance.now();
+    await save(source, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, prefix, bulkTransport }) });
+    const saveS = (performance.now() - began) / 1000;
+    for (const t of Object.values(dest)) t.bytes.fill(0xff);
+    const reader = new RedisStorageReader({ redis, prefix, bulkTransport });
+    began = performance.now();
+    await load(dest, { checkpointId: id, storageReader: reader });
+    const loadS = (performance.now() - began) / 1000;
+    await reader.close();
+    for (const [name, t] of Object.entries(dest)) {
+      if (Buffer.compare(Buffer.from(t.bytes), Buffer.from(source[name]!.bytes)) !== 0) throw new Error(`cluster bench: ${name} loaded wrong bytes`);
+    }
+    return { save: total / saveS / 1e9, load: total / loadS / 1e9 };
+  };
+  const runs = { standalone: [] as Array<{ save: number; load: number }>, cluster: [] as Array<{ save: number; load: number }>, ioredis: [] as Array<{ save: number; load: number }> };
+  try {
+    await once(standalone, true); // warm-up: the first save of a process allocates what later ones reuse
+    await once(cluster, true);
+    for (let r = 0; r < rounds; r++) {
+      runs.standalone.push(await once(standalone, true));
+      runs.cluster.push(await once(cluster, true));
+      runs.ioredis.push(await once(cluster, false));
+      note(`  round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)}, cluster via ioredis ${fmt(runs.ioredis.at(-1)!)}`);
+    }
+    await new CheckpointCatalog({ redis: standalone, prefix }).delete(id);
+  } finally {
+    await fixture.stop();
+  }
+  const m = (xs: Array<{ save: number; load: number }>, k: 'save' | 'load') => median(xs.map((x) => x[k]));
+  const figures = {
+    state_dict_bytes: total,
+    rounds,
+    masters: 3,
+    standalone_save_gbps: m(runs.standalone, 'save'),
+    standalone_load_gbps: m(runs.standalone, 'load'),
+    cluster_save_gbps: m(runs.cluster, 'save'),
+    cluster_load_gbps: m(runs.cluster, 'load'),
+    cluster_ioredis_save_gbps: m(runs.ioredis, 'save'),
+    cluster_ioredis_load_gbps: m(runs.ioredis, 'load'),
+    save_ratio: m(runs.cluster, 'save') / m(runs.standalone, 'save'),
+    load_ratio: m(runs.cluster, 'load') / m(runs.standalone, 'load'),
+    loadavg: [loadBefore, loadavg()[0]!] as const,
+  };
+  return { cluster: figures };
+}
+
+const fmt = (x: { save: number; load: number }) => `${x.save.toFixed(2)}/${x.load.toFixed(2)} GB/s`;
+
+export function printClusterTable({ cluster: c }: ClusterFigures): void {
+  const row = (name: string, save: number, load: number) => `| ${name} | ${save.toFixed(2)} | ${load.toFixed(2)} |`;
+  process.stdout.write(
+    [
+      `\nRedis Cluster vs standalone (${(c.state_dict_bytes / 2 ** 20).toFixed(0)} MiB, 1 rank, median of ${c.rounds}; load average ${c.loadavg[0].toFixed(1)} → ${c.loadavg[1].toFixed(1)})`,
+      '| | save GB/s | load GB/s |',
+      '|---|---|---|',
+      row('standalone', c.standalone_save_gbps, c.standalone_load_gbps),
+      row(`cluster, ${c.masters} masters (bulk per master)`, c.cluster_save_gbps, c.cluster_load_gbps),
+      row('cluster via ioredis (bulkTransport: false)', c.cluster_ioredis_save_gbps, c.cluster_ioredis_load_gbps),
+      `| cluster / standalone (target ≥ 0.8) | ${c.save_ratio.toFixed(2)} | ${c.load_ratio.toFixed(2)} |`,
+      '',
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,180 @@
+/**
+ * Bulk connections on Redis Cluster: one set of BulkConnections per master, each segment
+ * sent to the master that owns its key's slot (ioredis' slot map). A redirection (MOVED
+ * after a resharding, ASK while a slot migrates) is followed; a master lost during a save
+ * fails the save (writes it acknowledged may be gone from the promoted replica), during a
+ * load the read waits for the failover and is retried. See docs/format.md, "Redis Cluster".
+ */
+import { Cluster, Redis } from 'ioredis';
+import { DcpError } from '../core/errors.js';
+import { BulkConnections } from './bulk-socket.js';
+import type { RedisClient } from './connection.js';
+import { fromRedisError } from './errors.js';
+
+/** What writers and readers use of a bulk transport, standalone or Cluster. */
+export interface BulkTransport {
+  set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void>;
+  getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Bulk connections for `client`: per master on a Cluster, else BulkConnections (undefined when none can be had). */
+export async function openBulk(client: RedisClient, perNode: number): Promise<BulkTransport | undefined> {
+  if (client instanceof Cluster) return ClusterBulk.open(client, perNode);
+  return BulkConnections.open(client, perNode);
+}
+
+/** How long a read waits for a lost master's replica to take over before it fails (REDIS_UNAVAILABLE). */
+export const FAILOVER_WAIT_MS = 30_000;
+const REFRESH_EVERY_MS = 250;
+/** Redirections followed for one request before it fails (as ioredis' maxRedirections). */
+const MAX_REDIRECTIONS = 16;
+const REDIRECT = /^(MOVED|ASK) (\d+) (\S+)$/;
+
+export class ClusterBulk implements BulkTransport {
+  /** Node key ("host:port") → its connections (opening or open). */
+  private readonly nodes = new Map<string, Promise<BulkConnections>>();
+  private closed = false;
+
+  private constructor(
+    private readonly cluster: Cluster,
+    private readonly perNode: number,
+  ) {}
+
+  static async open(cluster: Cluster, perNode: number): Promise<ClusterBulk> {
+    if (cluster.status !== 'ready') await new Promise<void>((resolve, reject) => cluster.delayUntilReady((err) => (err ? reject(fromRedisError(err)) : resolve())));
+    const bulk = new ClusterBulk(cluster, Math.max(1, perNode));
+    // Every master's connections open now, so that connection errors show before the first byte moves.
+    const masters = new Set(cluster.slots.map((owners) => owners?.[0]).filter((k): k is string => k !== undefined));
+    await Promise.all([...masters].map((node) => bulk.connections(node)));
+    return bulk;
+  }
+
+  /** SET on the master of `key`'s slot. A redirected SET is sent again there (it rewrites the same bytes). */
+  async set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
+    for (let hops = 0; ; hops++) {
+      const node = this.masterOf(key);
+      try {
+        return await (await this.connections(node)).set(key, pieces, over);
+      } catch (err) {
+        const redirect = this.redirection(err, hops);
+        if (redirect === 'ask') {
+          // The slot is migrating and the key is not on its source: ioredis sends ASKING + SET to the target.
+          await this.cluster.set(key, Buffer.concat(pieces)).catch((e: unknown) => Promise.reject(fromRedisError(e)));
+          return;
+        }
+        if (redirect === 'moved') {
+          await this.refreshSlots();
+          continue;
+        }
+        if (isUnavailable(err)) {
+          this.forget(node);
+          throw new DcpError('REDIS_UNAVAILABLE', `Cluster master ${node} was lost during the save (${(err as Error).message}); the save did not commit: what that master acknowledged may be missing from its replica`, { cause: err });
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** GETRANGE on the master of `key`'s slot; follows redirections and waits out a failover. */
+  async getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {
+    let waitUntil: number | undefined;
+    for (let hops = 0; ; hops++) {
+      const node = this.masterOf(key);
+      try {
+        return await (await this.connections(node)).getRangeInto(key, start, end, dest);
+      } catch (err) {
+        const redirect = this.redirection(err, hops);
+        if (redirect === 'ask') {
+          const value = await this.cluster.getrangeBuffer(key, start, end).catch((e: unknown) => Promise.reject(fromRedisError(e)));
+          if (value.byteLength > dest.byteLength) throw new DcpError('REDIS_ERROR', `Redis returned ${value.byteLength} bytes, more than the ${dest.byteLength} asked for`);
+          dest.set(value);
+          return value.byteLength;
+        }
+        if (redirect === 'moved') {
+          await this.refreshSlots();
+          continue;
+        }
+        if (!isUnavailable(err) || this.closed) throw err;
+        this.forget(node);
+        waitUntil ??= Date.now() + FAILOVER_WAIT_MS;
+        if (Date.now() > waitUntil) {
+          throw new DcpError('REDIS_UNAVAILABLE', `Cluster master ${node} is unreachable and no replica took over its slots within ${FAILOVER_WAIT_MS} ms (${(err as Error).message})`, { cause: err });
+        }
+        await this.refreshSlots();
+        await new Promise((resolve) => setTimeout(resolve, REFRESH_EVERY_MS));
+        hops = -1; // waiting for a failover is not a redirection
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const opening of this.nodes.values()) opening.then((c) => c.close(), () => {});
+    this.nodes.clear();
+  }
+
+  /** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */
+  private masterOf(key: string): string {
+    const node = this.cluster.slots[keySlot(key)]?.[0];
+    if (node === undefined) throw new DcpError('REDIS_UNAVAILABLE', `Redis Cluster: no master serves slot ${keySlot(key)} (cluster down?)`);
+    return node;
+  }
+
+  private connections(node: string): Promise<BulkConnections> {
+    if (this.closed) return Promise.reject(new DcpError('REDIS_UNAVAILABLE', 'bulk connections closed'));
+    let opening = this.nodes.get(node);
+    if (!opening) {
+      const client = this.cluster.nodes('all').find((n) => `${n.options.host}:${n.options.port}` === node);
+      opening = client
+        ? BulkConnections.open(client, this.perNode).then((c) => c ?? Promise.reject(new DcpError('REDIS_UNAVAILABLE', `no bulk connection to ${node}`)))
+        : Promise.reject(new DcpError('REDIS_UNAVAILABLE', `Redis Cluster: no connection to master ${node}`));
+      opening.catch(() => this.nodes.get(node) === opening && this.nodes.delete(node));
+      this.nodes.set(node, opening);
+    }
+    return opening;
+  }
+
+  private forget(node: string): void {
+    const opening = this.nodes.get(node);
+    this.nodes.delete(node);
+    opening?.then((c) => c.close(), () => {});
+  }
+
+  /** 'moved' (the caller refreshes the slot map and retries) or 'ask' for a redirection reply; undefined for anything else. */
+  private redirection(err: unknown, hops: number): 'moved' | 'ask' | undefined {
+    const match = err instanceof Error ? REDIRECT.exec(err.message) : null;
+    if (!match) return undefined;
+    if (hops >= MAX_REDIRECTIONS) throw new DcpError('REDIS_UNAVAILABLE', `Redis Cluster: too many redirections (last: ${match[0]})`, { cause: err });
+    return match[1] === 'ASK' ? 'ask' : 'moved';
+  }
+
+  private refreshSlots(): Promise<void> {
+    return new Promise((resolve) => this.cluster.refreshSlotsCache(() => resolve()));
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  return err instanceof DcpError ? err.code === 'REDIS_UNAVAILABLE' : (fromRedisError(err) as { code?: string }).code === 'REDIS_UNAVAILABLE';
+}
+
+/** The Cluster slot of a key: CRC16 (XMODEM) of the key, or of its `{hash tag}`, mod 16384. */
+export function keySlot(key: string): number {
+  let bytes = Buffer.from(key);
+  const open = bytes.indexOf(0x7b);
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/** Standalone and Cluster alike: the Redis instances holding data (every master, or the client itself). */
+export function dataNodes(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
