@@ -60,7 +60,7 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     const loadS = (performance.now() - began) / 1000;
     await reader.close();
     for (const [name, t] of Object.entries(dest)) {
-      if (Buffer.compare(Buffer.from(t.bytes), Buffer.from(source[name]!.bytes)) !== 0) throw new Error(`cluster bench: ${name} loaded wrong bytes`);
+      if (Buffer.compare(view(t.bytes), view(source[name]!.bytes)) !== 0) throw new Error(`cluster bench: ${name} loaded wrong bytes`);
     }
     return { save: total / saveS / 1e9, load: total / loadS / 1e9 };
   };
@@ -113,3 +113,5 @@ export function printClusterTable({ cluster: c }: ClusterFigures): void {
     ].join('\n'),
   );
 }
+
+const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
