@@ -14,7 +14,7 @@ import { fromRedisError } from './errors.js';
 /** What writers and readers use of a bulk transport, standalone or Cluster. */
 export interface BulkTransport {
   set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void>;
-  getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number>;
+  getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number>;
   close(): void;
 }
 
@@ -76,20 +76,28 @@ export class ClusterBulk implements BulkTransport {
     }
   }
 
-  /** GETRANGE on the master of `key`'s slot; follows redirections and waits out a failover. */
-  async getRangeInto(key: string, start: number, end: number, dest: Uint8Array): Promise<number> {
+  /**
+   * GETRANGE on the master of `key`'s slot; follows redirections and waits out a failover.
+   * `onBytes` sees every byte of the reply once, in order (see BulkSocket.getRangeInto).
+   */
+  async getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number> {
+    let fed = 0;
+    const feed = onBytes && ((bytes: Uint8Array) => ((fed += bytes.byteLength), onBytes(bytes)));
     let waitUntil: number | undefined;
     for (let hops = 0; ; hops++) {
       const node = this.masterOf(key);
+      // Bytes a lost master's partial reply already fed cannot be taken back: this attempt reads without streaming and must repeat them.
+      const seen = fed > 0 ? Buffer.from(dest.subarray(0, fed)) : undefined;
       try {
-        return await (await this.connections(node)).getRangeInto(key, start, end, dest);
+        const got = await (await this.connections(node)).getRangeInto(key, start, end, dest, seen ? undefined : feed);
+        return seen ? settle(key, got, dest, seen, onBytes!) : got;
       } catch (err) {
         const redirect = this.redirection(err, hops);
         if (redirect === 'ask') {
           const value = await this.cluster.getrangeBuffer(key, start, end).catch((e: unknown) => Promise.reject(fromRedisError(e)));
           if (value.byteLength > dest.byteLength) throw new DcpError('REDIS_ERROR', `Redis returned ${value.byteLength} bytes, more than the ${dest.byteLength} asked for`);
           dest.set(value);
-          return value.byteLength;
+          return onBytes ? settle(key, value.byteLength, dest, seen ?? Buffer.alloc(0), onBytes) : value.byteLength;
         }
         if (redirect === 'moved') {
           await this.refreshSlots();
@@ -152,6 +160,15 @@ export class ClusterBulk implements BulkTransport {
   private refreshSlots(): Promise<void> {
     return new Promise((resolve) => this.cluster.refreshSlotsCache(() => resolve()));
   }
+}
+
+/** A reply read without streaming: `onBytes` gets what it has not seen yet, once the bytes it saw are found unchanged. */
+function settle(key: string, got: number, dest: Uint8Array, seen: Buffer, onBytes: (bytes: Uint8Array) => void): number {
+  if (got < seen.byteLength || !seen.equals(dest.subarray(0, seen.byteLength))) {
+    throw new DcpError('REDIS_ERROR', `Redis Cluster: ${key} read again after a failover differs from the lost master's partial reply`);
+  }
+  onBytes(dest.subarray(seen.byteLength, got));
+  return got;
 }
 
 function isUnavailable(err: unknown): boolean {
