@@ -120,7 +120,7 @@ async function runSave(stateDict: StateDict, writer: StorageWriter, planner: Sav
       planner.setUpPlanner(stateDict, writer.storageMeta(), dist.isCoordinator);
       await writer.setUpStorageWriter(dist.isCoordinator, dist.rank, dist.worldSize);
       const localPlan = planner.createLocalPlan();
-      return writer.prepareLocalPlan(localPlan);
+      return writer.prepareLocalPlan(localPlan, planner);
     },
     async (allPlans) => {
       const [globalPlans, metadata] = planner.createGlobalPlan(allPlans);

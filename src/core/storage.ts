@@ -15,7 +15,7 @@ type MaybePromise<T> = T | Promise<T>;
  * coordinator or follower; `save` calls, in order:
  * 0. (all ranks) reset(checkpointId) when the caller passed an id
  * 1. (all ranks) setUpStorageWriter(isCoordinator)
- * 2. (all ranks) prepareLocalPlan(plan)
+ * 2. (all ranks) prepareLocalPlan(plan, planner)
  * 3. (coordinator) prepareGlobalPlan(plans)
  * 4. (all ranks) writeData(plan, planner)
  * 5. (coordinator) finish(metadata, results)
@@ -23,7 +23,11 @@ type MaybePromise<T> = T | Promise<T>;
 export abstract class StorageWriter {
   abstract reset(checkpointId?: string): void;
   abstract setUpStorageWriter(isCoordinator: boolean, rank?: number, worldSize?: number): MaybePromise<void>;
-  abstract prepareLocalPlan(plan: SavePlan): MaybePromise<SavePlan>;
+  /**
+   * `planner` (given by this library's `save`, not by DCP) lets a writer look at the data
+   * before the global plan, e.g. the incremental memory pre-flight of RedisStorageWriter.
+   */
+  abstract prepareLocalPlan(plan: SavePlan, planner?: SavePlanner): MaybePromise<SavePlan>;
   abstract prepareGlobalPlan(plans: SavePlan[]): MaybePromise<SavePlan[]>;
   abstract writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]>;
   abstract finish(metadata: Metadata, results: WriteResult[][]): MaybePromise<void>;

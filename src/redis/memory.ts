@@ -8,6 +8,7 @@ import type { SavePlan } from '../core/planner.js';
 import { elementSize } from '../core/tensor.js';
 import type { RedisClient } from './connection.js';
 import { InsufficientMemoryError } from './errors.js';
+import type { StoredEstimate } from './piece-writer.js';
 
 export interface RedisMemory {
   /** INFO used_memory (bytes). */
@@ -49,6 +50,26 @@ export function plannedBytes(plans: readonly SavePlan[]): number {
 
 /** Per data key Redis spends on the key, its dict entry and allocator rounding (measured ~100-200 B; generous). */
 export const PER_SEGMENT_OVERHEAD = 256;
+/** Per piece reference of an incremental save: a member of its piece index and its share of the count hash (generous). */
+export const PER_REFERENCE_OVERHEAD = 128;
+
+/**
+ * Bytes a save will add to Redis, for the pre-flight: the global plan's bytes, plus the values
+ * in flight (they sit in Redis' query buffers) and the per-key overhead. For an incremental
+ * save whose every rank sent an estimate (local plans' `storageData.stored`, from
+ * estimateStored): only the new pieces, plus one index entry per referenced piece.
+ */
+export function bytesNeeded(plans: readonly SavePlan[], o: { segmentBytes: number; maxInFlight: number; incremental: boolean }): number {
+  const estimates = plans.map((p) => (p.storageData as { stored?: StoredEstimate } | undefined)?.stored);
+  if (o.incremental && estimates.every((e) => e !== undefined)) {
+    const sum = (f: (e: StoredEstimate) => number) => estimates.reduce((n, e) => n + f(e!), 0);
+    const bytes = sum((e) => e.newBytes);
+    return bytes + Math.min(bytes, o.maxInFlight * o.segmentBytes) + sum((e) => e.newPieces) * PER_SEGMENT_OVERHEAD + sum((e) => e.pieces) * PER_REFERENCE_OVERHEAD;
+  }
+  const bytes = plannedBytes(plans);
+  const segments = plans.length + Math.ceil(bytes / o.segmentBytes);
+  return bytes + Math.min(bytes, o.maxInFlight * o.segmentBytes) + segments * PER_SEGMENT_OVERHEAD;
+}
 
 /**
  * Throws INSUFFICIENT_MEMORY when `needed` bytes cannot fit in what Redis can still take

@@ -105,3 +105,47 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   await Promise.all(writes);
   return { locations, storedBytes, written };
 }
+
+/** What one rank of an incremental save will add to Redis, found before the global plan (memory pre-flight). */
+export interface StoredEstimate {
+  /** Bytes of the distinct pieces Redis does not hold yet. */
+  readonly newBytes: number;
+  /** How many of them (one key each). */
+  readonly newPieces: number;
+  /** Distinct pieces the rank references (one piece-index entry each). */
+  readonly pieces: number;
+}
+
+/**
+ * The memory pre-flight of an incremental save on one rank: hashes the rank's pieces and asks
+ * Redis which exist (EXISTS only: nothing is claimed or written). writeData hashes again
+ * (the bytes it writes are the bytes it names). An estimate: a piece stored or dropped
+ * between this probe and the claims changes what the save really adds.
+ */
+export async function estimateStored(items: readonly Uint8Array[], client: RedisClient, keySpace: KeySpace, pieceBytes: number): Promise<StoredEstimate> {
+  const sizes = new Map<string, number>();
+  for (const bytes of items) for (const piece of cutItem(bytes, pieceBytes)) sizes.set(pieceId(piece), piece.byteLength);
+  const ids = [...sizes.keys()];
+  const key = (id: string) => (client instanceof Cluster ? keySpace.taggedPiece(id) : keySpace.piece(id));
+  let newBytes = 0;
+  let newPieces = 0;
+  for (let i = 0; i < ids.length; i += 1000) {
+    const batch = ids.slice(i, i + 1000);
+    const found = client instanceof Cluster ? await Promise.all(batch.map((id) => client.exists(key(id)))) : await existsEach(client, batch.map(key));
+    batch.forEach((id, j) => {
+      if (found[j]) return;
+      newBytes += sizes.get(id)!;
+      newPieces++;
+    });
+  }
+  return { newBytes, newPieces, pieces: ids.length };
+}
+
+async function existsEach(client: RedisClient, keys: readonly string[]): Promise<number[]> {
+  const pipeline = client.pipeline();
+  for (const k of keys) pipeline.exists(k);
+  return ((await pipeline.exec()) ?? []).map(([err, n]) => {
+    if (err) throw err;
+    return Number(n);
+  });
+}

@@ -27,9 +27,9 @@ import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js
 import { openBulk } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool } from './segment-pool.js';
-import { assertMemoryFor, PER_SEGMENT_OVERHEAD, plannedBytes } from './memory.js';
+import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
-import { writeIncremental } from './piece-writer.js';
+import { estimateStored, writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
 import { INCREMENTAL_STORAGE_FORMAT, TAGGED_INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
 import type { WorkerRecipe } from '../async/recipe.js';
@@ -79,7 +79,7 @@ export interface RedisStorageWriterOptions {
   readonly metrics?: Readonly<Record<string, number>>;
   /**
    * Memory pre-flight (default true): before a byte is written the coordinator compares the
-   * bytes of the global plan with maxmemory − used_memory and fails with INSUFFICIENT_MEMORY.
+   * bytes of the global plan (incremental: of its new pieces) with maxmemory − used_memory; INSUFFICIENT_MEMORY.
    */
   readonly memoryCheck?: boolean;
   /** Incremental save (default false; standalone Redis or Cluster): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
@@ -200,12 +200,15 @@ export class RedisStorageWriter extends StorageWriter {
     held.startAutoExtend((leaseMs) => (this.held === held && this.begun ? store.extendLease(token, leaseMs) : Promise.resolve()));
   }
 
-  async prepareLocalPlan(plan: SavePlan): Promise<SavePlan> {
+  async prepareLocalPlan(plan: SavePlan, planner?: SavePlanner): Promise<SavePlan> {
     if (!this.overwrite) {
       const state = await this.store().state();
       if (state?.status === 'committed') throw new CheckpointExistsError(this.store().id);
     }
-    return plan;
+    // Incremental memory pre-flight (when Redis has a maxmemory): what this rank will store, i.e. its new pieces.
+    if (!this.incremental || !planner || !(this.options.memoryCheck ?? true) || (await redisMemory(this.dataClient())).maxMemory === null) return plan;
+    const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
+    return { ...plan, storageData: { stored: await estimateStored(items, this.dataClient(), this.keySpace, this.segmentBytes) } };
   }
 
   /** Coordinator, under the lock: claims the checkpoint for this save and hands every rank its ticket. */
@@ -215,11 +218,9 @@ export class RedisStorageWriter extends StorageWriter {
     // Memory pre-flight: a save that cannot fit fails here, before begin-save and before any byte is written.
     const bytes = plannedBytes(plans);
     if (this.options.memoryCheck ?? true) {
-      const segments = plans.length + Math.ceil(bytes / this.segmentBytes);
       const pool = this.bulkTransport ? this.pool() : undefined;
-      // Values in flight sit in Redis' client query buffers besides the stored copy: counted too.
-      const inFlight = Math.min(bytes, this.maxInFlight * this.segmentBytes);
-      await assertMemoryFor(this.dataClient(), store.id, bytes + inFlight + segments * PER_SEGMENT_OVERHEAD, pool ? await pool.bytes() : 0);
+      const needed = bytesNeeded(plans, { segmentBytes: this.segmentBytes, maxInFlight: this.maxInFlight, incremental: this.incremental });
+      await assertMemoryFor(this.dataClient(), store.id, needed, pool ? await pool.bytes() : 0);
     }
     await store.beginSave(this.token!, this.saveId, held.remainingMs, plans.length, this.overwrite, bytes);
     this.begun = true;
