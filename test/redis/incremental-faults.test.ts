@@ -113,3 +113,22 @@ t.test('a delete of A SIGKILLed after begin-delete: A incomplete, its pieces sti
   await assertStoreAgrees(t, { redis, expect: { [a]: absent, [b]: committed(refB) } });
   await cleanUp(t, [b]);
 });
+
+t.test('a delete of A SIGKILLed after its first release script (part of its pieces released): a second delete finishes; B, sharing pieces, loads; nothing leaks', async (t) => {
+  const [a, b] = ['kr/a', 'kr/b'];
+  // 960-byte pieces: 1638 per checkpoint, so the delete needs two release scripts (1000 pieces each).
+  const small = (id: string, seeds: number[], step: number) => save(incrementalStateDict(seeds, ROWS, COLS, step), { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, incremental: true, segmentBytes: 1024 - 64 }) });
+  await small(a, SEEDS_A, 1);
+  await small(b, SEEDS_B, 2);
+  const saveOfA = (await redis.smembers(`dcp:ckpt:{${a}}:saves`))[0]!;
+  const held = await redis.scard(`dcp:ckpt:{${a}}:pieces:${saveOfA}`);
+  const result = await startFixture('test/fixtures/delete.ts', [server.url, a, '1500'], { STOP_AFTER: 'released' }).done;
+  t.equal(result.signal, 'SIGKILL', 'the delete died after its first release script');
+  const left = await redis.scard(`dcp:ckpt:{${a}}:pieces:${saveOfA}`);
+  t.ok(left > 0 && left < held, `part-way: ${held - left} of ${held} references released`);
+  await assertStoreAgrees(t, { redis, expect: { [a]: incomplete, [b]: committed(refB) } });
+  await lockLapsed(a);
+  t.equal(await catalog.delete(a), true, 'the second delete finishes it');
+  await assertStoreAgrees(t, { redis, expect: { [a]: absent, [b]: committed(refB) } });
+  await cleanUp(t, [b]);
+});

@@ -209,3 +209,19 @@ t.test('asyncSave with an incremental writer: the worker claims and writes only 
   await catalog.delete('as/1');
   await catalog.delete('as/2');
 });
+
+t.test('a new piece raced for by two ranks of one save, or by two saves, counts in storedBytes once', async (t) => {
+  const bytes = 256 * 1024 * 4;
+  const same = seededTensor(256, 1024, 77);
+  const groups = createLocalGroups(2, { timeoutMs: 10_000 });
+  // Two items with the same bytes on two ranks: both ranks claim the same new pieces.
+  await Promise.all(groups.map((group, rank) => save(rank === 0 ? { x: same } : { y: same }, { checkpointId: 'race/ranks', storageWriter: writer(), processGroup: group })));
+  t.equal((await catalog.get('race/ranks')).storedBytes, bytes, 'two ranks writing the same new pieces: counted once');
+  const other = seededTensor(256, 1024, 78);
+  await Promise.all(['race/s1', 'race/s2'].map((id) => save({ z: other }, { checkpointId: id, storageWriter: writer() })));
+  const [s1, s2] = [await catalog.get('race/s1'), await catalog.get('race/s2')];
+  t.equal(s1.storedBytes + s2.storedBytes, bytes, `two saves racing for the same new pieces: ${s1.storedBytes} + ${s2.storedBytes}, counted once`);
+  t.equal(Number(await redis.get('dcp:blobs:bytes')), 2 * bytes, 'the piece byte counter agrees');
+  await assertStoreAgrees(t, { redis, expect: { 'race/ranks': committed({ x: same, y: same }), 'race/s1': committed({ z: other }), 'race/s2': committed({ z: other }) } });
+  for (const id of ['race/ranks', 'race/s1', 'race/s2']) await catalog.delete(id);
+});
