@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { ERROR_CODES, EXIT_CODES } from '../src/core/error-codes.js';
+import { ERROR_CODES, EXIT_CODES, EXIT_CODE_MEANINGS } from '../src/core/error-codes.js';
 
 export function renderErrorsDoc(): string {
   const exitNames = Object.fromEntries(Object.entries(EXIT_CODES).map(([name, code]) => [code, name]));
@@ -23,7 +23,11 @@ export function renderErrorsDoc(): string {
     '|---|---|---|---|',
     ...rows,
     '',
-    `CLI exit codes: ${Object.entries(EXIT_CODES).map(([name, code]) => `${code} ${name}`).join(', ')}.`,
+    '## CLI exit codes',
+    '',
+    '| exit code | name | meaning |',
+    '|---|---|---|',
+    ...Object.entries(EXIT_CODES).map(([name, code]) => `| ${code} | ${name} | ${EXIT_CODE_MEANINGS[code]} |`),
     '',
   ].join('\n');
 }

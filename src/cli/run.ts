@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
-import { ERROR_CODES, EXIT_CODES, type ErrorCode } from '../core/error-codes.js';
+import { ERROR_CODES, EXIT_CODES, EXIT_CODE_MEANINGS, type ErrorCode } from '../core/error-codes.js';
 import { DcpError } from '../core/errors.js';
 import { CheckpointCatalog } from '../redis/catalog.js';
 import { checkpointIdProblem } from '../redis/checkpoint-id.js';
@@ -40,12 +40,7 @@ Options:
 Ids containing "/" are written as they are (run1/step-100).
 
 Exit codes:
-  0  success
-  1  validate found problems, or an unexpected error
-  2  bad command line or invalid checkpoint id
-  3  Redis not reachable
-  4  no such checkpoint
-  5  the checkpoint is locked by a running save or delete
+${Object.entries(EXIT_CODE_MEANINGS).map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
 `;
 
 

@@ -15,6 +15,16 @@ export const EXIT_CODES = {
 } as const;
 export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
 
+/** What each CLI exit code tells a script; `redis-dcp --help` and docs/errors.md print this list. */
+export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCode, string>> = {
+  [EXIT_CODES.ok]: 'success',
+  [EXIT_CODES.failure]: 'validate found problems, or an unexpected error',
+  [EXIT_CODES.usage]: 'bad command line or invalid checkpoint id',
+  [EXIT_CODES.noRedis]: 'Redis not reachable',
+  [EXIT_CODES.notFound]: 'no such checkpoint',
+  [EXIT_CODES.locked]: 'the checkpoint is locked by a running save or delete, or in use by a load',
+};
+
 export interface ErrorCodeInfo {
   /** HTTP status of an admin API answer carrying this code. */
   readonly status: number;

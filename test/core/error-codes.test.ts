@@ -6,13 +6,23 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ERROR_CODES, EXIT_CODES, isErrorCode, type ErrorCode } from '../../src/core/error-codes.js';
+import { ERROR_CODES, EXIT_CODES, EXIT_CODE_MEANINGS, isErrorCode, type ErrorCode } from '../../src/core/error-codes.js';
+import { USAGE } from '../../src/cli/run.js';
 import { CheckpointError, DcpError, DcpValueError, RemoteRankError, errorFromWire, errorToWire } from '../../src/core/errors.js';
 import { fromRedisError } from '../../src/redis/errors.js';
 import { classifyError, problemBody } from '../../src/server/error-answers.js';
 import { renderErrorsDoc } from '../../scripts/errors-doc.js';
 
 const codes = Object.keys(ERROR_CODES) as ErrorCode[];
+
+t.test('every CLI exit code has one meaning, printed by --help and docs/errors.md from the table', async (t) => {
+  t.same(Object.keys(EXIT_CODE_MEANINGS).map(Number).sort(), Object.values(EXIT_CODES).slice().sort());
+  const doc = renderErrorsDoc();
+  for (const code of Object.values(EXIT_CODES)) {
+    t.match(USAGE, new RegExp(`\\n  ${code}  ${EXIT_CODE_MEANINGS[code]}\\n`), `--help lists exit ${code}`);
+    t.ok(doc.includes(`| ${code} |`) && doc.includes(EXIT_CODE_MEANINGS[code]), `docs/errors.md lists exit ${code}`);
+  }
+});
 
 t.test('every code has an HTTP status, a CLI exit code and a one-line meaning', async (t) => {
   const exits = new Set<number>(Object.values(EXIT_CODES));
