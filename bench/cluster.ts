@@ -4,7 +4,8 @@
  * process, in interleaved rounds on the bench's standalone redis-server and on a local
  * 3-master cluster (each master its own redis-server), plus the cluster through ioredis
  * (bulkTransport off: how Cluster moved data before per-master bulk connections). Each save
- * overwrites one checkpoint (steady state); each load is checked byte for byte. Medians;
+ * overwrites one checkpoint (steady state); each load is checked byte for byte. Saves with
+ * segment recycling on both (a pool per master on the cluster) overwrite a second one. Medians;
  * the load average is recorded (the machine is shared). See docs/performance.md, "Redis Cluster".
  */
 import { loadavg } from 'node:os';
@@ -29,6 +30,9 @@ export interface ClusterFigures {
     /** The cluster with bulkTransport off (ioredis moves the bytes). */
     readonly cluster_ioredis_save_gbps: number;
     readonly cluster_ioredis_load_gbps: number;
+    /** Saves with segment recycling (recycleTtlMs): each writes over the previous round's pooled segments. */
+    readonly standalone_recycled_save_gbps: number;
+    readonly cluster_recycled_save_gbps: number;
     readonly save_ratio: number;
     readonly load_ratio: number;
     /** 1-minute load average before and after the part. */
@@ -49,14 +53,16 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   const fixture = await RedisClusterFixture.start(3);
   const cluster = fixture.client();
   const id = 'run/cluster-cmp';
-  const once = async (redis: Redis | Cluster, bulkTransport: boolean) => {
+  const once = async (redis: Redis | Cluster, bulkTransport: boolean, recycleTtlMs = 0) => {
+    // A recycling save overwrites its own checkpoint: the replaced save's segments go into the pool the next round takes.
+    const checkpointId = recycleTtlMs > 0 ? `${id}-recycled` : id;
     let began = performance.now();
-    await save(source, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, prefix, bulkTransport }) });
+    await save(source, { checkpointId, storageWriter: new RedisStorageWriter({ redis, prefix, bulkTransport, recycleTtlMs }) });
     const saveS = (performance.now() - began) / 1000;
     for (const t of Object.values(dest)) t.bytes.fill(0xff);
     const reader = new RedisStorageReader({ redis, prefix, bulkTransport });
     began = performance.now();
-    await load(dest, { checkpointId: id, storageReader: reader });
+    await load(dest, { checkpointId, storageReader: reader });
     const loadS = (performance.now() - began) / 1000;
     await reader.close();
     for (const [name, t] of Object.entries(dest)) {
@@ -64,17 +70,26 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     }
     return { save: total / saveS / 1e9, load: total / loadS / 1e9 };
   };
-  const runs = { standalone: [] as Array<{ save: number; load: number }>, cluster: [] as Array<{ save: number; load: number }>, ioredis: [] as Array<{ save: number; load: number }> };
+  type Run = { save: number; load: number };
+  const runs = { standalone: [] as Run[], cluster: [] as Run[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
+  const RECYCLE_TTL = 10 * 60_000;
   try {
     await once(standalone, true); // warm-up: the first save of a process allocates what later ones reuse
     await once(cluster, true);
+    await once(standalone, true, RECYCLE_TTL); // fills the pools
+    await once(cluster, true, RECYCLE_TTL);
     for (let r = 0; r < rounds; r++) {
       runs.standalone.push(await once(standalone, true));
       runs.cluster.push(await once(cluster, true));
       runs.ioredis.push(await once(cluster, false));
-      note(`  round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)}, cluster via ioredis ${fmt(runs.ioredis.at(-1)!)}`);
+      runs.standaloneRecycled.push(await once(standalone, true, RECYCLE_TTL));
+      runs.clusterRecycled.push(await once(cluster, true, RECYCLE_TTL));
+      note(`  round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)}, cluster via ioredis ${fmt(runs.ioredis.at(-1)!)}; recycling: standalone ${fmt(runs.standaloneRecycled.at(-1)!)}, cluster ${fmt(runs.clusterRecycled.at(-1)!)}`);
     }
-    await new CheckpointCatalog({ redis: standalone, prefix }).delete(id);
+    const catalog = new CheckpointCatalog({ redis: standalone, prefix });
+    await catalog.delete(id);
+    await catalog.delete(`${id}-recycled`);
+    await standalone.unlink(...(await standalone.smembers(`${prefix}:pool`)), `${prefix}:pool`);
   } finally {
     await fixture.stop();
   }
@@ -89,6 +104,8 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     cluster_load_gbps: m(runs.cluster, 'load'),
     cluster_ioredis_save_gbps: m(runs.ioredis, 'save'),
     cluster_ioredis_load_gbps: m(runs.ioredis, 'load'),
+    standalone_recycled_save_gbps: m(runs.standaloneRecycled, 'save'),
+    cluster_recycled_save_gbps: m(runs.clusterRecycled, 'save'),
     save_ratio: m(runs.cluster, 'save') / m(runs.standalone, 'save'),
     load_ratio: m(runs.cluster, 'load') / m(runs.standalone, 'load'),
     loadavg: [loadBefore, loadavg()[0]!] as const,
@@ -109,6 +126,7 @@ export function printClusterTable({ cluster: c }: ClusterFigures): void {
       row(`cluster, ${c.masters} masters (bulk per master)`, c.cluster_save_gbps, c.cluster_load_gbps),
       row('cluster via ioredis (bulkTransport: false)', c.cluster_ioredis_save_gbps, c.cluster_ioredis_load_gbps),
       `| cluster / standalone (target ≥ 0.8) | ${c.save_ratio.toFixed(2)} | ${c.load_ratio.toFixed(2)} |`,
+      `| save with segment recycling: standalone / cluster | ${c.standalone_recycled_save_gbps.toFixed(2)} / ${c.cluster_recycled_save_gbps.toFixed(2)} | |`,
       '',
     ].join('\n'),
   );

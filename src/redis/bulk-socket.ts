@@ -139,15 +139,18 @@ export class BulkSocket {
   /**
    * SET key to the concatenation of `pieces`, written from the caller's memory. With
    * `over`, first RENAMEs that key onto `key` in the same write (a pooled segment whose
-   * memory the SET then reuses; a missing one is no error, the SET just makes a new key).
+   * memory the SET then reuses; a missing one is no error, the SET just makes a new key);
+   * `replace: 'delete'` DELs it instead (a Cluster: pooled and data keys are in different
+   * slots of one master, and memory freed right before the SET is reused just the same).
    */
-  set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
+  set(key: string, pieces: readonly Uint8Array[], over?: string, replace: 'rename' | 'delete' = 'rename'): Promise<void> {
     const length = pieces.reduce((n, p) => n + p.byteLength, 0);
     const keyBytes = Buffer.from(key);
     const setCommand = [Buffer.from(`*3\r\n$3\r\nSET\r\n$${keyBytes.byteLength}\r\n`), keyBytes, Buffer.from(`\r\n$${length}\r\n`), ...pieces, CRLF];
     if (over === undefined) return this.send({ kind: 'status' }, setCommand);
     const ignore = () => {}; // the SET's own reply reports a broken connection
-    return this.send({ kind: 'status' }, [encode(['RENAME', over, key]), ...setCommand], { kind: 'status', tolerant: true, resolve: ignore, reject: ignore });
+    const first = replace === 'rename' ? ['RENAME', over, key] : ['DEL', over]; // DEL's integer reply goes to `ignore` too
+    return this.send({ kind: 'status' }, [encode(first), ...setCommand], { kind: 'status', tolerant: true, resolve: ignore, reject: ignore });
   }
 
   /** GETRANGE key start end (inclusive) into `dest`; resolves with the bytes received. */
@@ -290,8 +293,8 @@ export class BulkConnections {
     return new BulkConnections(sockets);
   }
 
-  set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
-    return this.leastBusy().set(key, pieces, over);
+  set(key: string, pieces: readonly Uint8Array[], over?: string, replace?: 'rename' | 'delete'): Promise<void> {
+    return this.leastBusy().set(key, pieces, over, replace);
   }
 
   getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number> {

@@ -16,7 +16,7 @@ import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, type StorageData } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
-import { SegmentPool } from './segment-pool.js';
+import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { checkpointsReferencing, releasePieces, sweepPieces } from './pieces.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
@@ -105,7 +105,7 @@ export class CheckpointCatalog {
   private readonly keySpace: KeySpace;
   private readonly lockTtlMs: number;
   private readonly lockNodes: LockNodes;
-  private readonly pool: SegmentPool | undefined;
+  private readonly pool: SegmentRecycler | undefined;
 
   constructor(options: CheckpointCatalogOptions) {
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);

@@ -9,7 +9,7 @@ import type { RedisClient } from './connection.js';
 import { CheckpointExistsError, CheckpointInUseError, CheckpointNotCommittedError, CheckpointNotFoundError, FencedError } from './errors.js';
 import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
-import type { SegmentPool } from './segment-pool.js';
+import type { SegmentRecycler } from './segment-pool.js';
 import { releasePieces } from './pieces.js';
 
 /** The states a checkpoint is listed in (served as `state`). */
@@ -234,7 +234,7 @@ export class CheckpointStore {
    * Removes a dropped save's data (segments into `pool` when recycling; pieces of an
    * incremental save are released, never pooled), then (fenced) forgets the save.
    */
-  async dropSave(token: string, saveId: string, pool?: SegmentPool): Promise<number> {
+  async dropSave(token: string, saveId: string, pool?: SegmentRecycler): Promise<number> {
     const index = this.keys.dataIndex(saveId);
     const dataKeys = await setMembers(this.client, index);
     let removed = pool ? await pool.retire(dataKeys) : await unlinkKeys(this.client, dataKeys);

@@ -5,7 +5,7 @@
  * fails the save (writes it acknowledged may be gone from the promoted replica), during a
  * load the read waits for the failover and is retried. See docs/format.md, "Redis Cluster".
  */
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { DcpError } from '../core/errors.js';
 import { BulkConnections } from './bulk-socket.js';
 import type { RedisClient } from './connection.js';
@@ -50,12 +50,15 @@ export class ClusterBulk implements BulkTransport {
     return bulk;
   }
 
-  /** SET on the master of `key`'s slot. A redirected SET is sent again there (it rewrites the same bytes). */
+  /**
+   * SET on the master of `key`'s slot. A redirected SET is sent again there (it rewrites the
+   * same bytes). `over`, a pooled segment on that master, is DELeted right before the SET.
+   */
   async set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void> {
     for (let hops = 0; ; hops++) {
       const node = this.masterOf(key);
       try {
-        return await (await this.connections(node)).set(key, pieces, over);
+        return await (await this.connections(node)).set(key, pieces, over, 'delete');
       } catch (err) {
         const redirect = this.redirection(err, hops);
         if (redirect === 'ask') {
@@ -122,11 +125,8 @@ export class ClusterBulk implements BulkTransport {
     this.nodes.clear();
   }
 
-  /** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */
   private masterOf(key: string): string {
-    const node = this.cluster.slots[keySlot(key)]?.[0];
-    if (node === undefined) throw new DcpError('REDIS_UNAVAILABLE', `Redis Cluster: no master serves slot ${keySlot(key)} (cluster down?)`);
-    return node;
+    return masterOf(this.cluster, key);
   }
 
   private connections(node: string): Promise<BulkConnections> {
@@ -162,6 +162,13 @@ export class ClusterBulk implements BulkTransport {
   }
 }
 
+/** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */
+export function masterOf(cluster: Cluster, key: string): string {
+  const node = cluster.slots[keySlot(key)]?.[0];
+  if (node === undefined) throw new DcpError('REDIS_UNAVAILABLE', `Redis Cluster: no master serves slot ${keySlot(key)} (cluster down?)`);
+  return node;
+}
+
 /** A reply read without streaming: `onBytes` gets what it has not seen yet, once the bytes it saw are found unchanged. */
 function settle(key: string, got: number, dest: Uint8Array, seen: Buffer, onBytes: (bytes: Uint8Array) => void): number {
   if (got < seen.byteLength || !seen.equals(dest.subarray(0, seen.byteLength))) {
@@ -189,9 +196,4 @@ export function keySlot(key: string): number {
     for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
   }
   return crc % 16384;
-}
-
-/** Standalone and Cluster alike: the Redis instances holding data (every master, or the client itself). */
-export function dataNodes(client: RedisClient): Redis[] {
-  return client instanceof Cluster ? client.nodes('master') : [client];
 }

@@ -33,6 +33,14 @@ export class KeySpace {
     return `${this.prefix}:pool`;
   }
 
+  /**
+   * Set: on a Cluster, the pooled segments of one master: retired data keys (they keep their
+   * names, with the pool TTL); `tag` is chosen so that this set lives on that master (segment-pool.ts).
+   */
+  segmentPoolOn(tag: string): string {
+    return `${this.prefix}:pool:{${tag}}`;
+  }
+
   /** A retired segment, named after the data key it was (unique), expiring unless a save takes it. */
   pooledSegment(dataKey: string): string {
     return `${this.prefix}:pool:${dataKey.slice(this.prefix.length + ':data:'.length)}`;

@@ -1,28 +1,40 @@
 /**
  * Segment recycling (opt-in, `recycleTtlMs`): segments of dropped saves are renamed into a
- * TTL'd pool and new saves write over them, reusing memory Redis already holds. Protocol
+ * TTL'd pool and new saves write over them, reusing memory Redis already holds. On a Cluster
+ * the pool is per master (pooled and data keys share no slot): see cluster-pool.ts. Protocol
  * and safety: docs/format.md, "Segment recycling"; why: docs/performance.md, "Why a new
  * checkpoint costs Redis page faults".
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { ClusterPool, pooledClusterSegments } from './cluster-pool.js';
 import type { RedisClient } from './connection.js';
 import type { KeySpace } from './keys.js';
 import { runScript } from './scripts.js';
 
+/** What savers, deletes and the memory check use of a pool, standalone or Cluster. */
+export interface SegmentRecycler {
+  readonly ttlMs: number;
+  retire(dataKeys: readonly string[]): Promise<number>;
+  bytes(): Promise<number>;
+  /** Pooled segment names to write over, one per data key (undefined: none left for it). */
+  takeFor(dataKeys: readonly string[]): Promise<Array<string | undefined>>;
+}
+
 /** Keys per retire script call: bounded script run time. */
 const RETIRE_BATCH = 256;
 
-export class SegmentPool {
+export class SegmentPool implements SegmentRecycler {
   private constructor(
     private readonly client: Redis,
     private readonly keySpace: KeySpace,
     readonly ttlMs: number,
   ) {}
 
-  /** A pool when recycling is on (`ttlMs` > 0) and `client` is a standalone connection. */
-  static for(client: RedisClient, keySpace: KeySpace, ttlMs: number | undefined): SegmentPool | undefined {
-    if (ttlMs === undefined || ttlMs <= 0 || !(client instanceof Redis)) return undefined;
-    return new SegmentPool(client, keySpace, Math.ceil(ttlMs));
+  /** A pool when recycling is on (`ttlMs` > 0): one set for a standalone Redis, one per master on a Cluster. */
+  static for(client: RedisClient, keySpace: KeySpace, ttlMs: number | undefined): SegmentRecycler | undefined {
+    if (ttlMs === undefined || ttlMs <= 0) return undefined;
+    if (client instanceof Cluster) return new ClusterPool(client, keySpace, Math.ceil(ttlMs));
+    return client instanceof Redis ? new SegmentPool(client, keySpace, Math.ceil(ttlMs)) : undefined;
   }
 
   /** Moves these data keys into the pool (missing ones are skipped); resolves with how many moved. */
@@ -47,14 +59,19 @@ export class SegmentPool {
     if (count <= 0) return [];
     return (await this.client.spop(this.keySpace.segmentPool(), count)) ?? [];
   }
+
+  async takeFor(dataKeys: readonly string[]): Promise<Array<string | undefined>> {
+    const names = await this.take(dataKeys.length);
+    return dataKeys.map((_, i) => names[i]);
+  }
 }
 
 /**
  * Segments in the pool and their bytes: the pool set's members, STRLEN pipelined (expired
- * ones count 0). Bounded by `limit` members; in a Cluster there is no pool.
+ * ones count 0). Bounded by `limit` members; on a Cluster, every master's pool.
  */
 export async function pooledSegments(client: RedisClient, keySpace: KeySpace, limit = 100_000): Promise<{ segments: number; bytes: number }> {
-  if (!(client instanceof Redis)) return { segments: 0, bytes: 0 };
+  if (client instanceof Cluster) return pooledClusterSegments(client, keySpace, limit);
   const names: string[] = [];
   let cursor = '0';
   do {

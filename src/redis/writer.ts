@@ -26,7 +26,7 @@ import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js'
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { openBulk } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
-import { SegmentPool } from './segment-pool.js';
+import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
 import { estimateStored, writeIncremental } from './piece-writer.js';
@@ -65,7 +65,7 @@ export interface RedisStorageWriterOptions {
   /** Bulk connections used side by side (per master on a Cluster) when `bulkTransport` is on (default 1, at most 16). */
   readonly bulkConnections?: number;
   /**
-   * Segment recycling (default 0 = off; standalone Redis with the bulk connection): data of
+   * Segment recycling (default 0 = off; needs the bulk connection; on a Cluster a pool per master): data of
    * saves this writer drops (replaced or aborted) is kept in a pool for this long, and new
    * segments are written over pooled ones, reusing memory Redis already holds instead of
    * faulting in fresh pages. Set it above the interval between checkpoints to benefit;
@@ -250,7 +250,7 @@ export class RedisStorageWriter extends StorageWriter {
     const pool = bulk ? this.pool() : undefined;
     const full = segments.filter((s) => s.capacity === this.segmentBytes);
     const pooled = new Map<Segment, string>();
-    if (pool) (await pool.take(full.length)).forEach((name, i) => pooled.set(full[i]!, name));
+    if (pool) (await pool.takeFor(full.map((s) => s.key))).forEach((name, i) => name !== undefined && pooled.set(full[i]!, name));
     try {
       await boundedEach(segments, this.maxInFlight, async (seg) => {
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
@@ -340,7 +340,7 @@ export class RedisStorageWriter extends StorageWriter {
     return this.target.client;
   }
 
-  private pool(): SegmentPool | undefined {
+  private pool(): SegmentRecycler | undefined {
     return SegmentPool.for(this.dataClient(), this.keySpace, this.recycleTtlMs);
   }
 

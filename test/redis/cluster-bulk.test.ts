@@ -12,11 +12,12 @@ import type { SavePlan } from '../../src/core/planner.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { BulkSocket } from '../../src/redis/bulk-socket.js';
+import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { keySlot } from '../../src/redis/cluster-bulk.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter, segmentSizes } from '../../src/redis/writer.js';
-import { assertStoreAgrees, committed, incomplete } from '../helpers/invariants.js';
+import { absent, assertStoreAgrees, committed, incomplete } from '../helpers/invariants.js';
 import { RedisClusterFixture, type RedisServer } from '../helpers/redis-server.js';
 
 const fixture = await RedisClusterFixture.start(3, { replicas: 1, nodeTimeoutMs: 2000 });
@@ -191,6 +192,40 @@ t.test('a resharding during a save: slots migrating (ASK) and reassigned (MOVED)
   t.ok(after.ask > before.ask, `ASK replies followed (${after.ask - before.ask})`);
   t.ok(after.moved > before.moved, `MOVED replies followed (${after.moved - before.moved})`);
   await assertStoreAgrees(t, { redis: cluster, expect: { 'cb/plain': committed(stateDict(1, 8)), [id]: committed(sd) } });
+});
+
+t.test('segment recycling per master: a deleted checkpoint pools its segments in place on each master, the next save DELs them right before its SETs on the same master, loads bit for bit', async (t) => {
+  const TTL = 60_000;
+  const catalog = new CheckpointCatalog({ redis: cluster, recycleTtlMs: TTL });
+  t.teardown(() => catalog.close());
+  const writer = (recycleTtlMs: number) => new RedisStorageWriter({ redis: cluster, segmentBytes: SEGMENT, recycleTtlMs });
+  const keysOn = async (id: string) => Promise.all(cluster.nodes('master').map((m) => m.keys(`dcp:data:${id}:*`)));
+  await save(stateDict(6, 8), { checkpointId: 'cr/a', storageWriter: writer(TTL) });
+
+  const aOn = await keysOn('cr/a');
+  const aKeys = aOn.flat();
+  t.equal(await catalog.delete('cr/a'), true);
+  const pools = await Promise.all(cluster.nodes('master').map((m) => m.keys('dcp:pool:{*}')));
+  t.ok(pools.every((p) => p.length === 1), `one pool set per master: ${pools.flat().join(', ')}`);
+  const members = (await Promise.all(pools.flat().map((p) => cluster.smembers(p)))).flat();
+  t.same([...members].sort(), [...aKeys].sort(), 'every segment of the deleted checkpoint is pooled, in place');
+  const ttls = await Promise.all(members.map((k) => cluster.pttl(k)));
+  t.ok(ttls.every((ms) => ms > 0 && ms <= TTL), 'pooled segments expire');
+  t.equal((await catalog.usage()).pooled.segments, aKeys.length, 'usage counts every master\'s pool');
+
+  const sd = stateDict(7, 8);
+  await save(sd, { checkpointId: 'cr/b', storageWriter: writer(TTL) });
+  // Each master's full-size segments of the new save took that master's pooled segments, as many as it had.
+  const bOn = await keysOn('cr/b');
+  const fullOn = await Promise.all(bOn.map(async (keys) => (await Promise.all(keys.map((k) => cluster.strlen(k)))).filter((n) => n === SEGMENT).length));
+  const expectLeft = aOn.reduce((sum, keys, m) => sum + Math.max(0, keys.length - fullOn[m]!), 0);
+  const left = (await Promise.all(pools.flat().map((p) => cluster.smembers(p)))).flat();
+  t.equal(left.length, expectLeft, `pooled segments taken on their own masters (${aKeys.length - left.length} taken, ${left.length} stay pooled)`);
+  t.equal((await Promise.all(aKeys.map((k) => cluster.exists(k)))).reduce((a, b) => a + b, 0), left.length, 'taken segments are gone');
+  const bTtls = await Promise.all(bOn.flat().map((k) => cluster.pttl(k)));
+  t.ok(bTtls.every((ms) => ms === -1), 'the new checkpoint\'s segments keep no TTL');
+  await assertStoreAgrees(t, { redis: cluster, expect: { 'cb/plain': committed(stateDict(1, 8)), 'cb/resharded': committed(stateDict(2, 16)), 'cr/a': absent, 'cr/b': committed(sd) } });
+  await catalog.delete('cr/b', { recycleTtlMs: 0 });
 });
 
 /** Waits until every replica has what its master has (so a failover loses nothing committed). */
