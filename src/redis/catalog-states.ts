@@ -2,12 +2,14 @@
  * Every checkpoint of the catalog index (optionally under an id prefix) with its parsed
  * state hash: the index read with ZSCAN, the state hashes pipelined a batch at a time.
  * What usage, gc and the CheckpointManager's view of a run are built on; data keys are
- * never scanned. See docs/format.md.
+ * never scanned. And the batches of a catalog page (readCatalogBatch). See docs/format.md.
  */
+import { Cluster } from 'ioredis';
 import { isValidCheckpointName } from './checkpoint-id.js';
 import { hgetallMany, parseState, serverTimeMs, type CheckpointStateRecord } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
 import type { KeySpace } from './keys.js';
+import { runScriptReply } from './scripts.js';
 
 export interface CheckpointEntry {
   readonly id: string;
@@ -32,4 +34,45 @@ export async function readCheckpointStates(client: RedisClient, keySpace: KeySpa
     });
   } while (cursor !== '0');
   return { entries, now };
+}
+
+/** Catalog entries (id `m`, creation ms `s`), newest first, the state hashes of those under a prefix and the server clock. */
+export interface CatalogBatch {
+  readonly now: number;
+  readonly entries: Array<{ readonly m: string; readonly s: number }>;
+  /** HGETALL of each entry's state hash (ids under the prefix only; {} when there is none). */
+  readonly states: Map<string, Record<string, string>>;
+}
+
+function entryPairs(flat: readonly string[]): Array<{ m: string; s: number }> {
+  const entries: Array<{ m: string; s: number }> = [];
+  for (let i = 0; i < flat.length; i += 2) entries.push({ m: flat[i]!, s: Number(flat[i + 1]) });
+  return entries;
+}
+
+/**
+ * `count` catalog entries with scores ≤ `max` after skipping `offset`, newest first, with the
+ * state hashes of those whose id starts with `prefix`: one call of list-page-1.lua (one round
+ * trip, read only) on a standalone Redis; on a Cluster, whose state hashes live in other slots,
+ * TIME and ZRANGE side by side, then the hashes.
+ */
+export async function readCatalogBatch(client: RedisClient, keySpace: KeySpace, max: string, offset: number, count: number, prefix: string): Promise<CatalogBatch> {
+  if (client instanceof Cluster) {
+    const [now, flat] = await Promise.all([serverTimeMs(client), client.zrange(keySpace.catalog(), max, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, count, 'WITHSCORES')]);
+    const entries = entryPairs(flat);
+    const ids = entries.map((e) => e.m).filter((id) => id.startsWith(prefix) && isValidCheckpointName(id));
+    const hashes = await hgetallMany(client, ids.map((id) => keySpace.checkpoint(id).state));
+    return { now, entries, states: new Map(ids.map((id, i) => [id, hashes[i]!])) };
+  }
+  const [now, flat, flatStates] = (await runScriptReply(client, 'list-page', [keySpace.catalog()], [max, offset, count, prefix, ...keySpace.stateKeyAround()])) as [string, string[], string[][]];
+  const entries = entryPairs(flat);
+  const states = new Map<string, Record<string, string>>();
+  entries.forEach((e, i) => {
+    const fields = flatStates[i] ?? [];
+    if (fields.length === 0) return;
+    const hash: Record<string, string> = {};
+    for (let f = 0; f + 1 < fields.length; f += 2) hash[fields[f]!] = fields[f + 1]!;
+    states.set(e.m, hash);
+  });
+  return { now: Number(now), entries, states };
 }

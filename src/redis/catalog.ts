@@ -9,7 +9,7 @@ import { tracedDelete, type DeleteEvent } from '../core/tracing.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
-import { CheckpointStore, hgetallMany, serverTimeMs, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
+import { CheckpointStore, hgetallMany, setMembers, unlinkKeys, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
 import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
@@ -22,7 +22,7 @@ import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
 import type { GcResult, UsageReport } from './catalog-schemas.js';
 import { collectIncomplete, type GcOptions } from './gc.js';
-import { readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
+import { readCatalogBatch, readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 
 export type { CheckpointDetails, CheckpointPage, CheckpointSummary, GcResult, ProblemKind, RunUsage, UsageReport, ValidationProblem, ValidationReport } from './catalog-schemas.js';
 export type { UsageOptions } from './usage.js';
@@ -177,7 +177,6 @@ export class CheckpointCatalog {
     if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) throw new DcpValueError('INVALID_LIMIT', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
     const prefix = options.prefix ?? '';
     const cursor = options.cursor ? decodeCursor(options.cursor) : undefined;
-    const now = await serverTimeMs(this.client);
     const items: CheckpointSummary[] = [];
     // Unfiltered pages need one entry more than they show (to know whether a next page exists).
     const batch = prefix || options.state ? Math.min(1000, limit * 2) : Math.min(1000, limit + 1);
@@ -186,10 +185,7 @@ export class CheckpointCatalog {
     let after = cursor;
     let offset = 0;
     for (;;) {
-      const max = after ? String(after.s) : '+inf';
-      const raw = await this.client.zrange(this.keySpace.catalog(), max, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, batch, 'WITHSCORES');
-      const entries: Cursor[] = [];
-      for (let i = 0; i < raw.length; i += 2) entries.push({ m: raw[i]!, s: Number(raw[i + 1]) });
+      const { now, entries, states } = await readCatalogBatch(this.client, this.keySpace, after ? String(after.s) : '+inf', offset, batch, prefix);
       const fresh = entries.filter((e) => isAfter(e, after));
       if (fresh.length === 0) {
         if (entries.length < batch) return { items, nextCursor: null };
@@ -198,9 +194,8 @@ export class CheckpointCatalog {
       }
       offset = 0;
       const candidates = fresh.filter((e) => e.m.startsWith(prefix) && isValidCheckpointName(e.m));
-      const hashes = await hgetallMany(this.client, candidates.map((e) => this.keySpace.checkpoint(e.m).state));
       for (const [i, e] of candidates.entries()) {
-        const state = parseState(hashes[i]!, now);
+        const state = parseState(states.get(e.m) ?? {}, now);
         if (!state) continue; // a stale entry (see repair()); listing only reads
         if (options.state && state.status !== options.state) continue;
         items.push(summarize(e.m, state));

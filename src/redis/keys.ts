@@ -103,6 +103,11 @@ export class KeySpace {
     return `${this.prefix}:blobs:{${tag}}:held:${id}/${saveId}`;
   }
 
+  /** The state hash key of any id is `before + id + after` (for the list-page script, which names the state hashes of the ids it reads). */
+  stateKeyAround(): readonly [before: string, after: string] {
+    return [`${this.prefix}:ckpt:{`, '}:state'];
+  }
+
   checkpoint(id: string): CheckpointKeys {
     assertValidCheckpointName(id);
     return new CheckpointKeys(this.prefix, id);

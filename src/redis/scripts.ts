@@ -24,7 +24,8 @@ export type ScriptName =
   | 'release-pieces'
   | 'sweep-pieces'
   | 'claim-tagged-pieces'
-  | 'release-tagged-pieces';
+  | 'release-tagged-pieces'
+  | 'list-page';
 
 const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
@@ -43,6 +44,7 @@ const FILES: Record<ScriptName, string> = {
   'claim-pieces': 'claim-pieces.lua',
   'release-pieces': 'release-pieces.lua',
   'sweep-pieces': 'sweep-pieces.lua',
+  'list-page': 'list-page-1.lua',
   'claim-tagged-pieces': 'claim-tagged-pieces.lua',
   'release-tagged-pieces': 'release-tagged-pieces.lua',
 };
@@ -76,6 +78,11 @@ type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
 
 /** Runs a script; replies are arrays of strings whose first element is a status word. */
 export async function runScript(client: RedisClient, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<string[]> {
+  return ((await runScriptReply(client, name, keys, args)) as unknown[]).map((v) => String(v));
+}
+
+/** Runs a script and returns its reply as ioredis gives it (for scripts that return nested arrays). */
+export async function runScriptReply(client: RedisClient, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
   const all = definitions();
   if (!registered.has(client)) {
     for (const def of all.values()) client.defineCommand(def.command, { lua: def.lua, ...(def.numberOfKeys === undefined ? {} : { numberOfKeys: def.numberOfKeys }) });
@@ -83,6 +90,5 @@ export async function runScript(client: RedisClient, name: ScriptName, keys: rea
   }
   const def = all.get(name)!;
   const fn = (client as unknown as Record<string, ScriptFn>)[def.command]!.bind(client);
-  const reply = def.numberOfKeys === undefined ? await fn(keys.length, ...keys, ...args) : await fn(...keys, ...args);
-  return (reply as unknown[]).map((v) => String(v));
+  return def.numberOfKeys === undefined ? fn(keys.length, ...keys, ...args) : fn(...keys, ...args);
 }

@@ -1,0 +1,24 @@
+--[[
+  Catalog, read only: a batch of catalog entries, the state hash of each and the server
+  clock in one round trip (CheckpointCatalog.list on a standalone Redis).
+  KEYS[1] catalog index (sorted set: id -> creation ms)
+  ARGV[1] highest score ('+inf' or a number, inclusive)  ARGV[2] offset  ARGV[3] count
+  ARGV[4] id prefix ('' for all): entries outside it get an empty state
+  ARGV[5], ARGV[6] the state hash of id is ARGV[5] .. id .. ARGV[6] (keys.ts stateKeyAround)
+  Output: {nowMs, {id1, score1, id2, score2, ...}, {HGETALL of id1's state, ...}}
+  Reads the state hashes without declaring them (it names them from the ids it reads):
+  standalone Redis only; a Cluster client lists with separate commands.
+]]
+--@include _now
+local entries = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'LIMIT', ARGV[2], ARGV[3], 'WITHSCORES')
+local prefix = ARGV[4]
+local states = {}
+for i = 1, #entries, 2 do
+  local id = entries[i]
+  if string.sub(id, 1, #prefix) == prefix then
+    states[#states + 1] = redis.call('HGETALL', ARGV[5] .. id .. ARGV[6])
+  else
+    states[#states + 1] = {}
+  end
+end
+return {tostring(nowMs()), entries, states}
