@@ -22,14 +22,19 @@ export interface BenchOptions {
   readonly rounds: number;
   /** Skip parts (comma list: scale, api, redis-benchmark, cold, reshard, unix, recycle, async). */
   readonly skip: ReadonlySet<string>;
-  /** Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing channels' cost; "cluster": Redis Cluster vs standalone; on their own servers). */
-  readonly only: 'async' | 'incremental' | 'tracing' | 'cluster' | undefined;
+  /**
+   * Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing
+   * channels' cost; "cluster": Redis Cluster vs standalone; "load": the 1-rank steady save/load against raw SET and raw GET, fresh and warm, in interleaved rounds).
+   */
+  readonly only: (typeof ONLY_PARTS)[number] | undefined;
 }
+
+const ONLY_PARTS = ['async', 'incremental', 'tracing', 'cluster', 'load'] as const;
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
   [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental,tracing,cluster]
-  [--only async|incremental|tracing|cluster]`;
+  [--only async|incremental|tracing|cluster|load]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {
@@ -53,8 +58,6 @@ function parseList(text: string, what: string): number[] {
 function usageError(message: string): never {
   throw new Error(message);
 }
-
-const ONLY_PARTS = ['async', 'incremental', 'tracing', 'cluster'] as const;
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({

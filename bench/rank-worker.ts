@@ -24,9 +24,11 @@ export interface WorkerTask {
   /**
    * save/load: the library through RedisProcessGroup. raw-set/raw-get: the raw ioredis
    * baseline in the same kind of fresh process (world size 1), so both sides start
-   * with the same Node heap; idle: only what a worker costs before any work.
+   * with the same Node heap; raw-get-warm: the raw GET in a long-lived process (it lays out
+   * its own keys, reads them once unmeasured, then measures the second read, as a trainer
+   * whose tensors and allocator are warm); idle: only what a worker costs before any work.
    */
-  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'idle' | 'async-save';
+  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'raw-get-warm' | 'idle' | 'async-save';
   readonly redisUrl: string;
   readonly prefix: string;
   readonly groupId: string;
@@ -79,6 +81,7 @@ function connect(url: string): Redis {
 }
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
+  if (task.mode === 'raw-get-warm') return runRawGetWarm(task);
   if (task.mode === 'raw-set' || task.mode === 'raw-get') return runRaw(task);
   const redis = connect(task.redisUrl);
   const groupRedis = connect(task.redisUrl);
@@ -166,6 +169,34 @@ async function runRaw(task: WorkerTask): Promise<WorkerResult> {
     return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes, steps: {}, beforeDataMs: undefined, verification };
   } finally {
     sock?.close();
+    redis.disconnect();
+  }
+}
+
+/**
+ * Raw ioredis GET in a warm, long-lived process: SET the bytes at the GET chunking (not
+ * measured), GET them once into the destination (not measured: the allocator, V8 and the
+ * destination have now seen every reply), then the measured GET, verified; then DEL.
+ */
+async function runRawGetWarm(task: WorkerTask): Promise<WorkerResult> {
+  const raw = task.raw!;
+  const redis = connect(task.redisUrl);
+  try {
+    const bytes = makeLayout(task.layout).totalBytes;
+    const payload = makePayload(bytes);
+    const opts = { chunkBytes: raw.getChunkBytes, concurrency: raw.getConcurrency, keyPrefix: `${raw.keyPrefix}:warm-get` };
+    await rawSet(redis, payload, { ...opts, concurrency: raw.setConcurrency });
+    const dest = new Uint8Array(bytes);
+    await rawGet(redis, dest, opts);
+    dest.fill(0xff);
+    const startEpochMs = epochNow();
+    await rawGet(redis, dest, opts);
+    const endEpochMs = epochNow();
+    const same = Buffer.compare(Buffer.from(dest.buffer, 0, bytes), Buffer.from(payload.buffer, 0, bytes)) === 0;
+    const verification = { verifiedBytes: same ? bytes : 0, mismatchedWords: same ? 0 : 1, problems: same ? [] : ['warm raw GET bytes differ from what was SET'] };
+    await deleteRaw(redis, opts.keyPrefix, Math.ceil(bytes / opts.chunkBytes));
+    return { rank: 0, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined, verification };
+  } finally {
     redis.disconnect();
   }
 }

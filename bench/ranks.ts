@@ -59,7 +59,7 @@ export async function runRanks(base: Omit<WorkerTask, 'rank' | 'worldSize'>, wor
   const seconds = (Math.max(...ranks.map((r) => r.endEpochMs)) - Math.min(...ranks.map((r) => r.startEpochMs))) / 1000;
   const peak = ranks.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
   const verifications = ranks.map((r) => r.verification).filter((v) => v !== undefined);
-  const isLoad = base.mode === 'load' || base.mode === 'raw-get';
+  const isLoad = base.mode === 'load' || base.mode === 'raw-get' || base.mode === 'raw-get-warm';
   return {
     worldSize,
     seconds,

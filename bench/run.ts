@@ -8,12 +8,13 @@
  * One table on stdout, the same figures as JSON with --json FILE, progress on stderr.
  */
 import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseBenchArgs, type BenchOptions } from './args.js';
 import { bestBy, deleteRaw, fsRead, fsWrite, loopbackSocket, makeFsDir, rawSet, redisBenchmark, removeFsDir, sweepRaw, usedMemory } from './baselines.js';
 import { Progress } from './progress.js';
-import { compiled, runRanks, type RanksFigure } from './ranks.js';
+import { compiled, RSS_TARGET, runRanks, type RanksFigure } from './ranks.js';
+import { printLoadComparison, type LoadComparison } from './load-compare.js';
 import { connectRedis, deleteByPrefix, redisVersion, startOwnRedis, type RedisTarget } from './redis-target.js';
 import { makeLayout, makePayload, type Layout } from './synthetic.js';
 import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scale.js';
@@ -81,6 +82,12 @@ async function main(): Promise<void> {
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
     }
+    if (opts.only === 'load') {
+      const only = await loadComparison(ctx, steadyTarget);
+      printLoadComparison(only);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
     const steadyRawSelection = await rawSteady(ctx, steadyTarget);
     const fs = await fsBaselines(ctx);
     progress.step('loopback socket ceiling (best of 2: the first run warms the heap)');
@@ -95,7 +102,7 @@ async function main(): Promise<void> {
 
     const measuredRanks = await libraryCondition(ctx, steadyTarget, 'steady');
     const rounds = await headlineRounds(ctx, steadyTarget, steadyRawSelection);
-    const steadyRaw = rounds ? { ...steadyRawSelection, setGbps: rounds.rawSetGbps, getGbps: rounds.rawGetGbps } : steadyRawSelection;
+    const steadyRaw = rounds ? { ...steadyRawSelection, setGbps: rounds.rawSetGbps, getGbps: rounds.rawGetGbps, getWarmGbps: rounds.rawGetWarmGbps, verified: steadyRawSelection.verified && rounds.verified } : steadyRawSelection;
     const steadyRanks = rounds ? measuredRanks.map((r) => (r.worldSize === 1 ? rounds.library : r)) : measuredRanks;
     const reshard = opts.skip.has('reshard') ? undefined : await reshardLoad(ctx, steadyTarget);
     for (const n of opts.ranks) await new CheckpointCatalog({ redis: steadyTarget.redis, prefix: ctx.prefix }).delete(`run/steady-b-${n}`);
@@ -193,7 +200,39 @@ async function rawSteady(ctx: RunContext, target: RedisTarget): Promise<RawFigur
   }
   const settings: RawSettings = { setChunkBytes: best!.setChunkBytes, setConcurrency: best!.setConcurrency, getChunkBytes: best!.getChunkBytes, getConcurrency: best!.getConcurrency };
   const socket = await rawPair(ctx, target, 'steady', settings, 'socket');
-  return { ...best!, socketSetGbps: socket.set.gbps, socketGetGbps: socket.get.gbps, verified: best!.verified && socket.get.verified === true, sweep };
+  // The quick (CI smoke) run measures one warm setting: the fresh-process winner.
+  const warmCandidates = ctx.opts.quick ? [{ chunkBytes: settings.getChunkBytes, concurrency: settings.getConcurrency }] : [...finalists, { chunkBytes: MIB - 64, concurrency: 4 }];
+  const warmGet = await selectWarmGet(ctx, target, warmCandidates);
+  const { verified: warmVerified, ...warmFigures } = warmGet;
+  return { ...best!, ...warmFigures, socketSetGbps: socket.set.gbps, socketGetGbps: socket.get.gbps, verified: best!.verified && socket.get.verified === true && warmVerified, sweep };
+}
+
+type WarmGet = Pick<RawFigures, 'getWarmGbps' | 'getWarmChunkBytes' | 'getWarmConcurrency'> & { verified: boolean };
+
+/**
+ * Raw ioredis GET in a warm, long-lived process (the trainer's case: its tensors and its
+ * allocator have seen such replies before) for each candidate setting; the best is the
+ * baseline of the load ratio.
+ */
+async function selectWarmGet(ctx: RunContext, target: RedisTarget, candidates: readonly { chunkBytes: number; concurrency: number }[]): Promise<WarmGet> {
+  let best: WarmGet | undefined;
+  for (const c of uniqueSettings(candidates)) {
+    const figure = await rawWarmGet(ctx, target, { chunkBytes: c.chunkBytes, concurrency: c.concurrency });
+    const r = { getWarmGbps: figure.gbps, getWarmChunkBytes: c.chunkBytes, getWarmConcurrency: c.concurrency, verified: figure.verified === true };
+    if (!best || r.getWarmGbps > best.getWarmGbps) best = { ...r, verified: r.verified && best?.verified !== false };
+    else best = { ...best, verified: best.verified && r.verified };
+  }
+  return best!;
+}
+
+/** One warm raw GET worker (bench/rank-worker.ts raw-get-warm: lays out its keys, reads once, measures the second read). */
+async function rawWarmGet(ctx: RunContext, target: RedisTarget, setting: { chunkBytes: number; concurrency: number }): Promise<RanksFigure> {
+  ctx.progress.step(`raw GET in a warm process [${describe(setting)}] (second read of the same keys)`);
+  const keyPrefix = `${ctx.prefix}:raw:warm-get`;
+  const raw = { setChunkBytes: setting.chunkBytes, setConcurrency: 4, getChunkBytes: setting.chunkBytes, getConcurrency: setting.concurrency, keyPrefix, transport: 'ioredis' as const };
+  const figure = await runRanks({ ...task(ctx, target, 'raw-get-warm', 'raw-get-warm', 'unused'), raw }, 1, ctx.layout.totalBytes);
+  ctx.progress.done(`${figure.gbps.toFixed(2)} GB/s${figure.verified ? ', verified' : ', BYTES DIFFER'}`);
+  return figure;
 }
 
 function uniqueSettings(points: readonly { chunkBytes: number; concurrency: number }[]): { chunkBytes: number; concurrency: number }[] {
@@ -220,17 +259,22 @@ function pickBest(a: Omit<RawFigures, 'sweep'>, b: Omit<RawFigures, 'sweep'>): O
 }
 
 type RawSettings = Pick<RawFigures, 'setChunkBytes' | 'setConcurrency' | 'getChunkBytes' | 'getConcurrency'>;
+type WarmSetting = Pick<RawFigures, 'getWarmChunkBytes' | 'getWarmConcurrency'>;
 
 /** Raw SET (measured, with used_memory growth) and GET (measured, verified) in worker processes; then DEL. */
-async function rawMeasured(ctx: RunContext, target: RedisTarget, condition: 'steady' | 'cold', settings: RawSettings, withSocket = true): Promise<Omit<RawFigures, 'sweep'>> {
+async function rawMeasured(ctx: RunContext, target: RedisTarget, condition: 'steady' | 'cold', settings: RawSettings, withSocket = true, warm?: WarmSetting): Promise<Omit<RawFigures, 'sweep'>> {
   const ioredis = await rawPair(ctx, target, condition, settings, 'ioredis');
   const socket = withSocket ? await rawPair(ctx, target, condition, settings, 'socket') : undefined;
+  const warmGet = warm ? await rawWarmGet(ctx, target, { chunkBytes: warm.getWarmChunkBytes, concurrency: warm.getWarmConcurrency }) : undefined;
   return {
     ...settings,
+    getWarmGbps: warmGet?.gbps ?? NaN,
+    getWarmChunkBytes: warm?.getWarmChunkBytes ?? NaN,
+    getWarmConcurrency: warm?.getWarmConcurrency ?? NaN,
     setGbps: ioredis.set.gbps,
     getGbps: ioredis.get.gbps,
     memoryOverhead: ioredis.growth / ctx.layout.totalBytes,
-    verified: ioredis.get.verified === true && (socket === undefined || socket.get.verified === true),
+    verified: ioredis.get.verified === true && (socket === undefined || socket.get.verified === true) && (warmGet === undefined || warmGet.verified === true),
     socketSetGbps: socket?.set.gbps ?? NaN,
     socketGetGbps: socket?.get.gbps ?? NaN,
   };
@@ -255,10 +299,10 @@ async function rawPair(ctx: RunContext, target: RedisTarget, condition: 'steady'
 }
 
 /** Raw SET/GET on a freshly started redis-server with the steady sweep's best settings. */
-async function rawCold(ctx: RunContext, steadyBest: RawSettings): Promise<RawFigures> {
+async function rawCold(ctx: RunContext, steadyBest: RawSettings & WarmSetting): Promise<RawFigures> {
   const target = await startOwnRedis();
   try {
-    return { ...(await rawMeasured(ctx, target, 'cold', steadyBest)), sweep: [] };
+    return { ...(await rawMeasured(ctx, target, 'cold', steadyBest, true, steadyBest)), sweep: [] };
   } finally {
     await target.stop();
   }
@@ -306,7 +350,7 @@ async function asyncFigures(ctx: RunContext, target: RedisTarget): Promise<Async
   return summary;
 }
 
-function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw-set' | 'idle' | 'async-save', groupId: string, checkpointId: string, warmupCheckpointId?: string) {
+function task(ctx: RunContext, target: RedisTarget, mode: 'save' | 'load' | 'raw-set' | 'raw-get-warm' | 'idle' | 'async-save', groupId: string, checkpointId: string, warmupCheckpointId?: string) {
   return {
     mode,
     redisUrl: target.url,
@@ -355,7 +399,7 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
   const libs: RankCountFigures[] = [];
   for (let r = 1; r <= ctx.opts.rounds; r++) {
     ctx.progress.note(`headline round ${r} of ${ctx.opts.rounds}`);
-    raws.push(await rawMeasured(ctx, target, 'steady', settings, false));
+    raws.push(await rawMeasured(ctx, target, 'steady', settings, false, selected));
     libs.push(await saveAndLoad(ctx, target, 1, 'steady', `-round-${r}`));
     await new CheckpointCatalog({ redis: target.redis, prefix: ctx.prefix }).delete(`run/steady-b-1-round-${r}`);
   }
@@ -365,8 +409,48 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
   return {
     rawSetGbps: median(raws, (r) => r.setGbps).setGbps,
     rawGetGbps: median(raws, (r) => r.getGbps).getGbps,
+    rawGetWarmGbps: median(raws, (r) => r.getWarmGbps).getWarmGbps,
+    verified: raws.every((r) => r.verified),
     library: { ...save, load: load.load },
-    table: raws.map((raw, i) => ({ raw_set_gbps: raw.setGbps, raw_get_gbps: raw.getGbps, save_gbps: libs[i]!.save.gbps, load_gbps: libs[i]!.load.gbps })),
+    table: raws.map((raw, i) => ({ raw_set_gbps: raw.setGbps, raw_get_gbps: raw.getGbps, raw_get_warm_gbps: raw.getWarmGbps, save_gbps: libs[i]!.save.gbps, load_gbps: libs[i]!.load.gbps })),
+  };
+}
+
+/**
+ * `--only load`: the 1-rank steady save and load against raw SET, raw GET in fresh
+ * processes and raw GET in a warm process, in `max(3, --rounds)` interleaved rounds. Raw
+ * SET/GET use the library's segment size (4 MiB − 64 B × 4); the warm GET the best of
+ * 1 MiB − 64 B and 4 MiB − 64 B (× 4) measured first. No sweep, fs or other parts.
+ */
+async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<LoadComparison> {
+  const loadBefore = loadavg();
+  const seg = { chunkBytes: 4 * MIB - 64, concurrency: 4 };
+  const warm = await selectWarmGet(ctx, target, [seg, { chunkBytes: MIB - 64, concurrency: 4 }]);
+  const selected: RawFigures = {
+    setChunkBytes: seg.chunkBytes, setConcurrency: seg.concurrency, getChunkBytes: seg.chunkBytes, getConcurrency: seg.concurrency,
+    ...warm, setGbps: NaN, getGbps: NaN, memoryOverhead: NaN, socketSetGbps: NaN, socketGetGbps: NaN, sweep: [],
+  };
+  const rounds = (await headlineRounds({ ...ctx, opts: { ...ctx.opts, rounds: Math.max(3, ctx.opts.rounds), ranks: [1] } }, target, selected))!;
+  const lib = rounds.library;
+  return {
+    state_dict_bytes: ctx.layout.totalBytes,
+    rounds: rounds.table,
+    save_gbps: lib.save.gbps,
+    load_gbps: lib.load.gbps,
+    raw_set_gbps: rounds.rawSetGbps,
+    raw_get_gbps: rounds.rawGetGbps,
+    raw_get_warm_gbps: rounds.rawGetWarmGbps,
+    raw_get_warm_chunk_bytes: warm.getWarmChunkBytes,
+    raw_get_warm_concurrency: warm.getWarmConcurrency,
+    save_vs_raw_set: lib.save.gbps / rounds.rawSetGbps,
+    load_vs_raw_get: lib.load.gbps / rounds.rawGetWarmGbps,
+    load_vs_raw_get_fresh: lib.load.gbps / rounds.rawGetGbps,
+    save_peak_rss_bytes: lib.save.peakRssBytes,
+    load_peak_rss_bytes: lib.load.peakRssBytes,
+    peak_rss_target_bytes: RSS_TARGET(ctx.layout.totalBytes),
+    load_verified: lib.load.verified === true,
+    raw_get_verified: rounds.verified && warm.verified,
+    load_average: { before: loadBefore, after: loadavg() },
   };
 }
 

@@ -17,6 +17,10 @@ export interface RawFigures {
   readonly setConcurrency: number;
   readonly getChunkBytes: number;
   readonly getConcurrency: number;
+  /** Raw GET in a warm, long-lived process (its second read of the same keys; a trainer loading into existing tensors) and its best setting. */
+  readonly getWarmGbps: number;
+  readonly getWarmChunkBytes: number;
+  readonly getWarmConcurrency: number;
   /** used_memory growth / payload bytes for the raw SET. */
   readonly memoryOverhead: number;
   readonly verified: boolean;
@@ -58,7 +62,7 @@ export interface SummaryInput {
   /** 1-rank steady save and load with segment recycling on (recycleTtlMs). */
   readonly recycled?: RankCountFigures | undefined;
   /** Interleaved headline rounds (raw, then library, 1 rank, steady); the headline figures are their medians. */
-  readonly rounds?: ReadonlyArray<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | undefined;
+  readonly rounds?: ReadonlyArray<{ raw_set_gbps: number; raw_get_gbps: number; raw_get_warm_gbps: number; save_gbps: number; load_gbps: number }> | undefined;
   readonly reshard: { savedBy: number; loadedBy: number; figure: RanksFigure } | undefined;
   readonly redisBenchmark: { valueBytes: number; requests: number; cold: { setGbps: number; getGbps: number }; steady: { setGbps: number; getGbps: number } } | undefined;
   readonly scale: readonly ScalePoint[];
@@ -83,6 +87,7 @@ function conditionFields(c: ConditionFigures, p: '' | 'cold_'): Record<string, u
     [`${p}load_gbps`]: h.load.gbps,
     [`${p}raw_set_gbps`]: c.raw.setGbps,
     [`${p}raw_get_gbps`]: c.raw.getGbps,
+    [`${p}raw_get_warm_gbps`]: c.raw.getWarmGbps,
     [`${p}fs_write_gbps`]: c.fsWrite,
     [`${p}fs_read_gbps`]: c.fsRead,
     [`${p}save_peak_rss_bytes`]: h.save.peakRssBytes,
@@ -92,7 +97,9 @@ function conditionFields(c: ConditionFigures, p: '' | 'cold_'): Record<string, u
     [`${p}socket_set_gbps`]: c.raw.socketSetGbps,
     [`${p}socket_get_gbps`]: c.raw.socketGetGbps,
     [`${p}save_vs_raw_set`]: h.save.gbps / c.raw.setGbps,
-    [`${p}load_vs_raw_get`]: h.load.gbps / c.raw.getGbps,
+    // The load ratio is against the raw GET in a warm process (a trainer loading into its tensors); the fresh-process one is kept beside it.
+    [`${p}load_vs_raw_get`]: h.load.gbps / c.raw.getWarmGbps,
+    [`${p}load_vs_raw_get_fresh`]: h.load.gbps / c.raw.getGbps,
     [`${p}save_vs_fs_write`]: h.save.gbps / c.fsWrite,
     [`${p}load_vs_fs_read`]: h.load.gbps / c.fsRead,
     [`${p}load_verified`]: c.ranks.every((r) => r.load.verified === true),
@@ -206,6 +213,8 @@ export function buildSummary(input: SummaryInput): Summary {
       set_concurrency: steady.raw.setConcurrency,
       get_chunk_bytes: steady.raw.getChunkBytes,
       get_concurrency: steady.raw.getConcurrency,
+      get_warm_chunk_bytes: steady.raw.getWarmChunkBytes,
+      get_warm_concurrency: steady.raw.getWarmConcurrency,
       sweep: steady.raw.sweep.map((p) => ({ chunk_bytes: p.chunkBytes, concurrency: p.concurrency, set_gbps: p.setGbps, get_gbps: p.getGbps })),
     },
     redis_benchmark: input.redisBenchmark
@@ -222,9 +231,9 @@ export function buildSummary(input: SummaryInput): Summary {
     loopback_socket_gbps: input.loopbackSocketGbps,
     targets: {
       save_vs_raw_set: target(h.save.gbps / steady.raw.setGbps, 0.9),
-      load_vs_raw_get: target(h.load.gbps / steady.raw.getGbps, 0.9),
+      load_vs_raw_get: target(h.load.gbps / steady.raw.getWarmGbps, 0.9),
       cold_save_vs_raw_set: target(hc && cold ? hc.save.gbps / cold.raw.setGbps : undefined, 0.9),
-      cold_load_vs_raw_get: target(hc && cold ? hc.load.gbps / cold.raw.getGbps : undefined, 0.9),
+      cold_load_vs_raw_get: target(hc && cold ? hc.load.gbps / cold.raw.getWarmGbps : undefined, 0.9),
       save_vs_fs_write: target(h.save.gbps / steady.fsWrite, 1),
       load_vs_fs_read: target(h.load.gbps / steady.fsRead, 1),
       save_peak_rss_bytes: target(h.save.peakRssBytes, rssTarget, false),
@@ -261,7 +270,7 @@ export function printTable(s: Summary): void {
   out.push(`redis-dcp benchmark: ${fmtBytes(s.state_dict_bytes)} state dict, Redis ${m.redis}, Node ${m.node}, ${m.cpus} CPUs, ${m.date}`);
   out.push('(GB/s = 1e9 bytes/s of unique state dict bytes; headline figures are 1 rank; numbers on a shared 2-core machine are noisy)\n');
   const c = (k: string) => s[`cold_${k}`];
-  const raw = s.raw as { set_chunk_bytes: number; set_concurrency: number; get_chunk_bytes: number; get_concurrency: number };
+  const raw = s.raw as { set_chunk_bytes: number; set_concurrency: number; get_chunk_bytes: number; get_concurrency: number; get_warm_chunk_bytes: number; get_warm_concurrency: number };
   const tg = s.targets as Record<string, { target: number; met: boolean | null }>;
   const mark = (k: string) => (tg[k]?.met === null || tg[k] === undefined ? '' : tg[k]!.met ? 'met' : 'NOT met');
   out.push(
@@ -270,13 +279,15 @@ export function printTable(s: Summary): void {
       ['save GB/s', gbps(s.save_gbps), gbps(c('save_gbps')), ''],
       ['load GB/s', gbps(s.load_gbps), gbps(c('load_gbps')), ''],
       [`raw SET GB/s (${fmtBytes(raw.set_chunk_bytes)} × ${raw.set_concurrency})`, gbps(s.raw_set_gbps), gbps(c('raw_set_gbps')), ''],
-      [`raw GET GB/s (${fmtBytes(raw.get_chunk_bytes)} × ${raw.get_concurrency})`, gbps(s.raw_get_gbps), gbps(c('raw_get_gbps')), ''],
+      [`raw GET GB/s, warm process (${fmtBytes(raw.get_warm_chunk_bytes)} × ${raw.get_warm_concurrency})`, gbps(s.raw_get_warm_gbps), gbps(c('raw_get_warm_gbps')), ''],
+      [`raw GET GB/s, fresh process (${fmtBytes(raw.get_chunk_bytes)} × ${raw.get_concurrency})`, gbps(s.raw_get_gbps), gbps(c('raw_get_gbps')), ''],
       ['zero-copy RESP socket SET GB/s', gbps(s.socket_set_gbps), gbps(c('socket_set_gbps')), ''],
       ['zero-copy RESP socket GET GB/s', gbps(s.socket_get_gbps), gbps(c('socket_get_gbps')), ''],
       ['fs write GB/s (page cache)', gbps(s.fs_write_gbps), gbps(c('fs_write_gbps')), ''],
       ['fs read GB/s', gbps(s.fs_read_gbps), gbps(c('fs_read_gbps')), ''],
       ['save / raw SET', ratio(s.save_vs_raw_set), ratio(c('save_vs_raw_set')), `≥ 0.90× ${mark('save_vs_raw_set')}`],
-      ['load / raw GET', ratio(s.load_vs_raw_get), ratio(c('load_vs_raw_get')), `≥ 0.90× ${mark('load_vs_raw_get')}`],
+      ['load / raw GET (warm process)', ratio(s.load_vs_raw_get), ratio(c('load_vs_raw_get')), `≥ 0.90× ${mark('load_vs_raw_get')}`],
+      ['load / raw GET (fresh process)', ratio(s.load_vs_raw_get_fresh), ratio(c('load_vs_raw_get_fresh')), ''],
       ['save / fs write', ratio(s.save_vs_fs_write), ratio(c('save_vs_fs_write')), `> 1× ${mark('save_vs_fs_write')}`],
       ['load / fs read', ratio(s.load_vs_fs_read), ratio(c('load_vs_fs_read')), `> 1× ${mark('load_vs_fs_read')}`],
       ['save peak RSS', fmtBytes(s.save_peak_rss_bytes as number), fmtBytes(c('save_peak_rss_bytes') as number), `≤ ${fmtBytes(s.peak_rss_target_bytes as number)} ${mark('save_peak_rss_bytes')}`],
@@ -289,8 +300,9 @@ export function printTable(s: Summary): void {
   const rb = s.redis_benchmark as { value_bytes: number; set_gbps: number; get_gbps: number; cold_set_gbps: number; cold_get_gbps: number } | null;
   out.push('');
   out.push(`a worker process (${s.worker_runtime === 'tsx' ? 'node + tsx' : 'node, compiled JavaScript'} + modules, connected) idles at ${fmtBytes(s.worker_idle_rss_bytes as number)} RSS before any work`);
-  const rounds = s.headline_rounds as Array<{ raw_set_gbps: number; raw_get_gbps: number; save_gbps: number; load_gbps: number }> | null;
-  if (rounds) out.push(`steady headline = medians of ${rounds.length} interleaved rounds (raw SET / save / raw GET / load GB/s): ${rounds.map((r) => `${gbps(r.raw_set_gbps)} / ${gbps(r.save_gbps)} / ${gbps(r.raw_get_gbps)} / ${gbps(r.load_gbps)}`).join('; ')}`);
+  const rounds = s.headline_rounds as Array<{ raw_set_gbps: number; raw_get_gbps: number; raw_get_warm_gbps: number; save_gbps: number; load_gbps: number }> | null;
+  if (rounds) out.push(`steady headline = medians of ${rounds.length} interleaved rounds (raw SET / save / raw GET fresh / raw GET warm / load GB/s): ${rounds.map((r) => `${gbps(r.raw_set_gbps)} / ${gbps(r.save_gbps)} / ${gbps(r.raw_get_gbps)} / ${gbps(r.raw_get_warm_gbps)} / ${gbps(r.load_gbps)}`).join('; ')}`);
+  out.push('which baseline applies: a trainer loading into tensors it already holds, in a process that has run a while, is the warm one (the load ratio above); a fresh process reading into new memory pays page faults on every reply, the fresh one');
   const recycled = s.recycled as { save_gbps: number; load_gbps: number; save_vs_raw_set: number; save_vs_fs_write: number; load_verified: boolean } | null;
   if (recycled) out.push(`with segment recycling (recycleTtlMs; 1 rank, steady): save ${gbps(recycled.save_gbps)} GB/s (${ratio(recycled.save_vs_raw_set)} raw SET, ${ratio(recycled.save_vs_fs_write)} fs write), load ${gbps(recycled.load_gbps)} GB/s, verified ${recycled.load_verified}`);
   const unix = s.unix_socket as { save_gbps: number; load_gbps: number; save_vs_fs_write: number; load_vs_fs_read: number; load_verified: boolean } | null;
