@@ -85,9 +85,9 @@ t.test('small items fetched together: the damaged one fails the load and is neve
   const sd: StateDict = {};
   for (let i = 0; i < count; i++) sd[`p${i}`] = new Tensor('int32', [64], new Int32Array(64).fill(i));
   await save(sd, { checkpointId: 'sv/small', storageWriter: new RedisStorageWriter({ redis }) });
-  const [key] = await redis.keys('dcp:data:sv/small:*');
+  const key = (await redis.keys('dcp:data:sv/small:*')).find((k) => k.endsWith(':0:0'));
   const victim = 137;
-  // Items are written back to back in state dict order: item 137 starts at 137 × 256 bytes.
+  // Items are written back to back in state dict order: item 137 starts at 137 × 256 bytes of rank 0's first segment.
   await redis.setrange(key!, victim * 256 + 10, 'X');
   for (const bulkTransport of [true, false]) {
     const back: StateDict = {};
