@@ -7,7 +7,7 @@ import { Cluster } from 'ioredis';
 import type { WriteItem } from '../core/planner.js';
 import type { WriteResult } from '../core/storage.js';
 import { Slots } from './bounded.js';
-import { BulkConnections } from './bulk-socket.js';
+import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import type { PieceLocation } from './layout.js';
@@ -20,8 +20,8 @@ export interface PieceWriteContext {
   readonly saveId: string;
   readonly pieceBytes: number;
   readonly maxInFlight: number;
-  /** The bulk connection (standalone Redis): SETs straight from the tensors' memory. */
-  readonly bulk?: BulkConnections | undefined;
+  /** The bulk connections (standalone Redis, or per master of a Cluster): SETs straight from the tensors' memory. */
+  readonly bulk?: BulkTransport | undefined;
 }
 
 /**
@@ -30,7 +30,7 @@ export interface PieceWriteContext {
  * wrote (`w`, summed into storedBytes and removed by the coordinator's finish).
  */
 export async function writeIncremental(planItems: readonly WriteItem[], items: readonly Uint8Array[], ctx: PieceWriteContext, bulkConnections: number): Promise<WriteResult[]> {
-  const bulk = bulkConnections > 0 && !(ctx.client instanceof Cluster) ? await BulkConnections.open(ctx.client, bulkConnections).catch(() => undefined) : undefined;
+  const bulk = bulkConnections > 0 ? await openBulk(ctx.client, bulkConnections).catch(() => undefined) : undefined;
   try {
     const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk });
     return planItems.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...locations[i]!, w: storedBytes } : locations[i] }));
