@@ -1,11 +1,13 @@
 /**
- * Incremental saves in `npm run bench` (one rank, in process, steady Redis): a full save of
- * the state dict (non-incremental, the baseline), the first incremental save (every piece
- * new: what hashing costs), then incremental saves with 10 % and 0 % of the bytes changed.
+ * Incremental saves in `npm run bench` (one rank, in process, steady Redis): the first
+ * incremental save (every piece new: what hashing costs), then interleaved rounds of a full
+ * save (non-incremental, the baseline) and incremental saves with 10 % and 0 % of the bytes
+ * changed. `npm run bench -- --only incremental` runs this part alone on its own Redis.
  * Figures: incremental_save_gbps (logical bytes / time), incremental_speedup (full save time /
  * incremental save time), incremental_stored_ratio (stored / logical), and the hash cost
  * (BLAKE3 over the state dict, one core) against the full save. See docs/performance.md.
  */
+import { loadavg } from 'node:os';
 import type { Redis } from 'ioredis';
 import { save } from '../src/core/save.js';
 import type { StateDict } from '../src/core/state-dict.js';
@@ -20,6 +22,10 @@ const TENSORS = 20;
 
 export interface IncrementalSummary {
   readonly incremental_state_dict_bytes: number;
+  /** Interleaved rounds of (full, 10 %, 0 %) saves; the times are their medians. */
+  readonly incremental_rounds: number;
+  /** 1-minute load average before the first round and after each (the machine may be shared). */
+  readonly incremental_load_average: readonly number[];
   readonly incremental_full_save_s: number;
   readonly incremental_first_save_s: number;
   readonly incremental_hash_s: number;
@@ -58,28 +64,53 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-export async function incrementalFigures(redis: Redis, prefix: string, bytes: number, note: (text: string) => void): Promise<IncrementalSummary> {
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const loadAverage = (): number => Number(loadavg()[0]!.toFixed(2));
+
+/**
+ * `rounds` interleaved rounds of (full save, incremental save with 10 % new bytes, incremental
+ * save with 0 % new): each round's changed tensors get a new version, so its 10 % are really new;
+ * the figures are the medians, so a burst of load from other jobs moves one round, not the result.
+ */
+export async function incrementalFigures(redis: Redis, prefix: string, bytes: number, note: (text: string) => void, rounds = 3): Promise<IncrementalSummary> {
   const catalog = new CheckpointCatalog({ redis, prefix });
   const writer = (incremental: boolean) => new RedisStorageWriter({ redis, prefix, incremental });
   const base = stateDict(bytes, () => 0);
   const logical = Object.values(base).reduce<number>((n, t) => n + (t as Tensor).bytes.byteLength, 0);
+  const load = [loadAverage()];
+  const ids: string[] = [];
+  const saveAs = async (id: string, sd: StateDict, incremental: boolean) => {
+    ids.push(id);
+    return timed(() => save(sd, { checkpointId: id, storageWriter: writer(incremental) }));
+  };
   try {
-    // Warm-up (JIT, connections), then the full save measured against a Redis that has its memory.
+    // Warm-up (JIT, connections), then every save is measured against a Redis that has its memory.
     await save(base, { checkpointId: 'inc/warm', storageWriter: writer(false) });
     await catalog.delete('inc/warm');
-    const full = await timed(() => save(base, { checkpointId: 'inc/full', storageWriter: writer(false) }));
-    note(`full save ${(logical / full / 1e9).toFixed(2)} GB/s`);
-    const first = await timed(() => save(base, { checkpointId: 'inc/0', storageWriter: writer(true) }));
+    const first = await saveAs('inc/0', base, true);
     let hash = Infinity;
     for (let r = 0; r < 3; r++) hash = Math.min(hash, await timed(async () => Object.values(base).forEach((t) => pieceHash((t as Tensor).bytes))));
-    const tenth = stateDict(bytes, (i) => (i < TENSORS / 10 ? 1 : 0));
-    const ten = await timed(() => save(tenth, { checkpointId: 'inc/10', storageWriter: writer(true) }));
-    const stored10 = (await catalog.get('inc/10')).storedBytes;
-    const zero = await timed(() => save(tenth, { checkpointId: 'inc/00', storageWriter: writer(true) }));
-    const stored0 = (await catalog.get('inc/00')).storedBytes;
-    note(`incremental 10 %: ${(full / ten).toFixed(1)}x, 0 %: ${(full / zero).toFixed(1)}x`);
+    const fulls: number[] = [];
+    const tens: number[] = [];
+    const zeros: number[] = [];
+    let stored10 = 0;
+    let stored0 = 0;
+    for (let r = 1; r <= rounds; r++) {
+      fulls.push(await saveAs(`inc/full-${r}`, base, false));
+      await catalog.delete(`inc/full-${r}`);
+      const tenth = stateDict(bytes, (i) => (i < TENSORS / 10 ? r : 0));
+      tens.push(await saveAs(`inc/10-${r}`, tenth, true));
+      stored10 = Math.max(stored10, (await catalog.get(`inc/10-${r}`)).storedBytes);
+      zeros.push(await saveAs(`inc/00-${r}`, tenth, true));
+      stored0 = Math.max(stored0, (await catalog.get(`inc/00-${r}`)).storedBytes);
+      load.push(loadAverage());
+      note(`round ${r}: full ${fulls.at(-1)!.toFixed(2)} s, 10 % ${(fulls.at(-1)! / tens.at(-1)!).toFixed(1)}x, 0 % ${(fulls.at(-1)! / zeros.at(-1)!).toFixed(1)}x, load ${load.at(-1)}`);
+    }
+    const [full, ten, zero] = [median(fulls), median(tens), median(zeros)];
     const s = {
       incremental_state_dict_bytes: logical,
+      incremental_rounds: rounds,
+      incremental_load_average: load,
       incremental_full_save_s: full,
       incremental_first_save_s: first,
       incremental_hash_s: hash,
@@ -106,7 +137,7 @@ export async function incrementalFigures(redis: Redis, prefix: string, bytes: nu
       },
     };
   } finally {
-    for (const id of ['inc/full', 'inc/0', 'inc/10', 'inc/00']) await catalog.delete(id);
+    for (const id of new Set(ids)) await catalog.delete(id).catch(() => false);
     await catalog.close();
   }
 }
@@ -115,7 +146,7 @@ export function printIncrementalTable(s: IncrementalSummary): void {
   const mark = (name: string) => (s.incremental_targets[name]!.met ? 'met' : 'MISSED');
   const lines = [
     '',
-    `incremental saves (1 rank, ${(s.incremental_state_dict_bytes / MIB).toFixed(0)} MiB in ${TENSORS} tensors, steady Redis)`,
+    `incremental saves (1 rank, ${(s.incremental_state_dict_bytes / MIB).toFixed(0)} MiB in ${TENSORS} tensors, steady Redis; medians of ${s.incremental_rounds} interleaved rounds; load average ${s.incremental_load_average.join(' / ')})`,
     `  full save (not incremental)        ${s.incremental_full_save_s.toFixed(3)} s`,
     `  first incremental save (all new)   ${s.incremental_first_save_s.toFixed(3)} s; BLAKE3 of the state dict ${s.incremental_hash_s.toFixed(3)} s = ${s.incremental_hash_cost_ratio.toFixed(3)} of the full save (target < 0.15: ${mark('incremental_hash_cost_ratio')})`,
     `  10 % changed                       ${s.incremental_10pct_save_s.toFixed(3)} s, ${s.incremental_10pct_save_gbps.toFixed(2)} GB/s logical, ${s.incremental_10pct_speedup.toFixed(1)}x (target >= 5: ${mark('incremental_10pct_speedup')}), stored ratio ${s.incremental_10pct_stored_ratio.toFixed(3)} (target <= 0.12: ${mark('incremental_10pct_stored_ratio')})`,

@@ -65,7 +65,7 @@ async function main(): Promise<void> {
       return;
     }
     if (opts.only === 'incremental') {
-      const only = await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text));
+      const only = await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text), opts.quick ? 1 : Math.max(3, opts.rounds));
       printIncrementalTable(only);
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     const scale = opts.skip.has('scale') ? [] : await itemsScale(ctx, steadyTarget);
     const api = opts.skip.has('api') ? undefined : await adminApi(ctx, steadyTarget);
     const async = opts.skip.has('async') ? undefined : await asyncFigures(ctx, steadyTarget);
-    const incremental = opts.skip.has('incremental') ? undefined : await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text));
+    const incremental = opts.skip.has('incremental') ? undefined : await incrementalFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, (text) => progress.note(text), opts.quick ? 1 : Math.max(3, opts.rounds));
     const cluster = opts.skip.has('cluster') ? undefined : await clusterFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(3, opts.rounds), (text) => progress.note(text));
     const managerLoop = opts.skip.has('manager') ? undefined : await managerLoopFigures(steadyTarget, ctx.prefix, opts.quick, (text) => progress.note(text));
 

@@ -39,8 +39,10 @@ export interface CheckpointManagerOptions {
   /** Incomplete checkpoints of the run older than this are collected after every save and by gc() (default 10 min). */
   readonly gcIncompleteAfterMs?: number;
   /**
-   * Passed to every RedisStorageWriter. `recycleTtlMs` unset: segment recycling is on with a TTL
-   * derived from the observed save interval (docs/performance.md); 0 turns it off.
+   * Passed to every RedisStorageWriter. `incremental` unset: on (bytes an earlier step stored are
+   * referenced, not written again; docs/performance.md "Incremental saves"); false turns it off.
+   * `recycleTtlMs` unset: segment recycling (of non-incremental saves) is on with a TTL derived
+   * from the observed save interval (docs/performance.md); 0 turns it off.
    */
   readonly writerOptions?: Omit<RedisStorageWriterOptions, 'redis' | 'prefix' | 'checkpointId' | 'step' | 'metrics'>;
   readonly readerOptions?: Omit<RedisStorageReaderOptions, 'redis' | 'prefix' | 'checkpointId'>;
@@ -236,7 +238,8 @@ export class CheckpointManager {
 
   private writer(step: number, options: ManagerSaveOptions): RedisStorageWriter {
     const recycleTtlMs = this.recycle.ttlMs();
-    return new RedisStorageWriter({ ...this.options.writerOptions, redis: this.client, prefix: this.prefix, step, ...(options.metrics ? { metrics: options.metrics } : {}), recycleTtlMs });
+    const incremental = this.options.writerOptions?.incremental ?? true;
+    return new RedisStorageWriter({ ...this.options.writerOptions, incremental, redis: this.client, prefix: this.prefix, step, ...(options.metrics ? { metrics: options.metrics } : {}), recycleTtlMs });
   }
 
   private async saveOnce(step: number, stateDict: StateDict, options: ManagerSaveOptions): Promise<Metadata> {

@@ -9,6 +9,7 @@ import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, incomplete, type Expectation } from '../helpers/invariants.js';
+import { seededTensor } from '../fixtures/incremental-data.js';
 
 const { redis, catalog } = await serverWithCatalog();
 
@@ -76,4 +77,26 @@ t.test('gc collects old incomplete saves of the run only; retention skips a pinn
   await manager.close();
   const expect: Record<string, Expectation> = { 'g/step-3': committed(sd(3)), 'other/step-5': incomplete, 'g/step-5': { state: 'absent' } };
   await assertStoreAgrees(t, { redis, expect });
+});
+
+t.test('saves are incremental by default (a step that changed nothing stores nothing); writerOptions.incremental: false turns it off', async (t) => {
+  const w = seededTensor(256, 1024, 5); // 1 MiB of distinct bytes
+  const piecesBefore = (await redis.keys('dcp:blob:*')).length; // of the steps earlier tests kept
+  const on = new CheckpointManager({ redis, run: 'inc-on' });
+  await on.save(1, { w });
+  await on.save(2, { w });
+  const [one, two] = [await catalog.get('inc-on/step-1'), await catalog.get('inc-on/step-2')];
+  t.equal(one.storedBytes, one.totalBytes, 'the first step stores its bytes');
+  t.equal(two.storedBytes, 0, 'the second, unchanged, stores nothing: it references the first');
+  const off = new CheckpointManager({ redis, run: 'inc-off', writerOptions: { incremental: false } });
+  await off.save(1, { w });
+  await off.save(2, { w });
+  const offTwo = await catalog.get('inc-off/step-2');
+  t.equal(offTwo.storedBytes, offTwo.totalBytes, 'incremental: false stores every step whole');
+  await assertStoreAgrees(t, { redis, expect: { 'inc-on/step-1': committed({ w }), 'inc-on/step-2': committed({ w }), 'inc-off/step-1': committed({ w }), 'inc-off/step-2': committed({ w }) }, exhaustive: false });
+  for (const m of [on, off]) {
+    for (const step of await m.steps()) await m.delete(step);
+    await m.close();
+  }
+  t.equal((await redis.keys('dcp:blob:*')).length, piecesBefore, 'deleting the steps leaves none of their pieces');
 });

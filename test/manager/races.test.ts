@@ -14,6 +14,7 @@ import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { startRanks } from '../helpers/child.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
+import { fillWords } from '../fixtures/incremental-data.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const { server, redis, catalog } = await serverWithCatalog();
@@ -54,7 +55,12 @@ t.test('memory pre-flight with a small maxmemory', async (t) => {
   const small = await RedisServer.start({ args: ['--maxmemory', '24mb', '--maxmemory-policy', 'noeviction'] });
   const client = small.client();
   t.teardown(() => small.stop());
-  const mib = (n: number, v: number) => ({ w: new Tensor('uint8', [n << 20], new Uint8Array(n << 20).fill(v)) });
+  // Distinct bytes (the manager's saves are incremental: a constant fill would be one piece stored once).
+  const mib = (n: number, v: number) => {
+    const bytes = new Uint8Array(n << 20);
+    fillWords(new Uint32Array(bytes.buffer), v);
+    return { w: new Tensor('uint8', [n << 20], bytes) };
+  };
 
   await save(mib(1, 1), { checkpointId: 'pf/a', storageWriter: new RedisStorageWriter({ redis: client }) });
   const before = (await client.keys('*')).sort();
