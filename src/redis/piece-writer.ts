@@ -11,7 +11,10 @@ import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import type { PieceLocation } from './layout.js';
-import { claimPieces, cutItem, pieceId } from './pieces.js';
+import { claimPieces, cutItem, pieceProblem } from './pieces.js';
+import { cachedPieceId, clearPieceIds } from './piece-cache.js';
+import { DcpError } from '../core/errors.js';
+import { metadataIndexKey } from '../core/metadata.js';
 
 export interface PieceWriteContext {
   readonly client: RedisClient;
@@ -20,6 +23,8 @@ export interface PieceWriteContext {
   readonly saveId: string;
   readonly pieceBytes: number;
   readonly maxInFlight: number;
+  /** Each item's identity (metadataIndexKey), naming its pieces' positions in the id cache (piece-cache.ts). */
+  readonly positions?: readonly string[];
   /** The bulk connections (standalone Redis, or per master of a Cluster): SETs straight from the tensors' memory. */
   readonly bulk?: BulkTransport | undefined;
 }
@@ -32,7 +37,7 @@ export interface PieceWriteContext {
 export async function writeIncremental(planItems: readonly WriteItem[], items: readonly Uint8Array[], ctx: PieceWriteContext, bulkConnections: number): Promise<WriteResult[]> {
   const bulk = bulkConnections > 0 ? await openBulk(ctx.client, bulkConnections).catch(() => undefined) : undefined;
   try {
-    const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk });
+    const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk, positions: planItems.map((item) => metadataIndexKey(item.index)) });
     return planItems.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...locations[i]!, w: storedBytes } : locations[i] }));
   } finally {
     bulk?.close();
@@ -47,6 +52,9 @@ export interface PieceWriteResult {
   readonly written: number;
 }
 
+/** Where a piece sits, for the id cache: prefix, item, piece size, ordinal. */
+const position = (keySpace: KeySpace, item: string, pieceBytes: number, k: number) => `${keySpace.prefix}\n${item}\n${pieceBytes}\n${k}`;
+
 /** Pieces hashed and claimed per batch; the batch's writes overlap the hashing of the next. */
 const BATCH_PIECES = 64;
 const BATCH_BYTES = 64 * 1024 * 1024;
@@ -59,12 +67,18 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   let failed = false;
   let storedBytes = 0;
   let written = 0;
-  let batch: Array<{ id: string; bytes: Uint8Array }> = [];
+  let batch: Array<{ id: string; bytes: Uint8Array; cached: boolean }> = [];
   let batchBytes = 0;
 
-  const write = (id: string, bytes: Uint8Array): Promise<void> =>
+  const write = (id: string, bytes: Uint8Array, cached: boolean): Promise<void> =>
     slots.run(async () => {
       if (failed) return;
+      // An id found by XXH64 is checked by BLAKE3 before bytes are stored under it (piece-cache.ts).
+      const problem = cached ? pieceProblem(id, bytes) : undefined;
+      if (problem) {
+        clearPieceIds();
+        throw new DcpError('CHECKSUM_MISMATCH', `a changed piece matched the XXH64 of the bytes saved there before (${problem}); save again`);
+      }
       const key = ctx.client instanceof Cluster ? ctx.keySpace.taggedPiece(id) : ctx.keySpace.piece(id);
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));
@@ -82,7 +96,7 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
       // Exactly one claimer of a new piece counts it; another one writes it too (same bytes) in case the first never does.
       if (status[i] === 'first') storedBytes += p.bytes.byteLength;
       written++;
-      const done = write(p.id, p.bytes);
+      const done = write(p.id, p.bytes, p.cached);
       done.catch(() => {
         failed = true;
       });
@@ -90,12 +104,12 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
     });
   };
 
-  for (const bytes of items) {
+  for (const [n, bytes] of items.entries()) {
     const ids: string[] = [];
-    for (const piece of cutItem(bytes, ctx.pieceBytes)) {
-      const id = pieceId(piece);
+    for (const [k, piece] of cutItem(bytes, ctx.pieceBytes).entries()) {
+      const { id, cached } = cachedPieceId(position(ctx.keySpace, ctx.positions?.[n] ?? `#${n}`, ctx.pieceBytes, k), piece);
       ids.push(id);
-      batch.push({ id, bytes: piece });
+      batch.push({ id, bytes: piece, cached });
       batchBytes += piece.byteLength;
       if (batch.length >= BATCH_PIECES || batchBytes >= BATCH_BYTES) await flush();
     }
@@ -118,13 +132,13 @@ export interface StoredEstimate {
 
 /**
  * The memory pre-flight of an incremental save on one rank: hashes the rank's pieces and asks
- * Redis which exist (EXISTS only: nothing is claimed or written). writeData hashes again
- * (the bytes it writes are the bytes it names). An estimate: a piece stored or dropped
+ * Redis which exist (EXISTS only: nothing is claimed or written); unchanged pieces are found by
+ * XXH64 through the id cache (piece-cache.ts), so writeData's pass is XXH64 only. An estimate: a piece stored or dropped
  * between this probe and the claims changes what the save really adds.
  */
-export async function estimateStored(items: readonly Uint8Array[], client: RedisClient, keySpace: KeySpace, pieceBytes: number): Promise<StoredEstimate> {
+export async function estimateStored(items: readonly Uint8Array[], positions: readonly string[], client: RedisClient, keySpace: KeySpace, pieceBytes: number): Promise<StoredEstimate> {
   const sizes = new Map<string, number>();
-  for (const bytes of items) for (const piece of cutItem(bytes, pieceBytes)) sizes.set(pieceId(piece), piece.byteLength);
+  items.forEach((bytes, n) => cutItem(bytes, pieceBytes).forEach((piece, k) => sizes.set(cachedPieceId(position(keySpace, positions[n]!, pieceBytes, k), piece).id, piece.byteLength)));
   const ids = [...sizes.keys()];
   const key = (id: string) => (client instanceof Cluster ? keySpace.taggedPiece(id) : keySpace.piece(id));
   let newBytes = 0;

@@ -208,7 +208,7 @@ export class RedisStorageWriter extends StorageWriter {
     // Incremental memory pre-flight (when Redis has a maxmemory): what this rank will store, i.e. its new pieces.
     if (!this.incremental || !planner || !(this.options.memoryCheck ?? true) || (await redisMemory(this.dataClient())).maxMemory === null) return plan;
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
-    return { ...plan, storageData: { stored: await estimateStored(items, this.dataClient(), this.keySpace, this.segmentBytes) } };
+    return { ...plan, storageData: { stored: await estimateStored(items, plan.items.map((i) => metadataIndexKey(i.index)), this.dataClient(), this.keySpace, this.segmentBytes) } };
   }
 
   /** Coordinator, under the lock: claims the checkpoint for this save and hands every rank its ticket. */

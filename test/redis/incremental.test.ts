@@ -18,6 +18,7 @@ import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { DEFAULT_SEGMENT_BYTES, segmentSizes } from '../../src/redis/segment-layout.js';
 import { absent, assertStoreAgrees, committed } from '../helpers/invariants.js';
 import { pieceId } from '../../src/redis/pieces.js';
+import { pieceIdEntries } from '../../src/redis/piece-cache.js';
 import { incrementalStateDict, seededTensor } from '../fixtures/incremental-data.js';
 
 const { server, redis, catalog } = await serverWithCatalog();
@@ -224,4 +225,21 @@ t.test('a new piece raced for by two ranks of one save, or by two saves, counts 
   t.equal(Number(await redis.get('dcp:blobs:bytes')), 2 * bytes, 'the piece byte counter agrees');
   await assertStoreAgrees(t, { redis, expect: { 'race/ranks': committed({ x: same, y: same }), 'race/s1': committed({ z: other }), 'race/s2': committed({ z: other }) } });
   for (const id of ['race/ranks', 'race/s1', 'race/s2']) await catalog.delete(id);
+});
+
+t.test('unchanged pieces reuse their id by XXH64; a false XXH64 match never stores bytes under a wrong id', async (t) => {
+  const w = seededTensor(256, 1024, 91);
+  await save({ w }, { checkpointId: 'xx/1', storageWriter: writer() });
+  // A false match: every remembered position now names a made-up id with the XXH64 of its real bytes.
+  const entries = pieceIdEntries();
+  const forged = [...entries].map(([k, e]) => [k, { fast: e.fast, id: `${'0'.repeat(32)}-${e.id.split('-')[1]}` }] as const);
+  for (const [k, e] of forged) entries.set(k, e);
+  const err = await save({ w }, { checkpointId: 'xx/2', storageWriter: writer() }).then(() => undefined, (e: unknown) => (e as { failures?: Map<number, { code?: string }> }).failures?.get(0) ?? (e as { code?: string }));
+  t.equal(err?.code, 'CHECKSUM_MISMATCH', 'the save fails before writing a piece under an id its bytes do not hash to');
+  t.same(await redis.keys(`dcp:blob:${'0'.repeat(32)}*`), [], 'nothing stored under the forged ids');
+  await save({ w }, { checkpointId: 'xx/2', storageWriter: writer() });
+  t.equal((await catalog.get('xx/2')).storedBytes, 0, 'the next save (cache cleared) finds every piece stored');
+  await assertStoreAgrees(t, { redis, expect: { 'xx/1': committed({ w }), 'xx/2': committed({ w }) }, exhaustive: false });
+  await catalog.delete('xx/1');
+  await catalog.delete('xx/2');
 });
