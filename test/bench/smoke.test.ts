@@ -105,10 +105,10 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   for (const f of ['list_page_p50_ms', 'list_page_p99_ms', 'get_rps']) positive(`api ${f}`, api[f]);
   t.equal(api.get_non_2xx, 0, 'GET /checkpoints/{id} answered 2xx throughout');
 
-  // The CheckpointManager loop (issue 12) at the --quick size: 8 saves of 8 MiB, keepLast 2, recycling off and on.
-  const loop = s.manager_loop as { state_dict_bytes: number; modes: Array<Record<string, number | boolean>> };
+  // The CheckpointManager loop (issue 12) at the --quick size: 8 saves of 8 MiB, keepLast 2: whole saves, with recycling, incremental (the default).
+  const loop = s.manager_loop as { state_dict_bytes: number; modes: Array<Record<string, number | boolean | string>> };
   t.equal(loop.state_dict_bytes, 8 * 2 ** 20);
-  t.same(loop.modes.map((m) => m.recycling), [false, true]);
+  t.same(loop.modes.map((m) => [m.mode, m.recycling]), [['plain', false], ['recycling', true], ['incremental', false]]);
   for (const m of loop.modes) for (const f of ['save_gbps_median', 'used_memory_max_bytes', 'retention_ms_median']) positive(`manager loop ${f}`, m[f]);
 
   // The tracing channels' cost (issue 14) at the --quick size: 1 round of a 32 MiB save.
