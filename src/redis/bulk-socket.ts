@@ -15,7 +15,9 @@ interface StatusWait {
   readonly kind: 'status';
   /** An error reply resolves too (the caller does not care whether it worked). */
   readonly tolerant?: boolean;
-  readonly resolve: () => void;
+  /** An integer reply (`:n`) is the answer (WAIT). */
+  readonly integer?: boolean;
+  readonly resolve: (n?: number) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -164,6 +166,11 @@ export class BulkSocket {
     this.socket.destroy();
   }
 
+  /** WAIT: how many of `replicas` acknowledged every write sent on this connection, within `timeoutMs`. */
+  waitForReplicas(replicas: number, timeoutMs: number): Promise<number> {
+    return this.send({ kind: 'status', integer: true }, [encode(['WAIT', String(replicas), String(timeoutMs)])]);
+  }
+
   private command(args: readonly string[]): Promise<void> {
     return this.send({ kind: 'status' }, [encode(args)]);
   }
@@ -230,6 +237,7 @@ export class BulkSocket {
     } else if (head.kind === 'status') {
       this.waits.shift();
       if (line.startsWith('+')) head.resolve();
+      else if (head.integer && line.startsWith(':')) head.resolve(Number(line.slice(1)));
       else head.reject(new DcpError('REDIS_ERROR', `unexpected reply from Redis: ${line.slice(0, 80)}`));
     } else {
       const length = line.startsWith('$') ? Number(line.slice(1)) : NaN;
@@ -299,6 +307,11 @@ export class BulkConnections {
 
   getRangeInto(key: string, start: number, end: number, dest: Uint8Array, onBytes?: (bytes: Uint8Array) => void): Promise<number> {
     return this.leastBusy().getRangeInto(key, start, end, dest, onBytes);
+  }
+
+  /** The fewest replicas that acknowledged any one connection's writes (see BulkSocket.waitForReplicas). */
+  async waitForReplicas(replicas: number, timeoutMs: number): Promise<number> {
+    return Math.min(...(await Promise.all(this.sockets.map((s) => s.waitForReplicas(replicas, timeoutMs)))));
   }
 
   close(): void {

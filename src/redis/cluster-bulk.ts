@@ -11,6 +11,9 @@ import { BulkConnections } from './bulk-socket.js';
 import type { RedisClient } from './connection.js';
 import { fromRedisError } from './errors.js';
 
+/** How long a save waits for a replica of each master to acknowledge its segments (see awaitReplicas). */
+export const REPLICA_WAIT_MS = 10_000;
+
 /** What writers and readers use of a bulk transport, standalone or Cluster. */
 export interface BulkTransport {
   set(key: string, pieces: readonly Uint8Array[], over?: string): Promise<void>;
@@ -119,6 +122,11 @@ export class ClusterBulk implements BulkTransport {
     }
   }
 
+  /** awaitReplicas for the masters this transport wrote to, on its own connections. */
+  async awaitReplicas(): Promise<void> {
+    await Promise.all([...this.nodes].map(async ([node, opening]) => confirmReplicated(this.cluster, node, (n) => opening.then((c) => c.waitForReplicas(n, REPLICA_WAIT_MS)))));
+  }
+
   close(): void {
     this.closed = true;
     for (const opening of this.nodes.values()) opening.then((c) => c.close(), () => {});
@@ -160,6 +168,27 @@ export class ClusterBulk implements BulkTransport {
   private refreshSlots(): Promise<void> {
     return new Promise((resolve) => this.cluster.refreshSlotsCache(() => resolve()));
   }
+}
+
+/**
+ * Before a Cluster save commits: every master with a connected replica waits until one of
+ * them acknowledged every segment written to it (WAIT on the very connections that wrote),
+ * so that a failover after the commit cannot lose a committed checkpoint's bytes. None
+ * within REPLICA_WAIT_MS fails the save (REDIS_UNAVAILABLE). A standalone Redis: nothing.
+ */
+export async function awaitReplicas(client: RedisClient, bulk: BulkTransport | undefined): Promise<void> {
+  if (!(client instanceof Cluster)) return;
+  if (bulk instanceof ClusterBulk) return bulk.awaitReplicas();
+  // ioredis wrote through its node connections: WAIT on those.
+  await Promise.all(client.nodes('master').map((node) => confirmReplicated(client, `${node.options.host}:${node.options.port}`, async (n) => Number(await node.call('WAIT', n, REPLICA_WAIT_MS)))));
+}
+
+async function confirmReplicated(cluster: Cluster, master: string, wait: (replicas: number) => Promise<number>): Promise<void> {
+  const node = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master);
+  const info = node ? await node.info('replication').catch(() => '') : '';
+  if (!(Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) > 0)) return; // no replica to wait for (a failover would lose the slots anyway)
+  const acked = await wait(1).catch((err: unknown) => Promise.reject(fromRedisError(err)));
+  if (acked < 1) throw new DcpError('REDIS_UNAVAILABLE', `Cluster master ${master}: no replica acknowledged the save's segments within ${REPLICA_WAIT_MS} ms; the save did not commit`);
 }
 
 /** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */

@@ -24,7 +24,7 @@ import { STORAGE_FORMAT, type ItemLocation } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { openBulk } from './cluster-bulk.js';
+import { awaitReplicas, openBulk } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
@@ -257,12 +257,11 @@ export class RedisStorageWriter extends StorageWriter {
         // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
         const written = bulk ? bulk.set(seg.key, buffers, pooled.get(seg)) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
         // Checksums only go into the metadata, so they are computed while Redis takes in the segment.
-        seg.parts.forEach((part, i) => {
-          part[4] = crc32c(buffers[i]!) >>> 0;
-        });
+        seg.parts.forEach((part, i) => (part[4] = crc32c(buffers[i]!) >>> 0));
         await written;
         reportTransferred(planner, seg.size);
       });
+      await awaitReplicas(client, bulk); // a Cluster's replicas hold the segments before the commit
     } finally {
       bulk?.close();
     }

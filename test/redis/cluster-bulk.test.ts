@@ -42,7 +42,7 @@ function stateDict(seed: number, mib: number): StateDict {
 }
 
 /** Counts (and can hold back) the bulk connections' requests. */
-const calls = { set: 0, getRange: 0 };
+const calls = { set: 0, getRange: 0, wait: 0 };
 let beforeSet: ((n: number) => Promise<void>) | undefined;
 const origSet = BulkSocket.prototype.set;
 const origGet = BulkSocket.prototype.getRangeInto;
@@ -50,6 +50,11 @@ BulkSocket.prototype.set = async function (this: BulkSocket, ...args: Parameters
   const n = ++calls.set;
   if (beforeSet) await beforeSet(n);
   return origSet.apply(this, args);
+};
+const origWait = BulkSocket.prototype.waitForReplicas;
+BulkSocket.prototype.waitForReplicas = function (this: BulkSocket, ...args: Parameters<typeof origWait>) {
+  calls.wait++;
+  return origWait.apply(this, args);
 };
 BulkSocket.prototype.getRangeInto = function (this: BulkSocket, ...args: Parameters<typeof origGet>) {
   calls.getRange++;
@@ -118,9 +123,11 @@ t.test('save and load move every segment through the masters\' bulk connections,
   const sd = stateDict(1, 8);
   calls.set = 0;
   calls.getRange = 0;
+  calls.wait = 0;
   await save(sd, { checkpointId: 'cb/plain', storageWriter: new RedisStorageWriter({ redis: cluster, segmentBytes: SEGMENT }) });
   const segments = segmentSizes(8 * 2 ** 20 + 0, SEGMENT).length;
   t.ok(calls.set >= segments, `${calls.set} SETs on bulk connections for ${segments}+ segments`);
+  t.equal(calls.wait, 3, 'before the commit, each master waited for its replica (WAIT on the connection that wrote)');
   const perMaster = await Promise.all(cluster.nodes('master').map(async (m) => (await m.keys('dcp:data:cb/plain:*')).length));
   t.ok(perMaster.length === 3 && perMaster.every((n) => n > 0), `segments on every master: ${perMaster.join(', ')}`);
   await assertStoreAgrees(t, { redis: cluster, expect: { 'cb/plain': committed(sd) } });
@@ -228,21 +235,6 @@ t.test('segment recycling per master: a deleted checkpoint pools its segments in
   await catalog.delete('cr/b', { recycleTtlMs: 0 });
 });
 
-/** Waits until every replica has what its master has (so a failover loses nothing committed). */
-async function replicasCaughtUp(): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const infos = await Promise.all((await topology()).filter((n) => n.master).map((m) => node(m.port).info('replication')));
-    const ok = infos.every((info) => {
-      const offset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
-      return [...info.matchAll(/slave\d+:.*offset=(\d+)/g)].every((m) => Number(m[1]) === offset) && /connected_slaves:[1-9]/.test(info);
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error('replicas did not catch up');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A master that holds data but not `id`'s control slot and has a live replica, and its server. */
 async function victimFor(id: string): Promise<{ info: NodeInfo; server: RedisServer }> {
   const nodes = await topology();
@@ -265,8 +257,8 @@ async function promoted(victim: NodeInfo): Promise<void> {
 t.test('a master killed during a load: its replica takes over and the load completes bit for bit; nothing committed is lost', async (t) => {
   const id = 'cb/failover-load';
   const sd = stateDict(3, 16);
+  // No waiting for replication here: the save WAITed for each master's replica before it committed.
   await save(sd, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis: cluster, segmentBytes: SEGMENT }) });
-  await replicasCaughtUp();
   const victim = await victimFor(id);
   let killed = false;
   class KillingReader extends RedisStorageReader {
