@@ -55,9 +55,13 @@ export interface PieceWriteResult {
 /** Where a piece sits, for the id cache: prefix, item, piece size, ordinal. */
 const position = (keySpace: KeySpace, item: string, pieceBytes: number, k: number) => `${keySpace.prefix}\n${item}\n${pieceBytes}\n${k}`;
 
-/** Pieces hashed and claimed per batch; the batch's writes overlap the hashing of the next. */
+/** Pieces hashed and claimed per batch; the batch's claim and writes overlap the hashing of the next. */
 const BATCH_PIECES = 64;
 const BATCH_BYTES = 64 * 1024 * 1024;
+/** Claim scripts in flight at once (the hashing does not wait for their replies). */
+const CLAIMS_IN_FLIGHT = 4;
+/** Lets I/O callbacks (claim replies, writes) run between two batches of hashing. */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteContext): Promise<PieceWriteResult> {
   const locations: PieceLocation[] = [];
@@ -84,12 +88,23 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
       await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));
     });
 
+  const claims = new Slots(CLAIMS_IN_FLIGHT);
+  const claiming: Array<Promise<void>> = [];
   const flush = async (): Promise<void> => {
     const fresh = batch.filter((p) => !claimed.has(p.id) && claimed.add(p.id));
     batch = [];
     batchBytes = 0;
     if (fresh.length === 0 || failed) return;
-    // Claimed (counted, recorded in the save's piece index) before being written or relied on.
+    const claim = claims.run(() => claimAndWrite(fresh));
+    claim.catch(() => {
+      failed = true;
+    });
+    claiming.push(claim);
+    await yieldToIo();
+  };
+  // Claimed (counted, recorded in the save's piece index) before being written or relied on.
+  const claimAndWrite = async (fresh: typeof batch): Promise<void> => {
+    if (failed) return;
     const status = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
     fresh.forEach((p, i) => {
       if (status[i] === 'stored') return;
@@ -116,6 +131,7 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
     locations.push({ n: bytes.byteLength, p: ids });
   }
   await flush();
+  await Promise.all(claiming);
   await Promise.all(writes);
   return { locations, storedBytes, written };
 }
