@@ -2,6 +2,11 @@
 
 /** Requests in flight per rank by default (option maxInFlight of the writer and reader). */
 export const DEFAULT_MAX_IN_FLIGHT = 4;
+/**
+ * The default on a Redis Cluster client: spread over the masters, 4 would leave each with ~1
+ * request queued, idle between replies (measured here: 3 masters at 8 ≈ standalone at 4).
+ */
+export const DEFAULT_CLUSTER_MAX_IN_FLIGHT = 8;
 /** Largest accepted maxInFlight. */
 export const MAX_IN_FLIGHT = 1024;
 

@@ -3,6 +3,7 @@
  * fetches only the parts of each item that the load plan needs, and verifies the
  * CRC32C (or, for pieces of incremental saves, the BLAKE3 hash) of every part it fetched.
  */
+import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
@@ -12,7 +13,7 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
+import { boundedEach, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { BufferPool, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
@@ -30,7 +31,7 @@ export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;
   readonly checkpointId?: string;
   readonly prefix?: string;
-  /** Parts fetched in flight per rank (default 4). */
+  /** Parts fetched in flight per rank (default 4; 8 on a Redis Cluster client). */
   readonly maxInFlight?: number;
   /** Verify every fetched part's CRC32C (default true). */
   readonly verifyChecksums?: boolean;
@@ -74,7 +75,7 @@ export class RedisStorageReader extends StorageReader {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
-    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, options.redis instanceof Cluster ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = intOption('maxMetadataBytes', options.maxMetadataBytes, 512 * 1024 * 1024);
     this.bulkTransport = options.bulkTransport ?? true;

@@ -117,6 +117,11 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   t.equal(tracing.rounds, 1);
   for (const f of ['save_s_median_unsubscribed', 'save_s_median_subscribed', 'instrumentation_us_per_save', 'overhead_bound_ratio']) positive(`tracing ${f}`, tracing[f]);
   t.type(tracing.overhead_ab_ratio, 'number');
+  // Redis Cluster vs standalone (issue 15) at the --quick size: 1 round of 32 MiB on a local 3-master cluster, every load checked byte for byte.
+  const cluster = s.cluster as Record<string, number>;
+  t.equal(cluster.state_dict_bytes, 32 * 2 ** 20);
+  t.equal(cluster.masters, 3);
+  for (const f of ['standalone_save_gbps', 'standalone_load_gbps', 'cluster_save_gbps', 'cluster_load_gbps', 'cluster_ioredis_save_gbps', 'cluster_ioredis_load_gbps', 'standalone_recycled_save_gbps', 'cluster_recycled_save_gbps', 'save_ratio', 'load_ratio']) positive(`cluster ${f}`, cluster[f]);
 
   const raw = s.raw as Record<string, unknown>;
   t.equal((raw.sweep as unknown[]).length, 12, 'the sweep tried 3 chunk sizes × 4 concurrencies');
