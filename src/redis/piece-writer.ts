@@ -7,7 +7,7 @@ import { Cluster } from 'ioredis';
 import type { WriteItem } from '../core/planner.js';
 import type { WriteResult } from '../core/storage.js';
 import { Slots } from './bounded.js';
-import { openBulk, type BulkTransport } from './cluster-bulk.js';
+import { awaitReplicas, openBulk, type BulkTransport } from './cluster-bulk.js';
 import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import type { PieceLocation } from './layout.js';
@@ -38,6 +38,9 @@ export async function writeIncremental(planItems: readonly WriteItem[], items: r
   const bulk = bulkConnections > 0 ? await openBulk(ctx.client, bulkConnections).catch(() => undefined) : undefined;
   try {
     const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk, positions: planItems.map((item) => metadataIndexKey(item.index)) });
+    // A Cluster's replicas hold the pieces (bulk connections) and the claims (ioredis' node connections) before the commit.
+    if (bulk) await awaitReplicas(ctx.client, bulk);
+    await awaitReplicas(ctx.client, undefined);
     return planItems.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...locations[i]!, w: storedBytes } : locations[i] }));
   } finally {
     bulk?.close();

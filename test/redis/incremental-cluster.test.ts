@@ -166,3 +166,18 @@ t.test('a claim of a dead save that lands after its release (no pending check in
   await catalog.gc();
   await nothingLeft(t);
 });
+
+t.test('with a replica per master: an incremental save waits until the replicas hold its pieces and claims', async (t) => {
+  const replicated = await RedisClusterFixture.start(3, { replicas: 1 });
+  t.teardown(() => replicated.stop());
+  const c = replicated.client();
+  const sd = incrementalStateDict(SEEDS_A, ROWS, COLS, 1);
+  await save(sd, { checkpointId: 'rep/a', storageWriter: new RedisStorageWriter({ redis: c, incremental: true, segmentBytes: SEGMENT }) });
+  // Right after the save returned, with no wait of our own: every replica has what its master has.
+  const roles = await Promise.all(replicated.nodes.map(async (n) => ({ client: n.client(), replica: /role:slave/.test(await n.client().info('replication')) })));
+  const perNode = async (replica: boolean) => (await Promise.all(roles.filter((r) => r.replica === replica).map((r) => r.client.keys('dcp:blob*')))).flat().sort();
+  const [masterKeys, replicaKeys] = [await perNode(false), await perNode(true)];
+  t.ok(masterKeys.length > 0, `${masterKeys.length} piece and count keys on the masters`);
+  t.same(replicaKeys, masterKeys, 'the replicas hold every piece, count hash, holders set and piece index');
+  await assertStoreAgrees(t, { redis: c, expect: { 'rep/a': committed(sd) } });
+});
