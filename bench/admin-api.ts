@@ -24,6 +24,21 @@ export interface ApiFigures {
   /** Non-2xx answers and errors during the autocannon run (should be 0). */
   readonly getNon2xx: number;
   readonly getErrors: number;
+  /** The same page walk while another process saves a checkpoint over and over (absent when not measured). */
+  readonly beside?: {
+    readonly listPageP50Ms: number;
+    readonly listPageP99Ms: number;
+    readonly listPageRequests: number;
+    /** Bytes of the state dict each save beside writes, and the GB/s the saves reached meanwhile. */
+    readonly saveBytes: number;
+    readonly saveGbps: number;
+  };
+}
+
+/** A save loop in another process (bench/ranks.ts startSaveLoop), started once the quiet figures are taken. */
+export interface SaveBeside {
+  readonly bytes: number;
+  start(): Promise<{ stop(): Promise<number> }>;
 }
 
 const PAGE_REQUESTS = 300;
@@ -45,28 +60,47 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number): Promise<ApiFigures> {
+/** `count` sequential GET /checkpoints?limit=100, walking the cursor through every page (and starting over at the end). */
+async function walkPages(address: string, count: number, warmup: number): Promise<{ latencies: number[]; pageItems: number }> {
+  const latencies: number[] = [];
+  let cursor: string | null = null;
+  let pageItems = 0;
+  for (let i = 0; i < warmup + count; i++) {
+    const url = `${address}/checkpoints?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const t0 = performance.now();
+    const res = await fetch(url);
+    const body = (await res.json()) as { items?: unknown[]; nextCursor?: string | null };
+    const ms = performance.now() - t0;
+    if (!res.ok || !Array.isArray(body.items)) throw new Error(`GET /checkpoints answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+    if (i >= warmup) {
+      latencies.push(ms);
+      pageItems = Math.max(pageItems, body.items.length);
+    }
+    // Walk the pages, starting over at the end, so deep pages are measured too.
+    cursor = body.nextCursor ?? null;
+  }
+  latencies.sort((a, b) => a - b);
+  return { latencies, pageItems };
+}
+
+export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number, beside?: SaveBeside): Promise<ApiFigures> {
   const app = await buildApp({ redis, prefix });
   try {
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
-    const latencies: number[] = [];
-    let cursor: string | null = null;
-    let pageItems = 0;
-    for (let i = 0; i < WARMUP_REQUESTS + PAGE_REQUESTS; i++) {
-      const url = `${address}/checkpoints?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const { latencies, pageItems } = await walkPages(address, PAGE_REQUESTS, WARMUP_REQUESTS);
+    let besideFigures: ApiFigures['beside'];
+    if (beside) {
+      const loop = await beside.start();
       const t0 = performance.now();
-      const res = await fetch(url);
-      const body = (await res.json()) as { items?: unknown[]; nextCursor?: string | null };
-      const ms = performance.now() - t0;
-      if (!res.ok || !Array.isArray(body.items)) throw new Error(`GET /checkpoints answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
-      if (i >= WARMUP_REQUESTS) {
-        latencies.push(ms);
-        pageItems = Math.max(pageItems, body.items.length);
+      let walked: { latencies: number[] } | undefined;
+      try {
+        walked = await walkPages(address, PAGE_REQUESTS, 0);
+      } finally {
+        const saved = await loop.stop();
+        const s = (performance.now() - t0) / 1000;
+        if (walked) besideFigures = { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9 };
       }
-      // Walk the pages, starting over at the end, so deep pages are measured too.
-      cursor = body.nextCursor ?? null;
     }
-    latencies.sort((a, b) => a - b);
 
     const target = ids[Math.floor(ids.length / 2)]!;
     const probe = await fetch(`${address}/checkpoints/${encodeURIComponent(target)}`);
@@ -84,6 +118,7 @@ export async function measureAdminApi(redis: Redis, prefix: string, ids: readonl
       getP99Ms: result.latency.p99,
       getNon2xx: result.non2xx,
       getErrors: result.errors + result.timeouts,
+      ...(besideFigures ? { beside: besideFigures } : {}),
     };
   } finally {
     await app.close();

@@ -24,17 +24,17 @@ export interface BenchOptions {
   readonly skip: ReadonlySet<string>;
   /**
    * Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing
-   * channels' cost; "cluster": Redis Cluster vs standalone; "load": the 1-rank steady save/load against raw SET and raw GET, fresh and warm, in interleaved rounds).
+   * channels' cost; "cluster": Redis Cluster vs standalone; "load": the 1-rank steady save/load against raw SET and raw GET, fresh and warm, in interleaved rounds; "api": the admin API figures, catalog pages alone and beside a save).
    */
   readonly only: (typeof ONLY_PARTS)[number] | undefined;
 }
 
-const ONLY_PARTS = ['async', 'incremental', 'tracing', 'cluster', 'load'] as const;
+const ONLY_PARTS = ['async', 'incremental', 'tracing', 'cluster', 'load', 'api'] as const;
 
 export const USAGE = `usage: npm run bench -- [--quick] [--bytes 1GiB] [--items 1000] [--ranks 1,2,4]
   [--redis-url redis://host:port] [--json FILE] [--scale-items 1000,10000,50000]
   [--catalog 10000] [--api-seconds 5] [--rounds 3] [--skip scale,api,redis-benchmark,cold,reshard,unix,recycle,async,manager,incremental,tracing,cluster]
-  [--only async|incremental|tracing|cluster|load]`;
+  [--only async|incremental|tracing|cluster|load|api]`;
 
 /** "1GiB", "32MiB", "512k" (binary), "1GB" (decimal), "1e9" → bytes. */
 export function parseBytes(text: string): number {

@@ -26,9 +26,11 @@ export interface WorkerTask {
    * baseline in the same kind of fresh process (world size 1), so both sides start
    * with the same Node heap; raw-get-warm: the raw GET in a long-lived process (it lays out
    * its own keys, reads them once unmeasured, then measures the second read, as a trainer
-   * whose tensors and allocator are warm); idle: only what a worker costs before any work.
+   * whose tensors and allocator are warm); idle: only what a worker costs before any work;
+   * save-loop: saves checkpointId over and over (overwrite) until its stdin closes, printing
+   * SAVING when the first save starts (a save running beside the admin API measurement).
    */
-  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'raw-get-warm' | 'idle' | 'async-save';
+  readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'raw-get-warm' | 'idle' | 'async-save' | 'save-loop';
   readonly redisUrl: string;
   readonly prefix: string;
   readonly groupId: string;
@@ -99,6 +101,18 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined, async: figures };
     }
 
+    if (task.mode === 'save-loop') {
+      let stop = false;
+      process.stdin.on('close', () => (stop = true)).on('end', () => (stop = true)).resume();
+      const startEpochMs = epochNow();
+      let saves = 0;
+      process.stdout.write('SAVING\n');
+      while (!stop) {
+        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }), checkpointId: task.checkpointId });
+        saves++;
+      }
+      return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes * saves, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined };
+    }
     if (task.mode === 'save') {
       const recycleTtlMs = task.recycleTtlMs ?? 0;
       if (task.warmupCheckpointId !== undefined) {

@@ -50,6 +50,38 @@ function runWorker(task: WorkerTask, killAfterMs: number): Promise<WorkerResult>
   });
 }
 
+/**
+ * A save loop in its own process (rank-worker save-loop) beside a measurement: resolves once
+ * its first save started; `stop()` ends it after the save in progress and resolves with the
+ * number of bytes it saved.
+ */
+export async function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' | 'mode'>): Promise<{ stop(): Promise<number> }> {
+  const child = spawn(process.execPath, [...workerCommand, JSON.stringify({ ...task, mode: 'save-loop', rank: 0, worldSize: 1 })], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => {
+      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code === 0 && line) resolve((JSON.parse(line.slice('RESULT '.length)) as WorkerResult).rankBytes);
+      else reject(new Error(`save loop exited with ${code}:\n${stderr.trim()}`));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (stdout.includes('SAVING\n')) resolve();
+    });
+    exited.catch(reject);
+  });
+  return {
+    stop: async () => {
+      child.stdin.end();
+      return exited;
+    },
+  };
+}
+
 /** Runs the task on ranks 0..worldSize-1; `uniqueBytes` is what the throughput counts. */
 export async function runRanks(base: Omit<WorkerTask, 'rank' | 'worldSize'>, worldSize: number, uniqueBytes: number): Promise<RanksFigure> {
   const settled = await Promise.allSettled(Array.from({ length: worldSize }, (_, rank) => runWorker({ ...base, rank, worldSize }, base.timeoutMs * 4 + 60_000)));

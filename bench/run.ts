@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parseBenchArgs, type BenchOptions } from './args.js';
 import { bestBy, deleteRaw, fsRead, fsWrite, loopbackSocket, makeFsDir, rawSet, redisBenchmark, removeFsDir, sweepRaw, usedMemory } from './baselines.js';
 import { Progress } from './progress.js';
-import { compiled, RSS_TARGET, runRanks, type RanksFigure } from './ranks.js';
+import { compiled, RSS_TARGET, runRanks, startSaveLoop, type RanksFigure } from './ranks.js';
 import { printLoadComparison, type LoadComparison } from './load-compare.js';
 import { connectRedis, deleteByPrefix, redisVersion, startOwnRedis, type RedisTarget } from './redis-target.js';
 import { makeLayout, makePayload, type Layout } from './synthetic.js';
@@ -25,7 +25,7 @@ import { managerLoopFigures, printManagerTable } from './manager-loop.js';
 import { incrementalFigures, printIncrementalTable } from './incremental.js';
 import { printTracingTable, tracingFigures } from './tracing.js';
 import { clusterFigures, printClusterTable } from './cluster.js';
-import { buildSummary, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
+import { apiFields, buildSummary, printApiTable, printTable, type ConditionFigures, type RankCountFigures, type RawFigures } from './summary.js';
 
 const MIB = 2 ** 20;
 /** Segment sizes just under powers of two: an exact 2^n value costs Redis a 25% larger allocation. */
@@ -80,6 +80,12 @@ async function main(): Promise<void> {
       const only = await clusterFigures(steadyTarget.redis, ctx.prefix, layout.totalBytes, opts.quick ? 1 : Math.max(3, opts.rounds), (text) => progress.note(text));
       printClusterTable(only);
       if (opts.json) await writeFile(opts.json, JSON.stringify({ ...only, machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
+      return;
+    }
+    if (opts.only === 'api') {
+      const api = await adminApi(ctx, steadyTarget);
+      printApiTable(api);
+      if (opts.json) await writeFile(opts.json, JSON.stringify({ api: apiFields(api), load_average: loadavg(), machine: { cpus: cpus().length, node: process.version, redis: version, date: new Date().toISOString() } }, null, 2) + '\n');
       return;
     }
     if (opts.only === 'load') {
@@ -514,9 +520,12 @@ async function adminApi(ctx: RunContext, steady: RedisTarget): Promise<ApiFigure
     ctx.progress.step(`admin API: saving ${ctx.opts.catalogEntries} checkpoints into the catalog`);
     const ids = await fillCatalog(target.redis, ctx.prefix, ctx.opts.catalogEntries, (d, t) => ctx.progress.update(d, t));
     ctx.progress.done();
-    ctx.progress.step(`admin API: GET /checkpoints pages, then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
-    const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds);
-    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms, ${figures.getRps.toFixed(0)} req/s`);
+    // A save beside the page walk: another process saving a state dict (at most 256 MiB) over and over.
+    const besideLayout = { totalBytes: Math.min(ctx.opts.bytes, 256 * MIB), smallItems: ctx.opts.items };
+    const beside = { bytes: makeLayout(besideLayout).totalBytes, start: () => startSaveLoop({ ...task(ctx, target, 'save', 'api-beside', 'api/beside'), layout: besideLayout }) };
+    ctx.progress.step(`admin API: GET /checkpoints pages (alone, then beside a save loop), then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
+    const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds, beside);
+    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms alone, ${figures.beside?.listPageP99Ms.toFixed(1)} ms beside a save, ${figures.getRps.toFixed(0)} req/s`);
     return figures;
   } finally {
     if (target !== steady) await target.stop();

@@ -194,20 +194,7 @@ export function buildSummary(input: SummaryInput): Summary {
       verified: p.verified,
     })),
     items_scale_growth_ratio: scaleGrowth,
-    api: input.api
-      ? {
-          catalog_entries: input.api.catalogEntries,
-          list_page_items: input.api.listPageItems,
-          list_page_requests: input.api.listPageRequests,
-          list_page_p50_ms: input.api.listPageP50Ms,
-          list_page_p99_ms: input.api.listPageP99Ms,
-          get_rps: input.api.getRps,
-          get_p50_ms: input.api.getP50Ms,
-          get_p99_ms: input.api.getP99Ms,
-          get_non_2xx: input.api.getNon2xx,
-          get_errors: input.api.getErrors,
-        }
-      : null,
+    api: input.api ? apiFields(input.api) : null,
     raw: {
       set_chunk_bytes: steady.raw.setChunkBytes,
       set_concurrency: steady.raw.setConcurrency,
@@ -240,7 +227,8 @@ export function buildSummary(input: SummaryInput): Summary {
       load_peak_rss_bytes: target(h.load.peakRssBytes, rssTarget, false),
       redis_memory_overhead: target(h.memoryOverhead, 1.02, false),
       items_scale_growth_ratio: target(scaleGrowth ?? undefined, 1.5, false),
-      list_page_p99_ms: target(input.api?.listPageP99Ms, 20, false),
+      // Measured beside a save when the run did (issue 15); alone otherwise.
+      list_page_p99_ms: target(input.api?.beside?.listPageP99Ms ?? input.api?.listPageP99Ms, 20, false),
     },
     machine: input.machine,
     options: {
@@ -338,16 +326,47 @@ export function printTable(s: Summary): void {
       ]),
     );
   }
-  const api = s.api as Record<string, number> | null;
-  if (api) {
-    out.push(`\nadmin API (${api.catalog_entries} checkpoints in the catalog, loopback)`);
-    out.push(
-      table([
-        ['request', 'p50 ms', 'p99 ms', 'req/s', 'errors'],
-        [`GET /checkpoints?limit=100 (${api.list_page_items} items, ${api.list_page_requests} sequential)`, fmtNum(api.list_page_p50_ms, 2), fmtNum(api.list_page_p99_ms, 2), '', '0'],
-        ['GET /checkpoints/{id} (autocannon, 8 connections)', fmtNum(api.get_p50_ms, 2), fmtNum(api.get_p99_ms, 2), fmtNum(api.get_rps, 0), String(api.get_non_2xx + api.get_errors)],
-      ]),
-    );
-  }
+  if (s.api) out.push('', ...apiTable(s.api as ReturnType<typeof apiFields>));
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** The admin API figures as JSON fields. */
+export function apiFields(api: ApiFigures) {
+  return {
+    catalog_entries: api.catalogEntries,
+    list_page_items: api.listPageItems,
+    list_page_requests: api.listPageRequests,
+    list_page_p50_ms: api.listPageP50Ms,
+    list_page_p99_ms: api.listPageP99Ms,
+    list_page_beside_save_p50_ms: api.beside?.listPageP50Ms ?? null,
+    list_page_beside_save_p99_ms: api.beside?.listPageP99Ms ?? null,
+    list_page_beside_save_requests: api.beside?.listPageRequests ?? null,
+    beside_save_bytes: api.beside?.saveBytes ?? null,
+    beside_save_gbps: api.beside?.saveGbps ?? null,
+    get_rps: api.getRps,
+    get_p50_ms: api.getP50Ms,
+    get_p99_ms: api.getP99Ms,
+    get_non_2xx: api.getNon2xx,
+    get_errors: api.getErrors,
+  };
+}
+
+function apiTable(api: ReturnType<typeof apiFields>): string[] {
+  const p99 = api.list_page_beside_save_p99_ms ?? api.list_page_p99_ms;
+  return [
+    `admin API (${api.catalog_entries} checkpoints in the catalog, loopback)`,
+    table([
+      ['request', 'p50 ms', 'p99 ms', 'req/s', 'errors'],
+      [`GET /checkpoints?limit=100 (${api.list_page_items} items, ${api.list_page_requests} sequential)`, fmtNum(api.list_page_p50_ms, 2), fmtNum(api.list_page_p99_ms, 2), '', '0'],
+      ...(api.list_page_beside_save_p99_ms !== null
+        ? [[`  the same beside a save loop (${fmtBytes(api.beside_save_bytes)} saves, ${fmtNum(api.beside_save_gbps, 2)} GB/s meanwhile)`, fmtNum(api.list_page_beside_save_p50_ms, 2), fmtNum(api.list_page_beside_save_p99_ms, 2), '', '0']]
+        : []),
+      ['GET /checkpoints/{id} (autocannon, 8 connections)', fmtNum(api.get_p50_ms, 2), fmtNum(api.get_p99_ms, 2), fmtNum(api.get_rps, 0), String(api.get_non_2xx + api.get_errors)],
+    ]),
+    `catalog page p99 target < 20 ms (${api.list_page_beside_save_p99_ms !== null ? 'beside a save' : 'alone'}): ${p99 < 20 ? 'met' : 'NOT met'}`,
+  ];
+}
+
+export function printApiTable(api: ApiFigures): void {
+  process.stdout.write(apiTable(apiFields(api)).join('\n') + '\n');
 }
