@@ -48,3 +48,35 @@ export class Slots {
     }
   }
 }
+
+/**
+ * At most `limit` bytes held at a time (a request larger than the limit runs alone), first come
+ * first served. The reader holds the bytes of each GETRANGE until its reply has arrived: Redis
+ * copies a reply into a buffer of its size before sending it, and many large replies at once
+ * cost it page faults (docs/performance.md, "Issue 15").
+ */
+export class ByteWindow {
+  private held = 0;
+  private readonly queue: Array<{ readonly bytes: number; readonly resolve: () => void }> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(bytes: number, task: () => Promise<T>): Promise<T> {
+    if (this.held > 0 && (this.queue.length > 0 || this.held + bytes > this.limit)) await new Promise<void>((resolve) => this.queue.push({ bytes, resolve }));
+    else this.held += bytes;
+    try {
+      return await task();
+    } finally {
+      this.held -= bytes;
+      this.admit();
+    }
+  }
+
+  private admit(): void {
+    for (let head = this.queue[0]; head !== undefined; head = this.queue[0]) {
+      if (this.held > 0 && this.held + head.bytes > this.limit) return;
+      this.queue.shift();
+      this.held += head.bytes;
+      head.resolve();
+    }
+  }
+}

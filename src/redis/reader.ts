@@ -13,7 +13,7 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
+import { boundedEach, ByteWindow, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { BufferPool, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
@@ -33,6 +33,11 @@ export interface RedisStorageReaderOptions {
   readonly prefix?: string;
   /** Parts fetched in flight per rank (default 4; 8 on a Redis Cluster client). */
   readonly maxInFlight?: number;
+  /**
+   * Bytes of replies asked for and not yet received per rank (default 8 MiB, two segments; one larger
+   * fetch runs alone). Not applied by default on a Cluster client, whose reads spread over the masters.
+   */
+  readonly maxInFlightBytes?: number;
   /** Verify every fetched part's CRC32C (default true). */
   readonly verifyChecksums?: boolean;
   /** Largest metadata document accepted (default 512 MiB). */
@@ -54,6 +59,8 @@ export interface RedisStorageReaderOptions {
 }
 
 export const DEFAULT_PIN_TTL_MS = 30_000;
+/** Reply bytes in flight per reader unless configured: more made Redis fault in fresh reply buffers (docs/performance.md, "Issue 15"). */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 export class RedisStorageReader extends StorageReader {
   private readonly keySpace: KeySpace;
@@ -65,6 +72,7 @@ export class RedisStorageReader extends StorageReader {
   private storage: StorageData | undefined;
   private readonly bulkTransport: boolean;
   private readonly slots: Slots;
+  private readonly window: ByteWindow;
   private readonly pool: BufferPool;
   private bulk: BulkTransport | undefined;
   private readonly bulkConnections: number;
@@ -82,6 +90,7 @@ export class RedisStorageReader extends StorageReader {
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.pinTtlMs = intOption('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS, { min: 100 });
     this.slots = new Slots(this.maxInFlight);
+    this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, options.redis instanceof Cluster ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
     this.pool = new BufferPool(this.maxInFlight);
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
@@ -280,9 +289,9 @@ export class RedisStorageReader extends StorageReader {
    * Over the bulk connection the CRC32Cs are computed as the reply's bytes arrive.
    */
   private fetchGroup(group: FetchGroup): Promise<void> {
-    return this.slots.run(async () => {
+    const length = group.end - group.start;
+    return this.slots.run(() => this.window.run(length, async () => {
       const key = group.key;
-      const length = group.end - group.start;
       const bulk = this.bulk;
       const crcs = this.verify ? new StreamedCrcs(group.uses.map((u) => u.part), group.start) : undefined;
       const only = group.uses.length === 1 ? group.uses[0]! : undefined;
@@ -318,7 +327,7 @@ export class RedisStorageReader extends StorageReader {
       } finally {
         if (pooled) this.pool.give(pooled);
       }
-    });
+    }));
   }
 
   /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its CRC32C. */
