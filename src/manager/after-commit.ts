@@ -34,6 +34,8 @@ export interface AfterCommit {
   readonly retention: RetentionPolicy;
   readonly gcAfterMs: number;
   readonly recycleTtlMs: number;
+  /** Also sweep stray pieces (a full scan of the piece keys): only when one may exist (manager.ts). */
+  readonly sweepPieces: boolean;
 }
 
 export async function afterCommit(a: AfterCommit): Promise<RetentionOutcome> {
@@ -41,7 +43,7 @@ export async function afterCommit(a: AfterCommit): Promise<RetentionOutcome> {
   const retentionMs = () => Math.round((performance.now() - started) * 1000) / 1000;
   try {
     const pruned = await prune(a.catalog, a.run, a.retention, { protect: [a.step], recycleTtlMs: a.recycleTtlMs });
-    const collected = await a.catalog.gc({ prefix: `${a.run}/`, incompleteOlderThanMs: a.gcAfterMs });
+    const collected = await a.catalog.gc({ prefix: `${a.run}/`, incompleteOlderThanMs: a.gcAfterMs, sweepPieces: a.sweepPieces });
     return { deleted: [...pruned.deleted, ...collected.deleted], busy: pruned.busy, freedForMemory: [], retentionMs: retentionMs() };
   } catch (err) {
     return { ...emptyOutcome(), retentionError: err instanceof Error ? err.message : String(err), retentionMs: retentionMs() };

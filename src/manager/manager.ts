@@ -86,6 +86,8 @@ export class CheckpointManager {
   private readonly gcAfterMs: number;
   private readonly recycle: RecycleClock;
   private tail: Promise<unknown> = Promise.resolve();
+  /** gc after the next commit also sweeps stray pieces: at the first save, and after a save failed (its ranks' late SETs). */
+  private sweepDue = true;
   private closed = false;
 
   constructor(private readonly options: CheckpointManagerOptions) {
@@ -112,13 +114,13 @@ export class CheckpointManager {
       let metadata: Metadata;
       let freed: string[] = [];
       try {
-        metadata = await this.saveOnce(step, stateDict, options);
+        metadata = await this.noteFailure(this.saveOnce(step, stateDict, options));
       } catch (err) {
         // Memory pre-flight refused: delete what retention would delete once this step commits, then retry once.
         if (!codesOf(err).includes('INSUFFICIENT_MEMORY')) throw err;
         freed = await this.share(() => this.makeRoom(step, options, findInsufficientMemory(err)));
         if (freed.length === 0) throw err;
-        metadata = await this.saveOnce(step, stateDict, options);
+        metadata = await this.noteFailure(this.saveOnce(step, stateDict, options));
       }
       return this.finishStep(step, metadata, freed);
     });
@@ -135,7 +137,7 @@ export class CheckpointManager {
       const freed = await this.share(() => this.roomForLastSize(step, options));
       const response = asyncSave(stateDict, { storageWriter: this.writer(step, options), checkpointId: stepId(this.run, step), ...this.groupOptions(), onProgress: options.onProgress });
       response.staged.then(stagedResolve, stagedReject);
-      const metadata = await response.committed;
+      const metadata = await this.noteFailure(response.committed);
       return this.finishStep(step, metadata, freed);
     });
     committed.catch((err: unknown) => stagedReject(err));
@@ -292,11 +294,21 @@ export class CheckpointManager {
     return this.makeRoom(step, options, { neededBytes: last.totalBytes, availableBytes: Math.max(0, maxMemory - usedMemory) });
   }
 
+  private noteFailure<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => {
+      this.sweepDue = true;
+      throw err;
+    });
+  }
+
   private async finishStep(step: number, metadata: Metadata, freed: string[]): Promise<ManagerSaveResult> {
     this.recycle.saved();
+    const sweepPieces = this.sweepDue;
+    this.sweepDue = false;
     const outcome = await this.share(async () =>
-      this.isCoordinator ? afterCommit({ catalog: this.catalog, run: this.run, step, retention: this.retention, gcAfterMs: this.gcAfterMs, recycleTtlMs: this.recycle.ttlMs() }) : emptyOutcome(),
+      this.isCoordinator ? afterCommit({ catalog: this.catalog, run: this.run, step, retention: this.retention, gcAfterMs: this.gcAfterMs, recycleTtlMs: this.recycle.ttlMs(), sweepPieces }) : emptyOutcome(),
     );
+    if (outcome.retentionError) this.sweepDue ||= sweepPieces;
     return { step, id: stepId(this.run, step), metadata, ...outcome, freedForMemory: [...freed, ...outcome.freedForMemory] };
   }
 }

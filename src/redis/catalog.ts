@@ -157,7 +157,7 @@ export class CheckpointCatalog {
   async gc(options: GcOptions = {}): Promise<GcResult> {
     return translatingRedisErrors(async () => {
       const result = await collectIncomplete(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf }));
-      if (!options.dryRun) await sweepPieces(this.client, this.keySpace);
+      if (!options.dryRun && (options.sweepPieces ?? true)) await sweepPieces(this.client, this.keySpace);
       return result;
     });
   }

@@ -21,6 +21,11 @@ export interface GcOptions {
   readonly incompleteOlderThanMs?: number;
   /** Report what would be deleted; delete nothing. */
   readonly dryRun?: boolean;
+  /**
+   * Also unlink stored pieces no save holds (a scan of every piece key; default true unless
+   * dryRun). The CheckpointManager's gc after each commit passes false unless a save failed.
+   */
+  readonly sweepPieces?: boolean;
 }
 
 /** Deletes `id` if its state, read under the lock, passes `onlyIf`; false when it did not. */

@@ -100,3 +100,20 @@ t.test('saves are incremental by default (a step that changed nothing stores not
   }
   t.equal((await redis.keys('dcp:blob:*')).length, piecesBefore, 'deleting the steps leaves none of their pieces');
 });
+
+t.test('gc after a commit sweeps stray pieces only when one may exist: at the first save and after a failed save', async (t) => {
+  const m = new CheckpointManager({ redis, run: 'sweep' });
+  const w = seededTensor(64, 1024, 6);
+  const stray = `dcp:blob:${'ab'.repeat(16)}-4`;
+  await redis.set(stray, 'late');
+  await m.save(1, { w });
+  t.equal(await redis.exists(stray), 0, 'the first save of a manager sweeps');
+  await redis.set(stray, 'late');
+  await m.save(2, { w });
+  t.equal(await redis.exists(stray), 1, 'a commit after commits does not scan the piece keys');
+  await t.rejects(m.save(3, { w, bad: (() => 1) as unknown as number }), 'a save fails');
+  await m.save(4, { w });
+  t.equal(await redis.exists(stray), 0, 'the commit after a failed save sweeps (its ranks may have stored pieces after their release)');
+  for (const step of await m.steps()) await m.delete(step);
+  await m.close();
+});
