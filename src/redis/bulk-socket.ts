@@ -330,30 +330,3 @@ function encode(args: readonly string[]): Buffer {
   for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
   return Buffer.from(out);
 }
-
-/** Reusable receive buffers: memory already touched, so a GETRANGE costs a copy, not page faults. */
-export class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly keep: number) {}
-
-  take(size: number): Buffer {
-    let best = -1;
-    for (let i = 0; i < this.free.length; i++) {
-      const len = this.free[i]!.byteLength;
-      if (len >= size && (best < 0 || len < this.free[best]!.byteLength)) best = i;
-    }
-    if (best >= 0) return this.free.splice(best, 1)[0]!;
-    return Buffer.allocUnsafeSlow(size);
-  }
-
-  /** Keeps the largest buffers: a pool full of small ones would make every large fetch allocate. */
-  give(buf: Buffer): void {
-    if (this.free.length < this.keep) {
-      this.free.push(buf);
-      return;
-    }
-    let smallest = 0;
-    for (let i = 1; i < this.free.length; i++) if (this.free[i]!.byteLength < this.free[smallest]!.byteLength) smallest = i;
-    if (this.free.length > 0 && this.free[smallest]!.byteLength < buf.byteLength) this.free[smallest] = buf;
-  }
-}

@@ -14,7 +14,7 @@ import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, ByteWindow, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
-import { BufferPool, DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
+import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
@@ -24,7 +24,7 @@ import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError 
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, storedParts, type StorageData, type StoredPart } from './layout.js';
 import { dataError, partProblem, StreamedCrcs } from './verify.js';
-import { COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
+import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
 
 export interface RedisStorageReaderOptions {

@@ -121,7 +121,7 @@ t.test('over a unix socket, several bulk connections: every size around the read
 });
 
 t.test('BufferPool reuses buffers, the best fit first, and keeps the largest', async (t) => {
-  const { BufferPool } = await import('../../src/redis/bulk-socket.js');
+  const { BufferPool } = await import('../../src/redis/read-parts.js');
   const pool = new BufferPool(2);
   const big = pool.take(4096);
   const small = pool.take(16);
