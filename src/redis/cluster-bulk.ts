@@ -45,7 +45,7 @@ export class ClusterBulk implements BulkTransport {
   ) {}
 
   static async open(cluster: Cluster, perNode: number): Promise<ClusterBulk> {
-    if (cluster.status !== 'ready') await new Promise<void>((resolve, reject) => cluster.delayUntilReady((err) => (err ? reject(fromRedisError(err)) : resolve())));
+    if (cluster.status !== 'ready') await ready(cluster);
     const bulk = new ClusterBulk(cluster, Math.max(1, perNode));
     // Every master's connections open now, so that connection errors show before the first byte moves.
     const masters = new Set(cluster.slots.map((owners) => owners?.[0]).filter((k): k is string => k !== undefined));
@@ -189,6 +189,19 @@ async function confirmReplicated(cluster: Cluster, master: string, wait: (replic
   if (!(Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) > 0)) return; // no replica to wait for (a failover would lose the slots anyway)
   const acked = await wait(1).catch((err: unknown) => Promise.reject(fromRedisError(err)));
   if (acked < 1) throw new DcpError('REDIS_UNAVAILABLE', `Cluster master ${master}: no replica acknowledged the save's segments within ${REPLICA_WAIT_MS} ms; the save did not commit`);
+}
+
+/** Resolves once `cluster` is ready (connecting a lazy one), or fails with REDIS_UNAVAILABLE within 10 s. */
+function ready(cluster: Cluster): Promise<void> {
+  if (cluster.status === 'wait') cluster.connect().catch(() => {}); // the wait below reports the failure
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new DcpError('REDIS_UNAVAILABLE', `Redis Cluster is not ready (status ${cluster.status})`)), 10_000);
+    cluster.delayUntilReady((err) => {
+      clearTimeout(timer);
+      if (err) reject(fromRedisError(err));
+      else resolve();
+    });
+  });
 }
 
 /** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */

@@ -5,7 +5,7 @@
  * load and during a save. One cluster of 3 masters + 3 replicas for every case.
  */
 import t from 'tap';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { load } from '../../src/core/load.js';
 import { save } from '../../src/core/save.js';
 import type { SavePlan } from '../../src/core/planner.js';
@@ -13,7 +13,7 @@ import type { StateDict } from '../../src/core/state-dict.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { BulkSocket } from '../../src/redis/bulk-socket.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
-import { keySlot } from '../../src/redis/cluster-bulk.js';
+import { keySlot, openBulk } from '../../src/redis/cluster-bulk.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter, segmentSizes } from '../../src/redis/writer.js';
@@ -117,6 +117,19 @@ async function migrate(slot: number, stage: 'begin' | 'finish' | 'whole'): Promi
 t.test('keySlot agrees with CLUSTER KEYSLOT', async (t) => {
   const keys = ['a', 'dcp:data:run/x:abc:0:17', 'dcp:ckpt:{run/x}:state', '{}x', 'x{}y', '{a}{b}', 'ü{ñ}', 'foo{bar'];
   for (const key of keys) t.equal(keySlot(key), Number(await node(fixture.nodes[0]!.port).cluster('KEYSLOT', key)), key);
+});
+
+t.test('bulk connections of a lazily connecting Cluster client: opened once it is ready', async (t) => {
+  const lazy = new Cluster(fixture.nodes.slice(0, 1).map((n) => ({ host: '127.0.0.1', port: n.port })), { lazyConnect: true, redisOptions: { disableClientInfo: true } });
+  lazy.on('error', () => {});
+  t.teardown(() => lazy.disconnect());
+  const bulk = (await openBulk(lazy, 1))!;
+  const dest = Buffer.alloc(5);
+  await bulk.set('cb:lazy', [Buffer.from('he'), Buffer.from('llo')]);
+  t.equal(await bulk.getRangeInto('cb:lazy', 0, 4, dest), 5);
+  t.equal(dest.toString(), 'hello');
+  bulk.close();
+  await cluster.del('cb:lazy');
 });
 
 t.test('save and load move every segment through the masters\' bulk connections, bit for bit', async (t) => {
