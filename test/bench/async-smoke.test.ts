@@ -7,17 +7,15 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { join } from 'node:path';
+import { nodeArgs, repoRoot } from '../helpers/child.js';
 
 t.test('npm run bench --only async --quick: asyncSave against save of the same state dict', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'redis-dcp-bench-async-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const jsonPath = join(dir, 'bench.json');
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'run.ts'), '--only', 'async', '--quick', '--bytes', '8MiB', '--items', '100', '--json', jsonPath], { cwd: repoRoot, timeout: 200_000, maxBuffer: 16 << 20 }, (err, out, stderr) => {
+    execFile(process.execPath, [...nodeArgs('bench/run.ts'), '--only', 'async', '--quick', '--bytes', '8MiB', '--items', '100', '--json', jsonPath], { cwd: repoRoot, timeout: 200_000, maxBuffer: 16 << 20 }, (err, out, stderr) => {
       if (err) reject(new Error(`bench failed: ${err.message}\n${stderr}`));
       else resolve(out);
     });

@@ -7,13 +7,11 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseBytes } from '../../bench/args.js';
 import { makeLayout, makeRankStateDict, verifyRankStateDict, rowBlock } from '../../bench/synthetic.js';
 import type { ShardedTensor } from '../../src/core/tensor.js';
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { nodeArgs, repoRoot } from '../helpers/child.js';
 
 t.test('byte sizes on the command line', async (t) => {
   t.equal(parseBytes('1GiB'), 2 ** 30);
@@ -47,7 +45,7 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const jsonPath = join(dir, 'bench.json');
   const { stdout } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'run.ts'), '--quick', '--skip', 'async', '--json', jsonPath], { cwd: repoRoot, timeout: 200_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...nodeArgs('bench/run.ts'), '--quick', '--skip', 'async', '--json', jsonPath], { cwd: repoRoot, timeout: 200_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`bench failed: ${err.message}\n${stderr}`));
       else resolve({ stdout, stderr });
     });

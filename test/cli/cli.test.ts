@@ -1,13 +1,12 @@
-/** The redis-dcp CLI end to end, as child processes (`node --import tsx src/cli/main.ts ...`). */
+/** The redis-dcp CLI end to end, as child processes (src/cli/main.ts, compiled: test/helpers/child.ts nodeArgs). */
 import { execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { KeySpace } from '../../src/redis/keys.js';
 import { acquireLock, createRedlock } from '../../src/redis/lock.js';
+import { nodeArgs, repoRoot } from '../helpers/child.js';
 import { freePort, RedisServer } from '../helpers/redis-server.js';
 import { floatTensor, saveSharded, saveSimple } from '../server/fixture.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const server = await RedisServer.start();
 const redis = server.client();
 t.teardown(() => server.stop());
@@ -24,7 +23,7 @@ function cli(...args: string[]): Promise<CliResult> {
   delete env.ADMIN_TOKEN;
   delete env.DCP_PREFIX;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...nodeArgs('src/cli/main.ts'), ...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -139,7 +138,7 @@ t.test('serve runs the API until SIGTERM, then exits 0', async (t) => {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.REDIS_URL;
   delete env.ADMIN_TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--redis-url', server.url, '--port', String(port)], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs('src/cli/main.ts'), 'serve', '--redis-url', server.url, '--port', String(port)], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,8 +1,52 @@
 /** Runs TypeScript fixtures as separate node processes (real OS processes, real sockets). */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** What tsconfig.test-build.json compiles or `npm run build:test` copies (test/helpers: only what fixtures import). */
+const COMPILED_DIRS = ['src', 'routes', 'bench', 'test/fixtures'];
+const STAMP = 'dist-test/.built';
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(join(repoRoot, dir), { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(join(repoRoot, path)).mtimeMs);
+  }
+  return newest;
+}
+
+let compiledFresh: boolean | undefined;
+/** dist-test/ was built after the last change to anything it compiles or copies. */
+function compiledIsFresh(): boolean {
+  if (compiledFresh === undefined) {
+    try {
+      const built = statSync(join(repoRoot, STAMP)).mtimeMs;
+      const helperDir = join(repoRoot, 'dist-test/test/helpers');
+      const helpers = existsSync(helperDir) ? readdirSync(helperDir).filter((f) => f.endsWith('.js')) : [];
+      const newest = Math.max(...COMPILED_DIRS.map(newestSource), ...helpers.map((f) => statSync(join(repoRoot, 'test/helpers', f.replace(/\.js$/, '.ts'))).mtimeMs));
+      compiledFresh = newest <= built;
+    } catch {
+      compiledFresh = false; // never built, or a compiled helper's source is gone
+    }
+    if (!compiledFresh) console.error('child processes run their .ts through tsx: dist-test/ is missing or older than the sources (npm run build:test)');
+  }
+  return compiledFresh;
+}
+
+/**
+ * The node arguments that run the TypeScript entry point `entry` (a path from the repo root,
+ * e.g. 'test/fixtures/rank.ts', 'src/cli/main.ts') as a child process: its JavaScript in
+ * dist-test/ when that is up to date (no TypeScript compiled per process), else the .ts
+ * through tsx (a single test file run without `npm run build:test` after an edit).
+ */
+export function nodeArgs(entry: string): string[] {
+  if (compiledIsFresh()) return [join(repoRoot, 'dist-test', entry.replace(/\.ts$/, '.js'))];
+  return ['--import', 'tsx', join(repoRoot, entry)];
+}
 
 export interface ChildResult {
   readonly code: number | null;
@@ -21,7 +65,7 @@ export interface RunningChild {
 }
 
 export function startFixture(fixture: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): RunningChild {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs(fixture), ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const waiters: Array<{ text: string; resolve: () => void }> = [];

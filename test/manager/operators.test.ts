@@ -6,7 +6,7 @@ import { CheckpointManager } from '../../src/manager/manager.js';
 import { CheckpointStore } from '../../src/redis/checkpoint-store.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { buildApp } from '../../src/server/app.js';
-import { repoRoot } from '../helpers/child.js';
+import { nodeArgs, repoRoot } from '../helpers/child.js';
 import { assertStoreAgrees, committed, incomplete } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -23,7 +23,7 @@ const sd = (v: number) => ({ w: new Tensor('uint8', [2000], new Uint8Array(2000)
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, env: { ...process.env, REDIS_URL: server.url, NO_COLOR: '1' }, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [...nodeArgs('src/cli/main.ts'), ...args], { cwd: repoRoot, env: { ...process.env, REDIS_URL: server.url, NO_COLOR: '1' }, timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
     );
   });

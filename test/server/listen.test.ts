@@ -1,15 +1,14 @@
 /** The API over real sockets: a listening app, raw HTTP, and `npm start`'s entry as a process. */
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { buildApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
 import { probeRedis, startServer } from '../../src/server/start.js';
+import { nodeArgs, repoRoot } from '../helpers/child.js';
 import { freePort, RedisServer } from '../helpers/redis-server.js';
 import { saveSharded, TOKEN } from './fixture.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const server = await RedisServer.start();
 const redis = server.client();
 t.teardown(() => server.stop());
@@ -103,7 +102,7 @@ t.test('startServer: with the default REDIS_URL unanswered, starts a private red
 
 t.test('npm start entry: exit codes, then SIGTERM shuts down gracefully', async (t) => {
   const runMain = (env: NodeJS.ProcessEnv) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], { cwd: repoRoot, env: { PATH: process.env.PATH, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, nodeArgs('src/server/main.ts'), { cwd: repoRoot, env: { PATH: process.env.PATH, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
