@@ -19,7 +19,7 @@ const tsconfigPath = join(root, 'tsconfig.json');
 const tsVersion = JSON.parse(readFileSync(require.resolve('typescript/package.json'), 'utf8')).version;
 const tsconfigText = readFileSync(tsconfigPath, 'utf8');
 /** Bump when the transpile below changes. */
-const LOADER_VERSION = 1;
+const LOADER_VERSION = 2;
 
 let ts;
 let compilerOptions;
@@ -29,7 +29,9 @@ function transpile(source, path) {
     ts = require('typescript');
     const { config } = ts.readConfigFile(tsconfigPath, ts.sys.readFile);
     const { options } = ts.convertCompilerOptionsFromJson(config.compilerOptions, root);
-    compilerOptions = { ...options, module: ts.ModuleKind.ESNext, sourceMap: false, inlineSourceMap: true, inlineSources: true, declaration: false, noEmit: false };
+    // No outDir/rootDir: the source map must name the .ts file itself (sources relative to it), not a path under dist/.
+    const { outDir, rootDir, sourceRoot, mapRoot, ...kept } = options;
+    compilerOptions = { ...kept, module: ts.ModuleKind.ESNext, sourceMap: false, inlineSourceMap: true, inlineSources: true, declaration: false, noEmit: false };
   }
   return ts.transpileModule(source, { fileName: path, compilerOptions }).outputText;
 }
