@@ -18,8 +18,12 @@ interface Entry {
 
 const entries = new Map<string, Entry>();
 
-/** The id of `bytes` saved at `position` (prefix, item, piece ordinal), and whether it came from the cache (unverified). */
-export function cachedPieceId(position: string, bytes: Uint8Array): { id: string; cached: boolean } {
+/**
+ * The id of `bytes` saved at `position` (prefix, item, piece ordinal), and whether it came from the cache
+ * (unverified). `position` undefined (writer option pieceIdCache: false): BLAKE3 only, the cache untouched.
+ */
+export function cachedPieceId(position: string | undefined, bytes: Uint8Array): { id: string; cached: boolean } {
+  if (position === undefined) return { id: pieceId(bytes), cached: false };
   const fast = xxh64(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   const hit = entries.get(position);
   if (hit && hit.fast === fast && pieceLength(hit.id) === bytes.byteLength) return { id: hit.id, cached: true };

@@ -27,6 +27,8 @@ export interface PieceWriteContext {
   readonly positions?: readonly string[];
   /** The bulk connections (standalone Redis, or per master of a Cluster): SETs straight from the tensors' memory. */
   readonly bulk?: BulkTransport | undefined;
+  /** Find unchanged pieces by XXH64 through the id cache (writer option pieceIdCache, default true). */
+  readonly idCache?: boolean;
 }
 
 /**
@@ -125,7 +127,7 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   for (const [n, bytes] of items.entries()) {
     const ids: string[] = [];
     for (const [k, piece] of cutItem(bytes, ctx.pieceBytes).entries()) {
-      const { id, cached } = cachedPieceId(position(ctx.keySpace, ctx.positions?.[n] ?? `#${n}`, ctx.pieceBytes, k), piece);
+      const { id, cached } = cachedPieceId(ctx.idCache === false ? undefined : position(ctx.keySpace, ctx.positions?.[n] ?? `#${n}`, ctx.pieceBytes, k), piece);
       ids.push(id);
       batch.push({ id, bytes: piece, cached });
       batchBytes += piece.byteLength;
@@ -155,9 +157,9 @@ export interface StoredEstimate {
  * XXH64 through the id cache (piece-cache.ts), so writeData's pass is XXH64 only. An estimate: a piece stored or dropped
  * between this probe and the claims changes what the save really adds.
  */
-export async function estimateStored(items: readonly Uint8Array[], positions: readonly string[], client: RedisClient, keySpace: KeySpace, pieceBytes: number): Promise<StoredEstimate> {
+export async function estimateStored(items: readonly Uint8Array[], positions: readonly string[], client: RedisClient, keySpace: KeySpace, pieceBytes: number, idCache = true): Promise<StoredEstimate> {
   const sizes = new Map<string, number>();
-  items.forEach((bytes, n) => cutItem(bytes, pieceBytes).forEach((piece, k) => sizes.set(cachedPieceId(position(keySpace, positions[n]!, pieceBytes, k), piece).id, piece.byteLength)));
+  items.forEach((bytes, n) => cutItem(bytes, pieceBytes).forEach((piece, k) => sizes.set(cachedPieceId(idCache ? position(keySpace, positions[n]!, pieceBytes, k) : undefined, piece).id, piece.byteLength)));
   const ids = [...sizes.keys()];
   const key = (id: string) => (client instanceof Cluster ? keySpace.taggedPiece(id) : keySpace.piece(id));
   let newBytes = 0;

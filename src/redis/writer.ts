@@ -17,7 +17,7 @@ import { reportTransferred, writeDataBytes } from '../core/storage-helpers.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointStore, unlinkKeys } from './checkpoint-store.js';
-import type { RedisClient, RedisInput } from './connection.js';
+import type { RedisClient } from './connection.js';
 import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, type ItemLocation } from './layout.js';
@@ -29,6 +29,7 @@ import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment 
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
+import { checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-options.js';
 import { estimateStored, writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
 import { INCREMENTAL_STORAGE_FORMAT, TAGGED_INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
@@ -37,69 +38,7 @@ import type { WorkerRecipe } from '../async/recipe.js';
 export { DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, segmentSizes } from './segment-layout.js';
 export { DEFAULT_MAX_IN_FLIGHT } from './bounded.js';
 
-export interface RedisStorageWriterOptions {
-  /** Data connection: an ioredis Redis or Cluster, or a redis:// URL (then the writer owns and closes it). */
-  readonly redis?: RedisInput;
-  readonly checkpointId?: string;
-  /** Key prefix (default "dcp"). */
-  readonly prefix?: string;
-  /** Independent nodes for the Redlock quorum (default: the data connection). */
-  readonly lockRedis?: readonly RedisInput[];
-  /** Lock TTL; the lock is extended every ttl/3 while the save runs (default 30 s). */
-  readonly lockTtlMs?: number;
-  /** How long to wait for another save's lock before failing with CHECKPOINT_LOCKED (default 0). */
-  readonly lockWaitMs?: number;
-  /** Segment size: the largest Redis value written (default 4 MiB − 64 B, at most 512 MiB). */
-  readonly segmentBytes?: number;
-  /** @deprecated Old name of `segmentBytes`; still accepted. */
-  readonly chunkBytes?: number;
-  /** Replace an existing checkpoint (DCP's default) or fail with CHECKPOINT_EXISTS. */
-  readonly overwrite?: boolean;
-  /** SETs in flight per rank (default 4; 8 on a Redis Cluster client). */
-  readonly maxInFlight?: number;
-  /**
-   * Write segments over a second, bulk-only connection straight from the tensors' memory
-   * (default true; on a Cluster, connections to every master, each segment to its slot's master).
-   */
-  readonly bulkTransport?: boolean;
-  /** Bulk connections used side by side (per master on a Cluster) when `bulkTransport` is on (default 1, at most 16). */
-  readonly bulkConnections?: number;
-  /**
-   * Segment recycling (default 0 = off; needs the bulk connection; on a Cluster a pool per master): data of
-   * saves this writer drops (replaced or aborted) is kept in a pool for this long, and new
-   * segments are written over pooled ones, reusing memory Redis already holds instead of
-   * faulting in fresh pages. Set it above the interval between checkpoints to benefit;
-   * dropped data then stays in Redis' memory until a save takes it or the TTL ends. Give the
-   * CheckpointCatalog the same value so that deleted checkpoints feed the pool too.
-   */
-  readonly recycleTtlMs?: number;
-  /** The training step this save is (recorded with the commit; CheckpointManager sets it). */
-  readonly step?: number;
-  /** Metrics of this step, e.g. { loss: 0.31 } (recorded with the commit; finite numbers). */
-  readonly metrics?: Readonly<Record<string, number>>;
-  /**
-   * Memory pre-flight (default true): before a byte is written the coordinator compares the
-   * bytes of the global plan (incremental: of its new pieces) with maxmemory − used_memory; INSUFFICIENT_MEMORY.
-   */
-  readonly memoryCheck?: boolean;
-  /** Incremental save (default false; standalone Redis or Cluster): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
-  readonly incremental?: boolean;
-}
-
-/** Metrics names: like FQN segments; values finite numbers; at most 64 of them. */
-const METRIC_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
-
-export function checkStepAndMetrics(step: number | undefined, metrics: Readonly<Record<string, number>> | undefined): void {
-  if (step !== undefined && (!Number.isSafeInteger(step) || step < 0)) throw new DcpValueError('DCP_VALUE_ERROR', `step must be a non-negative integer (got ${String(step)})`);
-  if (metrics === undefined) return;
-  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) throw new DcpValueError('DCP_VALUE_ERROR', 'metrics must be an object of numbers');
-  const entries = Object.entries(metrics);
-  if (entries.length > 64) throw new DcpValueError('DCP_VALUE_ERROR', `metrics may hold at most 64 values (got ${entries.length})`);
-  for (const [name, value] of entries) {
-    if (!METRIC_NAME.test(name)) throw new DcpValueError('DCP_VALUE_ERROR', `metric name ${JSON.stringify(name.slice(0, 40))} must be 1-128 letters, digits or . _ : / -`);
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw new DcpValueError('DCP_VALUE_ERROR', `metric ${name} must be a finite number (got ${String(value)})`);
-  }
-}
+export { checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-options.js';
 
 /** What the coordinator hands every rank in its global plan. */
 interface SaveTicket {
@@ -208,7 +147,7 @@ export class RedisStorageWriter extends StorageWriter {
     // Incremental memory pre-flight (when Redis has a maxmemory): what this rank will store, i.e. its new pieces.
     if (!this.incremental || !planner || !(this.options.memoryCheck ?? true) || (await redisMemory(this.dataClient())).maxMemory === null) return plan;
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
-    return { ...plan, storageData: { stored: await estimateStored(items, plan.items.map((i) => metadataIndexKey(i.index)), this.dataClient(), this.keySpace, this.segmentBytes) } };
+    return { ...plan, storageData: { stored: await estimateStored(items, plan.items.map((i) => metadataIndexKey(i.index)), this.dataClient(), this.keySpace, this.segmentBytes, this.options.pieceIdCache ?? true) } };
   }
 
   /** Coordinator, under the lock: claims the checkpoint for this save and hands every rank its ticket. */
@@ -236,7 +175,7 @@ export class RedisStorageWriter extends StorageWriter {
     // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
     if (this.incremental) {
-      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight };
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true };
       return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
     }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));

@@ -243,3 +243,22 @@ t.test('unchanged pieces reuse their id by XXH64; a false XXH64 match never stor
   await catalog.delete('xx/1');
   await catalog.delete('xx/2');
 });
+
+t.test('pieceIdCache: false hashes every piece with BLAKE3: an XXH64 false match of an unchanged-looking piece cannot make a save reference old bytes', async (t) => {
+  const x = seededTensor(256, 1024, 71);
+  const y = seededTensor(256, 1024, 72);
+  await save({ w: x }, { checkpointId: 'pc/x', storageWriter: writer() });
+  const entries = pieceIdEntries();
+  const idsOfX = new Map([...entries].map(([k, e]) => [k, e.id]));
+  await save({ w: y }, { checkpointId: 'pc/y', storageWriter: writer() });
+  // A false match: every position remembers y's XXH64 but x's id (both pieces are stored, so nothing is written or checked).
+  const forge = () => idsOfX.forEach((id, k) => entries.has(k) && entries.set(k, { fast: entries.get(k)!.fast, id }));
+  forge();
+  await save({ w: y }, { checkpointId: 'pc/strict', storageWriter: new RedisStorageWriter({ redis, incremental: true, pieceIdCache: false }) });
+  sameBytes(t, await loadInto('pc/strict', { w: y }), { w: y }, 'with pieceIdCache: false the save holds its own bytes');
+  forge();
+  await save({ w: y }, { checkpointId: 'pc/cached', storageWriter: writer() });
+  sameBytes(t, await loadInto('pc/cached', { w: y }), { w: x }, 'with the cache (default), the false match keeps the old bytes: the 2^-64 trade the option turns off');
+  await assertStoreAgrees(t, { redis, expect: { 'pc/x': committed({ w: x }), 'pc/y': committed({ w: y }), 'pc/strict': committed({ w: y }), 'pc/cached': committed({ w: x }) }, exhaustive: false });
+  for (const id of ['pc/x', 'pc/y', 'pc/strict', 'pc/cached']) await catalog.delete(id);
+});
