@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseBytes } from '../../bench/args.js';
+import { parseBenchArgs, parseBytes } from '../../bench/args.js';
 import { makeLayout, makeRankStateDict, verifyRankStateDict, rowBlock } from '../../bench/synthetic.js';
 import type { ShardedTensor } from '../../src/core/tensor.js';
 import { nodeArgs, repoRoot } from '../helpers/child.js';
@@ -20,6 +20,12 @@ t.test('byte sizes on the command line', async (t) => {
   t.equal(parseBytes('1GB'), 1e9);
   t.equal(parseBytes('4096'), 4096);
   t.throws(() => parseBytes('lots'));
+});
+
+t.test('--only picks one part (load: the load comparison, api: the admin API figures)', async (t) => {
+  for (const part of ['async', 'incremental', 'tracing', 'cluster', 'load', 'api']) t.equal(parseBenchArgs(['--only', part]).only, part);
+  t.equal(parseBenchArgs([]).only, undefined);
+  t.throws(() => parseBenchArgs(['--only', 'everything']), /unknown part "everything" \(known: .*load, api\)/);
 });
 
 t.test('synthetic state dict: shards tile the rows and verification catches a wrong byte', async (t) => {
