@@ -47,9 +47,16 @@ export class ClusterBulk implements BulkTransport {
   static async open(cluster: Cluster, perNode: number): Promise<ClusterBulk> {
     if (cluster.status !== 'ready') await ready(cluster);
     const bulk = new ClusterBulk(cluster, Math.max(1, perNode));
-    // Every master's connections open now, so that connection errors show before the first byte moves.
+    // Every master's connections open now, so that connection errors show before the first byte moves. A master
+    // that cannot be reached (killed, its replica not yet promoted) does not send the whole save or load through
+    // ioredis: its requests meet the failover handling of set/getRangeInto. None reachable: no bulk transport.
     const masters = new Set(cluster.slots.map((owners) => owners?.[0]).filter((k): k is string => k !== undefined));
-    await Promise.all([...masters].map((node) => bulk.connections(node)));
+    const opened = await Promise.allSettled([...masters].map((node) => bulk.connections(node)));
+    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed && opened.every((r) => r.status === 'rejected')) {
+      bulk.close();
+      throw failed.reason;
+    }
     return bulk;
   }
 

@@ -26,8 +26,9 @@ import { RedisServer } from '../helpers/redis-server.js';
 
 const server = await RedisServer.start();
 const redis = server.client();
-const LOCK_TTL_MS = 1500;
-const RANK_TIMEOUT_MS = 6000;
+// Long enough that a save or delete of this file keeps its lock while 3 test files share 2 cores.
+const LOCK_TTL_MS = 2500;
+const RANK_TIMEOUT_MS = 10_000;
 const catalog = new CheckpointCatalog({ redis, lockTtlMs: LOCK_TTL_MS });
 const app = await buildApp({ redis, logger: false });
 const started = new Set<RunningChild>();
