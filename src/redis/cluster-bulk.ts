@@ -78,6 +78,8 @@ export class ClusterBulk implements BulkTransport {
         }
         if (redirect === 'moved') {
           await this.refreshSlots();
+          // Nodes may disagree for a moment after a resharding (MOVED back and forth until the new owner is known everywhere).
+          if (hops >= 2) await new Promise((resolve) => setTimeout(resolve, Math.min(200, 20 * hops)));
           continue;
         }
         if (isUnavailable(err)) {
@@ -114,6 +116,8 @@ export class ClusterBulk implements BulkTransport {
         }
         if (redirect === 'moved') {
           await this.refreshSlots();
+          // Nodes may disagree for a moment after a resharding (MOVED back and forth until the new owner is known everywhere).
+          if (hops >= 2) await new Promise((resolve) => setTimeout(resolve, Math.min(200, 20 * hops)));
           continue;
         }
         if (!isUnavailable(err) || this.closed) throw err;

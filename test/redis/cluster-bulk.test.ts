@@ -111,7 +111,18 @@ async function migrate(slot: number, stage: 'begin' | 'finish' | 'whole'): Promi
     if (keys.length === 0) break;
     await node(from.port).migrate('127.0.0.1', target.port, '', 0, 10_000, 'KEYS', ...keys);
   }
-  for (const m of masters) await node(m.port).cluster('SETSLOT', slot, 'NODE', target.id);
+  // Target first (it ends importing and claims the slot), then the source, then the others, as redis-cli does.
+  for (const m of [target, from, ...masters.filter((m) => m !== target && m !== from)]) await node(m.port).cluster('SETSLOT', slot, 'NODE', target.id);
+  // Every node (replicas too) agrees on the new owner before the test goes on: no MOVED ping-pong while gossip spreads it.
+  const deadline = Date.now() + 10_000;
+  for (const server of fixture.nodes.filter((n) => nodes.some((i) => i.port === n.port && i.alive))) {
+    for (;;) {
+      const ranges = await node(server.port).cluster('SLOTS');
+      if (ranges.some(([a, b, owner]) => a <= slot && slot <= b && owner?.[1] === target.port)) break;
+      if (Date.now() > deadline) throw new Error(`node ${server.port} does not see slot ${slot} on ${target.port}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 t.test('keySlot agrees with CLUSTER KEYSLOT', async (t) => {
