@@ -9,7 +9,7 @@ import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import { runScript } from './scripts.js';
 import { segmentSizes } from './segment-layout.js';
-import { claimTaggedPieces, heldBy, releaseTaggedPieces, storedTaggedBytes, sweepTaggedPieces } from './tagged-pieces.js';
+import { claimTaggedPieces, heldBy, members, releaseTaggedPieces, storedTaggedBytes, sweepTaggedPieces } from './tagged-pieces.js';
 
 /** The content hash of a piece: BLAKE3, first 128 bits, as 32 hex digits. */
 export const PIECE_HASH = 'blake3-128';
@@ -54,18 +54,6 @@ export function cutItem(bytes: Uint8Array, pieceBytes: number): Uint8Array[] {
     at += size;
   }
   return out;
-}
-
-/** Members of a set, read with SSCAN (a set of a million pieces does not block Redis). */
-async function members(client: RedisClient, key: string): Promise<string[]> {
-  const out = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await client.sscan(key, cursor, 'COUNT', 1000);
-    cursor = next;
-    for (const m of batch) out.add(m);
-  } while (cursor !== '0');
-  return [...out];
 }
 
 function expect(reply: string[], what: string): void {

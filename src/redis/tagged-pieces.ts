@@ -20,7 +20,8 @@ const PARALLEL_TAGS = 16;
 /** The 256 piece tags: "00" … "ff". */
 export const PIECE_TAGS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-async function scanSet(client: RedisClient, key: string): Promise<string[]> {
+/** Members of a set, read with SSCAN (a set of a million pieces does not block Redis). */
+export async function members(client: RedisClient, key: string): Promise<string[]> {
   const out = new Set<string>();
   let cursor = '0';
   do {
@@ -74,7 +75,7 @@ export async function claimTaggedPieces(client: RedisClient, keySpace: KeySpace,
 /** Releases everything save `saveId` of checkpoint `id` holds in `tag` (the caller saw the save dead). */
 async function releaseHold(client: RedisClient, keySpace: KeySpace, tag: string, id: string, saveId: string): Promise<number> {
   const hold = keySpace.tagHold(tag, id, saveId);
-  const ids = await scanSet(client, hold);
+  const ids = await members(client, hold);
   let unlinked = 0;
   // At least one call: an empty index also takes the holder out of the tag's holders.
   for (let i = 0; i === 0 || i < ids.length; i += BATCH) {
@@ -99,7 +100,7 @@ async function isLive(client: RedisClient, keys: CheckpointKeys, saveId: string)
  */
 export async function releaseTaggedPieces(client: RedisClient, keySpace: KeySpace, keys: CheckpointKeys, saveId: string): Promise<number | undefined> {
   if (await isLive(client, keys, saveId)) return undefined;
-  const tags = await scanSet(client, keys.pieceTags(saveId));
+  const tags = await members(client, keys.pieceTags(saveId));
   let unlinked = 0;
   await boundedEach(tags, PARALLEL_TAGS, async (tag) => {
     unlinked += await releaseHold(client, keySpace, tag, keys.id, saveId);
@@ -117,7 +118,7 @@ export async function releaseTaggedPieces(client: RedisClient, keySpace: KeySpac
 export async function sweepTaggedPieces(client: RedisClient, keySpace: KeySpace): Promise<number> {
   let unlinked = 0;
   await boundedEach(PIECE_TAGS, PARALLEL_TAGS, async (tag) => {
-    for (const holder of await scanSet(client, keySpace.tagHolders(tag))) {
+    for (const holder of await members(client, keySpace.tagHolders(tag))) {
       const slash = holder.lastIndexOf('/');
       let keys: CheckpointKeys;
       try {
