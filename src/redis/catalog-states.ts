@@ -64,15 +64,22 @@ export async function readCatalogBatch(client: RedisClient, keySpace: KeySpace, 
     const hashes = await hgetallMany(client, ids.map((id) => keySpace.checkpoint(id).state));
     return { now, entries, states: new Map(ids.map((id, i) => [id, hashes[i]!])) };
   }
-  const [now, flat, flatStates] = (await runScriptReply(client, 'list-page', [keySpace.catalog()], [max, offset, count, prefix, ...keySpace.stateKeyAround()])) as [string, string[], string[][]];
-  const entries = entryPairs(flat);
+  const reply = await runScriptReply(client, 'list-page', [keySpace.catalog()], [max, offset, count, prefix, ...keySpace.stateKeyAround()]);
+  const page = JSON.parse(String(reply)) as ListPageReply;
+  // cjson encodes an empty table as {}: no entries, or an empty state.
+  const entries = Array.isArray(page.entries) ? entryPairs(page.entries) : [];
   const states = new Map<string, Record<string, string>>();
+  const found = Array.isArray(page.states) ? page.states : [];
   entries.forEach((e, i) => {
-    const fields = flatStates[i] ?? [];
-    if (fields.length === 0) return;
-    const hash: Record<string, string> = {};
-    for (let f = 0; f + 1 < fields.length; f += 2) hash[fields[f]!] = fields[f + 1]!;
-    states.set(e.m, hash);
+    const state = found[i];
+    if (state && Object.keys(state).length > 0) states.set(e.m, state);
   });
-  return { now: Number(now), entries, states };
+  return { now: page.now, entries, states };
+}
+
+/** What list-page-1.lua returns, JSON-encoded. */
+interface ListPageReply {
+  readonly now: number;
+  readonly entries: readonly string[] | Record<string, never>;
+  readonly states: ReadonlyArray<Record<string, string>> | Record<string, never>;
 }
