@@ -24,15 +24,25 @@ export interface ApiFigures {
   /** Non-2xx answers and errors during the autocannon run (should be 0). */
   readonly getNon2xx: number;
   readonly getErrors: number;
-  /** The same page walk while another process saves a checkpoint over and over (absent when not measured). */
-  readonly beside?: {
-    readonly listPageP50Ms: number;
-    readonly listPageP99Ms: number;
-    readonly listPageRequests: number;
-    /** Bytes of the state dict each save beside writes, and the GB/s the saves reached meanwhile. */
-    readonly saveBytes: number;
-    readonly saveGbps: number;
-  };
+  /**
+   * The same page walk while another process saves a checkpoint over and over, each save
+   * writing new keys (fresh Redis memory: page faults in redis-server); absent when not measured.
+   */
+  readonly beside?: BesideFigures;
+  /** The same beside saves that recycle dropped segments (recycleTtlMs, the CheckpointManager's default): Redis writes over memory it holds. */
+  readonly besideRecycling?: BesideFigures;
+}
+
+export interface BesideFigures {
+  readonly listPageP50Ms: number;
+  readonly listPageP99Ms: number;
+  readonly listPageRequests: number;
+  /** Bytes of the state dict each save beside writes, and the GB/s the saves reached meanwhile. */
+  readonly saveBytes: number;
+  readonly saveGbps: number;
+  /** Redis PING round trips from another process during the walk: the server's own latency, a floor under any page. */
+  readonly pingP50Ms: number;
+  readonly pingP99Ms: number;
 }
 
 /** A save loop in another process (bench/ranks.ts startSaveLoop), started once the quiet figures are taken. */
@@ -83,24 +93,41 @@ async function walkPages(address: string, count: number, warmup: number): Promis
   return { latencies, pageItems };
 }
 
-export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number, beside?: SaveBeside): Promise<ApiFigures> {
+/** The page walk while `beside` saves over and over in another process, with Redis' own PING latency meanwhile. */
+async function walkBeside(address: string, beside: SaveBeside, pinger: PingLoop): Promise<BesideFigures> {
+  const loop = await beside.start();
+  const pinging = await pinger.start();
+  const t0 = performance.now();
+  let walked: { latencies: number[] } | undefined;
+  try {
+    walked = await walkPages(address, PAGE_REQUESTS, 0);
+  } finally {
+    const pings = (await pinging.stop()).sort((a, b) => a - b);
+    const saved = await loop.stop();
+    const s = (performance.now() - t0) / 1000;
+    if (walked) return { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9, pingP50Ms: percentile(pings, 50), pingP99Ms: percentile(pings, 99) };
+  }
+  throw new Error('unreachable: the walk failed');
+}
+
+/** The saves beside the page walk: each writing new keys, and each recycling the segments of the one before. */
+export interface SavesBeside {
+  readonly plain?: SaveBeside;
+  readonly recycling?: SaveBeside;
+}
+
+/** Starts Redis PINGs from another process (bench/ranks.ts startPingLoop). */
+export interface PingLoop {
+  start(): Promise<{ stop(): Promise<number[]> }>;
+}
+
+export async function measureAdminApi(redis: Redis, prefix: string, ids: readonly string[], seconds: number, besides: SavesBeside = {}, pinger?: PingLoop): Promise<ApiFigures> {
   const app = await buildApp({ redis, prefix });
   try {
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
     const { latencies, pageItems } = await walkPages(address, PAGE_REQUESTS, WARMUP_REQUESTS);
-    let besideFigures: ApiFigures['beside'];
-    if (beside) {
-      const loop = await beside.start();
-      const t0 = performance.now();
-      let walked: { latencies: number[] } | undefined;
-      try {
-        walked = await walkPages(address, PAGE_REQUESTS, 0);
-      } finally {
-        const saved = await loop.stop();
-        const s = (performance.now() - t0) / 1000;
-        if (walked) besideFigures = { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9 };
-      }
-    }
+    const besideFigures = besides.plain && pinger ? await walkBeside(address, besides.plain, pinger) : undefined;
+    const recyclingFigures = besides.recycling && pinger ? await walkBeside(address, besides.recycling, pinger) : undefined;
 
     const target = ids[Math.floor(ids.length / 2)]!;
     const probe = await fetch(`${address}/checkpoints/${encodeURIComponent(target)}`);
@@ -119,6 +146,7 @@ export async function measureAdminApi(redis: Redis, prefix: string, ids: readonl
       getNon2xx: result.non2xx,
       getErrors: result.errors + result.timeouts,
       ...(besideFigures ? { beside: besideFigures } : {}),
+      ...(recyclingFigures ? { besideRecycling: recyclingFigures } : {}),
     };
   } finally {
     await app.close();

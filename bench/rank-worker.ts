@@ -108,7 +108,8 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       let saves = 0;
       process.stdout.write('SAVING\n');
       while (!stop) {
-        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true }), checkpointId: task.checkpointId });
+        // recycleTtlMs: each save takes the segments the one before it dropped (writes over memory Redis holds).
+        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs: task.recycleTtlMs ?? 0 }), checkpointId: task.checkpointId });
         saves++;
       }
       return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes * saves, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined };

@@ -104,3 +104,32 @@ export async function runRanks(base: Omit<WorkerTask, 'rank' | 'worldSize'>, wor
     ranks,
   };
 }
+
+/** Redis PINGs from a process of its own (bench/ping-loop.ts) until stop(), which resolves to the round trips in ms. */
+export async function startPingLoop(redisUrl: string): Promise<{ stop(): Promise<number[]> }> {
+  const script = compiled ? [join(benchDir, 'ping-loop.js')] : ['--import', 'tsx', join(benchDir, 'ping-loop.ts')];
+  const child = spawn(process.execPath, [...script, redisUrl], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const exited = new Promise<number[]>((resolve, reject) => {
+    child.once('exit', (code) => {
+      const line = stdout.split('\n').find((l) => l.startsWith('['));
+      if (code === 0 && line) resolve(JSON.parse(line) as number[]);
+      else reject(new Error(`ping loop exited with ${code}:\n${stderr.trim()}`));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (stdout.includes('PINGING\n')) resolve();
+    });
+    exited.catch(reject);
+  });
+  return {
+    stop: async () => {
+      child.stdin.end();
+      return exited;
+    },
+  };
+}

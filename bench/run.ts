@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parseBenchArgs, type BenchOptions } from './args.js';
 import { bestBy, deleteRaw, fsRead, fsWrite, loopbackSocket, makeFsDir, rawSet, redisBenchmark, removeFsDir, sweepRaw, usedMemory } from './baselines.js';
 import { Progress } from './progress.js';
-import { compiled, RSS_TARGET, runRanks, startSaveLoop, type RanksFigure } from './ranks.js';
+import { compiled, RSS_TARGET, runRanks, startPingLoop, startSaveLoop, type RanksFigure } from './ranks.js';
 import { printLoadComparison, type LoadComparison } from './load-compare.js';
 import { connectRedis, deleteByPrefix, redisVersion, startOwnRedis, type RedisTarget } from './redis-target.js';
 import { makeLayout, makePayload, type Layout } from './synthetic.js';
@@ -520,12 +520,15 @@ async function adminApi(ctx: RunContext, steady: RedisTarget): Promise<ApiFigure
     ctx.progress.step(`admin API: saving ${ctx.opts.catalogEntries} checkpoints into the catalog`);
     const ids = await fillCatalog(target.redis, ctx.prefix, ctx.opts.catalogEntries, (d, t) => ctx.progress.update(d, t));
     ctx.progress.done();
-    // A save beside the page walk: another process saving a state dict (at most 256 MiB) over and over.
+    // A save beside the page walk: another process saving a state dict (at most 256 MiB) over and over,
+    // each save into new keys (fresh Redis memory), then each recycling the last one's segments (the manager's default).
     const besideLayout = { totalBytes: Math.min(ctx.opts.bytes, 256 * MIB), smallItems: ctx.opts.items };
-    const beside = { bytes: makeLayout(besideLayout).totalBytes, start: () => startSaveLoop({ ...task(ctx, target, 'save', 'api-beside', 'api/beside'), layout: besideLayout }) };
-    ctx.progress.step(`admin API: GET /checkpoints pages (alone, then beside a save loop), then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
-    const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds, beside);
-    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms alone, ${figures.beside?.listPageP99Ms.toFixed(1)} ms beside a save, ${figures.getRps.toFixed(0)} req/s`);
+    const bytes = makeLayout(besideLayout).totalBytes;
+    const loop = (recycleTtlMs: number) => () => startSaveLoop({ ...task(ctx, target, 'save', 'api-beside', 'api/beside'), layout: besideLayout, recycleTtlMs });
+    const besides = { plain: { bytes, start: loop(0) }, recycling: { bytes, start: loop(60_000) } };
+    ctx.progress.step(`admin API: GET /checkpoints pages (alone, then beside a save loop, then beside a recycling save loop), then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
+    const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds, besides, { start: () => startPingLoop(target.url) });
+    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms alone, ${figures.beside?.listPageP99Ms.toFixed(1)} ms beside a save, ${figures.besideRecycling?.listPageP99Ms.toFixed(1)} ms beside a recycling save, ${figures.getRps.toFixed(0)} req/s`);
     return figures;
   } finally {
     if (target !== steady) await target.stop();
