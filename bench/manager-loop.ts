@@ -1,6 +1,6 @@
 /**
  * The CheckpointManager loop of `npm run bench` (issue 12): N saves of one state dict
- * (default 50 × 64 MiB of distinct bytes, one 4 MiB piece changing per step; --quick 8 × 8 MiB)
+ * (default 50 × 64 MiB of distinct bytes, one piece (a segment, 1 MiB − 64 B by default) changing per step; --quick 8 × 8 MiB)
  * with keepLast 2, in three modes: whole saves (incremental off, recycling off), whole saves with
  * segment recycling, and the manager's default (incremental). Per mode: steady save GB/s (median of the
  * saves after the first 3), Redis used_memory over the loop (max, and its ratio to the state

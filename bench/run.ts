@@ -20,6 +20,7 @@ import { makeLayout, makePayload, type Layout } from './synthetic.js';
 import { growthRatio, measureScalePoint, type ScalePoint } from './metadata-scale.js';
 import type { ApiFigures } from './admin-api.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
+import { DEFAULT_SEGMENT_BYTES } from '../src/redis/segment-layout.js';
 import { asyncSummary, printAsyncTable, type AsyncSummary } from './async-save.js';
 import { managerLoopFigures, printManagerTable } from './manager-loop.js';
 import { incrementalFigures, printIncrementalTable } from './incremental.js';
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
 async function rawSteady(ctx: RunContext, target: RedisTarget): Promise<RawFigures> {
   const { progress, payload, prefix } = ctx;
   const redis = target.redis;
-  const warm = { chunkBytes: 4 * MIB - 64, concurrency: 4, keyPrefix: `${prefix}:raw:warm` };
+  const warm = { chunkBytes: DEFAULT_SEGMENT_BYTES, concurrency: 4, keyPrefix: `${prefix}:raw:warm` };
   progress.step('raw: warming Redis memory (SET + DEL of the payload)');
   await rawSet(redis, payload, { ...warm, onProgress: (d, t) => progress.update(d, t) });
   await deleteRaw(redis, warm.keyPrefix, Math.ceil(payload.byteLength / warm.chunkBytes));
@@ -196,8 +197,8 @@ async function rawSteady(ctx: RunContext, target: RedisTarget): Promise<RawFigur
   // The sweep runs in this long-lived process, whose heap has recycled many large buffers;
   // a fresh process (where ranks run) can rank the settings differently (16 MiB replies
   // are cheap here, slow there). So the finalists (best SET, best GET and the library's
-  // default 4 MiB − 64 B × 4) are measured again in fresh workers, and the best is kept.
-  const finalists = uniqueSettings([bestSet, bestGet, { chunkBytes: 4 * MIB - 64, concurrency: 4 }]);
+  // default segment size × 4) are measured again in fresh workers, and the best is kept.
+  const finalists = uniqueSettings([bestSet, bestGet, { chunkBytes: DEFAULT_SEGMENT_BYTES, concurrency: 4 }]);
   let best: Omit<RawFigures, 'sweep'> | undefined;
   for (const f of finalists) {
     const r = await rawMeasured(ctx, target, 'steady', { setChunkBytes: f.chunkBytes, setConcurrency: f.concurrency, getChunkBytes: f.chunkBytes, getConcurrency: f.concurrency }, false);
@@ -425,13 +426,13 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
 /**
  * `--only load`: the 1-rank steady save and load against raw SET, raw GET in fresh
  * processes and raw GET in a warm process, in `max(3, --rounds)` interleaved rounds. Raw
- * SET/GET use the library's segment size (4 MiB − 64 B × 4); the warm GET the best of
+ * SET/GET use the library's segment size (DEFAULT_SEGMENT_BYTES × 4); the warm GET the best of
  * 1 MiB − 64 B and 4 MiB − 64 B (× 4) measured first. No sweep, fs or other parts.
  */
 async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<LoadComparison> {
   const loadBefore = loadavg();
-  const seg = { chunkBytes: 4 * MIB - 64, concurrency: 4 };
-  const warm = await selectWarmGet(ctx, target, [seg, { chunkBytes: MIB - 64, concurrency: 4 }]);
+  const seg = { chunkBytes: DEFAULT_SEGMENT_BYTES, concurrency: 4 };
+  const warm = await selectWarmGet(ctx, target, [{ chunkBytes: MIB - 64, concurrency: 4 }, { chunkBytes: 4 * MIB - 64, concurrency: 4 }]);
   const selected: RawFigures = {
     setChunkBytes: seg.chunkBytes, setConcurrency: seg.concurrency, getChunkBytes: seg.chunkBytes, getConcurrency: seg.concurrency,
     ...warm, setGbps: NaN, getGbps: NaN, memoryOverhead: NaN, socketSetGbps: NaN, socketGetGbps: NaN, sweep: [],

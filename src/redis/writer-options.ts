@@ -17,7 +17,7 @@ export interface RedisStorageWriterOptions {
   readonly lockTtlMs?: number;
   /** How long to wait for another save's lock before failing with CHECKPOINT_LOCKED (default 0). */
   readonly lockWaitMs?: number;
-  /** Segment size: the largest Redis value written (default 4 MiB − 64 B, at most 512 MiB). */
+  /** Segment size: the largest Redis value written (default 1 MiB − 64 B, at most 512 MiB). */
   readonly segmentBytes?: number;
   /** @deprecated Old name of `segmentBytes`; still accepted. */
   readonly chunkBytes?: number;

@@ -6,7 +6,7 @@ import { ShardedTensor, Tensor } from '../../src/core/tensor.js';
 import type { StateDict } from '../../src/core/state-dict.js';
 import { createLocalGroups } from '../../src/group/local-group.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
-import { RedisStorageWriter } from '../../src/redis/writer.js';
+import { DEFAULT_SEGMENT_BYTES, RedisStorageWriter } from '../../src/redis/writer.js';
 import { assertStoreAgrees, committed, damaged } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -152,7 +152,7 @@ t.test('segments are full except the last per rank: power-of-two tensors cost no
   await save(sd, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis }) });
   const keys = (await redis.keys(`dcp:data:${id}:*`)).sort((a, b) => Number(a.split(':').at(-1)) - Number(b.split(':').at(-1)));
   const lengths = await Promise.all(keys.map((k) => redis.strlen(k)));
-  t.same(lengths.slice(0, 2), [4 * MiB - 64, 4 * MiB - 64], `full segments first: ${lengths.join(', ')}`);
+  t.same(lengths.slice(0, 2), [DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_BYTES], `full segments first: ${lengths.join(', ')}`);
   t.ok(lengths.slice(2, -1).every((n) => Number.isInteger(Math.log2(n + 64))), 'then tail pieces of 2^k − 64 bytes');
   const payload = 11 * MiB + 100 + 2;
   t.equal(lengths.reduce((a, b) => a + b, 0), payload);

@@ -62,7 +62,7 @@ async function failure(sd: StateDict, id: string, bulkTransport: boolean): Promi
 t.test('a 4 MiB part read in many socket reads: a flipped first or last byte fails the load', async (t) => {
   const n = (4 * 1024 * 1024 - 64) / 4;
   const source = Int32Array.from({ length: n }, (_, i) => i ^ 0x5a5a);
-  await save({ w: new Tensor('int32', [n], source) }, { checkpointId: 'sv/big', storageWriter: new RedisStorageWriter({ redis }) });
+  await save({ w: new Tensor('int32', [n], source) }, { checkpointId: 'sv/big', storageWriter: new RedisStorageWriter({ redis, segmentBytes: n * 4 }) });
   const [key] = await redis.keys('dcp:data:sv/big:*');
   const original = (await redis.getBuffer(key!))!;
   t.equal(original.byteLength, n * 4, 'one segment holding the whole tensor');
