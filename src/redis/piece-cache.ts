@@ -17,12 +17,15 @@ interface Entry {
 }
 
 const entries = new Map<string, Entry>();
+/** Pieces hashed for their id (XXH64 and/or BLAKE3) by this thread. */
+let hashed = 0;
 
 /**
  * The id of `bytes` saved at `position` (prefix, item, piece ordinal), and whether it came from the cache
  * (unverified). `position` undefined (writer option pieceIdCache: false): BLAKE3 only, the cache untouched.
  */
 export function cachedPieceId(position: string | undefined, bytes: Uint8Array): { id: string; cached: boolean } {
+  hashed++;
   if (position === undefined) return { id: pieceId(bytes), cached: false };
   const fast = xxh64(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   const hit = entries.get(position);
@@ -36,6 +39,11 @@ export function cachedPieceId(position: string | undefined, bytes: Uint8Array): 
 /** Forgets every position (after a false match was caught). */
 export function clearPieceIds(): void {
   entries.clear();
+}
+
+/** How many pieces this thread has hashed for their id (tests: a save with the memory pre-flight hashes each piece once). */
+export function piecesHashed(): number {
+  return hashed;
 }
 
 /** The cache itself (tests: to simulate a false XXH64 match). */

@@ -13,6 +13,7 @@ import type { CheckpointKeys, KeySpace } from './keys.js';
 import type { PieceLocation } from './layout.js';
 import { claimPieces, cutItem, pieceProblem } from './pieces.js';
 import { cachedPieceId, clearPieceIds } from './piece-cache.js';
+import type { PlannedPieces } from './planned-pieces.js';
 import { DcpError } from '../core/errors.js';
 import { metadataIndexKey } from '../core/metadata.js';
 
@@ -29,6 +30,10 @@ export interface PieceWriteContext {
   readonly bulk?: BulkTransport | undefined;
   /** Find unchanged pieces by XXH64 through the id cache (writer option pieceIdCache, default true). */
   readonly idCache?: boolean;
+  /** Ids the memory pre-flight of this save computed (estimateStored): reused for items whose byte view is the same. */
+  readonly planned?: PlannedPieces | undefined;
+  /** Per item, ids known without hashing (from `planned`), unverified: checked by BLAKE3 before a piece is written under one. */
+  readonly known?: ReadonlyArray<readonly string[] | undefined>;
 }
 
 /**
@@ -39,7 +44,9 @@ export interface PieceWriteContext {
 export async function writeIncremental(planItems: readonly WriteItem[], items: readonly Uint8Array[], ctx: PieceWriteContext, bulkConnections: number): Promise<WriteResult[]> {
   const bulk = bulkConnections > 0 ? await openBulk(ctx.client, bulkConnections).catch(() => undefined) : undefined;
   try {
-    const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk, positions: planItems.map((item) => metadataIndexKey(item.index)) });
+    const positions = planItems.map((item) => metadataIndexKey(item.index));
+    const known = ctx.planned ? positions.map((item, i) => ctx.planned!.idsFor(item, items[i]!)) : undefined;
+    const { locations, storedBytes } = await writePieces(items, { ...ctx, bulk, positions, known });
     // A Cluster's replicas hold the pieces (bulk connections) and the claims (ioredis' node connections) before the commit.
     if (bulk) await awaitReplicas(ctx.client, bulk);
     await awaitReplicas(ctx.client, undefined);
@@ -82,11 +89,11 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   const write = (id: string, bytes: Uint8Array, cached: boolean): Promise<void> =>
     slots.run(async () => {
       if (failed) return;
-      // An id found by XXH64 is checked by BLAKE3 before bytes are stored under it (piece-cache.ts).
+      // An id not hashed from these bytes here (found by XXH64, or by the pre-flight) is checked by BLAKE3 before bytes are stored under it.
       const problem = cached ? pieceProblem(id, bytes) : undefined;
       if (problem) {
         clearPieceIds();
-        throw new DcpError('CHECKSUM_MISMATCH', `a changed piece matched the XXH64 of the bytes saved there before (${problem}); save again`);
+        throw new DcpError('CHECKSUM_MISMATCH', `a piece does not hash to the id found for it (${problem}): it matched the XXH64 of the bytes saved there before, or it changed after the memory pre-flight hashed it (the state dict must not change while a save runs); save again`);
       }
       const key = ctx.client instanceof Cluster ? ctx.keySpace.taggedPiece(id) : ctx.keySpace.piece(id);
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -126,8 +133,11 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
 
   for (const [n, bytes] of items.entries()) {
     const ids: string[] = [];
-    for (const [k, piece] of cutItem(bytes, ctx.pieceBytes).entries()) {
-      const { id, cached } = cachedPieceId(ctx.idCache === false ? undefined : position(ctx.keySpace, ctx.positions?.[n] ?? `#${n}`, ctx.pieceBytes, k), piece);
+    const pieces = cutItem(bytes, ctx.pieceBytes);
+    const known = ctx.known?.[n]?.length === pieces.length ? ctx.known[n] : undefined;
+    for (const [k, piece] of pieces.entries()) {
+      // Unverified either way (cached: true) when known: the bytes may have changed since the pre-flight hashed them.
+      const { id, cached } = known ? { id: known[k]!, cached: true } : cachedPieceId(ctx.idCache === false ? undefined : position(ctx.keySpace, ctx.positions?.[n] ?? `#${n}`, ctx.pieceBytes, k), piece);
       ids.push(id);
       batch.push({ id, bytes: piece, cached });
       batchBytes += piece.byteLength;
@@ -154,12 +164,20 @@ export interface StoredEstimate {
 /**
  * The memory pre-flight of an incremental save on one rank: hashes the rank's pieces and asks
  * Redis which exist (EXISTS only: nothing is claimed or written); unchanged pieces are found by
- * XXH64 through the id cache (piece-cache.ts), so writeData's pass is XXH64 only. An estimate: a piece stored or dropped
- * between this probe and the claims changes what the save really adds.
+ * XXH64 through the id cache (piece-cache.ts). Each item's ids go into `planned`, so writeData
+ * of the same save hashes again only items whose byte view changed. An estimate: a piece stored
+ * or dropped between this probe and the claims changes what the save really adds.
  */
-export async function estimateStored(items: readonly Uint8Array[], positions: readonly string[], client: RedisClient, keySpace: KeySpace, pieceBytes: number, idCache = true): Promise<StoredEstimate> {
+export async function estimateStored(items: readonly Uint8Array[], positions: readonly string[], client: RedisClient, keySpace: KeySpace, pieceBytes: number, idCache = true, planned?: PlannedPieces): Promise<StoredEstimate> {
   const sizes = new Map<string, number>();
-  items.forEach((bytes, n) => cutItem(bytes, pieceBytes).forEach((piece, k) => sizes.set(cachedPieceId(idCache ? position(keySpace, positions[n]!, pieceBytes, k) : undefined, piece).id, piece.byteLength)));
+  items.forEach((bytes, n) => {
+    const ids = cutItem(bytes, pieceBytes).map((piece, k) => {
+      const { id } = cachedPieceId(idCache ? position(keySpace, positions[n]!, pieceBytes, k) : undefined, piece);
+      sizes.set(id, piece.byteLength);
+      return id;
+    });
+    planned?.add(positions[n]!, bytes, ids);
+  });
   const ids = [...sizes.keys()];
   const key = (id: string) => (client instanceof Cluster ? keySpace.taggedPiece(id) : keySpace.piece(id));
   let newBytes = 0;

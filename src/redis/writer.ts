@@ -32,6 +32,7 @@ import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from
 import { checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-options.js';
 import { estimateStored, writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
+import { PlannedPieces } from './planned-pieces.js';
 import { INCREMENTAL_STORAGE_FORMAT, TAGGED_INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
@@ -73,6 +74,8 @@ export class RedisStorageWriter extends StorageWriter {
   private writtenKeys: string[] = [];
   /** The save id from the coordinator's ticket (on every rank, once writeData started). */
   private writingSaveId: string | undefined;
+  /** Piece ids hashed by this save's memory pre-flight (prepareLocalPlan), taken by its writeData. */
+  private planned: PlannedPieces | undefined;
 
   constructor(private readonly options: RedisStorageWriterOptions = {}) {
     super();
@@ -120,6 +123,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.committed = false;
     this.writtenKeys = [];
     this.writingSaveId = undefined;
+    this.planned = undefined;
   }
 
   override storageMeta(): StorageMeta {
@@ -140,6 +144,7 @@ export class RedisStorageWriter extends StorageWriter {
   }
 
   async prepareLocalPlan(plan: SavePlan, planner?: SavePlanner): Promise<SavePlan> {
+    this.planned = undefined;
     if (!this.overwrite) {
       const state = await this.store().state();
       if (state?.status === 'committed') throw new CheckpointExistsError(this.store().id);
@@ -147,7 +152,10 @@ export class RedisStorageWriter extends StorageWriter {
     // Incremental memory pre-flight (when Redis has a maxmemory): what this rank will store, i.e. its new pieces.
     if (!this.incremental || !planner || !(this.options.memoryCheck ?? true) || (await redisMemory(this.dataClient())).maxMemory === null) return plan;
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
-    return { ...plan, storageData: { stored: await estimateStored(items, plan.items.map((i) => metadataIndexKey(i.index)), this.dataClient(), this.keySpace, this.segmentBytes, this.options.pieceIdCache ?? true) } };
+    const planned = new PlannedPieces();
+    const stored = await estimateStored(items, plan.items.map((i) => metadataIndexKey(i.index)), this.dataClient(), this.keySpace, this.segmentBytes, this.options.pieceIdCache ?? true, planned);
+    this.planned = planned; // writeData of this save reuses these ids for the same byte views
+    return { ...plan, storageData: { stored } };
   }
 
   /** Coordinator, under the lock: claims the checkpoint for this save and hands every rank its ticket. */
@@ -175,7 +183,9 @@ export class RedisStorageWriter extends StorageWriter {
     // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
     if (this.incremental) {
-      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true };
+      const planned = this.planned;
+      this.planned = undefined; // for this save only: holds views of its tensors
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned };
       return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
     }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));
@@ -247,6 +257,7 @@ export class RedisStorageWriter extends StorageWriter {
    * (the failure came later, e.g. a lost reply or a failed final broadcast) is kept.
    */
   override async abort(): Promise<void> {
+    this.planned = undefined;
     try {
       if (this.committed || this.target.id === undefined) return;
       const saveId = this.isCoordinator ? (this.begun ? this.saveId : undefined) : this.writingSaveId;
