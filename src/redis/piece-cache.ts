@@ -2,8 +2,9 @@
  * Incremental saves: a piece whose bytes did not change since this process last saved that
  * position reuses its BLAKE3 id, found by XXH64 (~3× faster here) instead of BLAKE3. So an
  * unchanged state dict is saved at XXH64 speed. A false match (a changed piece with the same
- * XXH64, 2^-64 by accident) cannot poison a shared piece: every piece a save writes is checked
- * against its BLAKE3 id first (pieceProblem). See docs/format.md, "Incremental saves".
+ * XXH64, 2^-64 by accident) cannot poison a shared piece: every piece a save writes under an id
+ * it did not compute by BLAKE3 (from this cache or from the pre-flight) is checked against it
+ * first (pieceProblem). See docs/format.md, "Incremental saves".
  */
 import { xxh64 } from '@node-rs/xxhash';
 import { pieceId, pieceLength } from './pieces.js';

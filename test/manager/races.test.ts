@@ -62,9 +62,11 @@ t.test('memory pre-flight with a small maxmemory', async (t) => {
     return { w: new Tensor('uint8', [n << 20], bytes) };
   };
 
-  await save(mib(1, 1), { checkpointId: 'pf/a', storageWriter: new RedisStorageWriter({ redis: client }) });
+  // The sizes below assume 4 MiB − 64 B segments: the pre-flight allows maxInFlight (4) segments in flight beside the data.
+  const segmentBytes = 4 * 1024 * 1024 - 64;
+  await save(mib(1, 1), { checkpointId: 'pf/a', storageWriter: new RedisStorageWriter({ redis: client, segmentBytes }) });
   const before = (await client.keys('*')).sort();
-  const err = await save(mib(16, 2), { checkpointId: 'pf/b', storageWriter: new RedisStorageWriter({ redis: client }) }).then(() => undefined, (e: unknown) => e as Error & { cause?: Error & { code?: string } });
+  const err = await save(mib(16, 2), { checkpointId: 'pf/b', storageWriter: new RedisStorageWriter({ redis: client, segmentBytes }) }).then(() => undefined, (e: unknown) => e as Error & { cause?: Error & { code?: string } });
   t.equal(err?.cause?.code, 'INSUFFICIENT_MEMORY', 'the save fails with INSUFFICIENT_MEMORY');
   t.match(err?.cause?.message, /needs \d+ bytes but Redis can take \d+ more \(maxmemory \d+ − used_memory \d+\)/, 'naming both numbers');
   t.same((await client.keys('*')).sort(), before, 'nothing was written (not even a state hash)');
@@ -72,11 +74,11 @@ t.test('memory pre-flight with a small maxmemory', async (t) => {
 
   // The manager makes room with what retention would delete once the new step commits, then retries.
   await client.flushdb();
-  const keepAll = new CheckpointManager({ redis: client, run: 'm' });
+  const keepAll = new CheckpointManager({ redis: client, run: 'm', writerOptions: { segmentBytes } });
   await keepAll.save(1, mib(6, 1));
   await keepAll.save(2, mib(6, 2));
   await keepAll.close();
-  const manager = new CheckpointManager({ redis: client, run: 'm', retention: { keepLast: 1 } });
+  const manager = new CheckpointManager({ redis: client, run: 'm', retention: { keepLast: 1 }, writerOptions: { segmentBytes } });
   const result = await manager.save(3, mib(6, 3));
   t.same(result.freedForMemory.sort(), ['m/step-1', 'm/step-2'], 'deleted first, and says so');
   t.same(await manager.steps(), [3]);
