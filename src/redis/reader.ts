@@ -50,6 +50,15 @@ export interface RedisStorageReaderOptions {
   /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
   readonly bulkConnections?: number;
   /**
+   * Let the kernel write a part that is one contiguous run of a tensor straight into the tensor
+   * (default false: parts arrive in a few reused receive buffers, are verified there and then
+   * copied in). Straight in saves that copy, but a damaged part then lands in the tensor before
+   * the load fails, and where the kernel's first write into a page is expensive (as on the
+   * virtual machines measured in docs/performance.md, "Receive buffers") a first load into
+   * tensors was 4× slower.
+   */
+  readonly readIntoTensors?: boolean;
+  /**
    * Lease of the load pin (default 30 s): from readMetadata until the load ends the
    * checkpoint is pinned (delete, retention and gc refuse it with CHECKPOINT_IN_USE); the
    * pin is extended every third of this while the load runs and expires this long after
@@ -77,6 +86,7 @@ export class RedisStorageReader extends StorageReader {
   private bulk: BulkTransport | undefined;
   private readonly bulkConnections: number;
   private readonly pinTtlMs: number;
+  private readonly readIntoTensors: boolean;
   private pin: LoadPin | undefined;
 
   constructor(options: RedisStorageReaderOptions = {}) {
@@ -92,6 +102,7 @@ export class RedisStorageReader extends StorageReader {
     this.slots = new Slots(this.maxInFlight);
     this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, options.redis instanceof Cluster ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
     this.pool = new BufferPool(this.maxInFlight);
+    this.readIntoTensors = options.readIntoTensors ?? false;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
 
@@ -295,7 +306,7 @@ export class RedisStorageReader extends StorageReader {
       const bulk = this.bulk;
       const crcs = this.verify ? new StreamedCrcs(group.uses.map((u) => u.part), group.start) : undefined;
       const only = group.uses.length === 1 ? group.uses[0]! : undefined;
-      if (bulk && only?.into && only.part.offset === group.start && only.part.length === length) {
+      if (this.readIntoTensors && bulk && only?.into && only.part.offset === group.start && only.part.length === length) {
         // Straight into the tensor: on a bad length or checksum the load fails (the tensor's bytes are then undefined, as with any failed load).
         const got = await bulk.getRangeInto(key, group.start, group.end - 1, only.into, crcs?.feed);
         this.check(only, key, group.start, got, only.into.subarray(0, got), crcs);

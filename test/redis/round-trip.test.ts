@@ -80,41 +80,50 @@ t.test('a corrupted byte fails the load with the FQN and key', async (t) => {
   await assertStoreAgrees(t, { redis, expect: { [id]: damaged({ w: new Tensor('float64', [1000]) }, 'checksum_mismatch') }, exhaustive: false });
 });
 
-t.test('parts read straight into the tensor are still verified: flipped, truncated and missing segments fail on both transports', async (t) => {
+t.test('parts are verified on every read path (receive buffers, straight into the tensor, ioredis): flipped, truncated and missing segments fail', async (t) => {
   const id = 'rt/direct';
   const n = 300_000; // 1.2 MB over 64 KiB segments: every group is one whole part
   const source = Int32Array.from({ length: n }, (_, i) => i * 7);
   await save({ w: new Tensor('int32', [n], source) }, { checkpointId: id, storageWriter: new RedisStorageWriter({ redis, segmentBytes: 64 * 1024 }) });
   const keys = (await redis.keys(`dcp:data:${id}:*`)).sort((a, b) => Number(a.split(':').at(-1)) - Number(b.split(':').at(-1)));
   t.ok(keys.length > 10, `${keys.length} segments`);
-  const loadCode = async (bulkTransport: boolean) => {
-    const dest = new Tensor('int32', [n]);
-    const err = await load({ w: dest }, { checkpointId: id, storageReader: new RedisStorageReader({ redis, bulkTransport }) }).then(() => undefined, (e: unknown) => e as CheckpointError);
+  // Three read paths: bulk into reused receive buffers (the default), bulk straight into the tensor, ioredis.
+  const modes = [
+    { bulkTransport: true, readIntoTensors: false },
+    { bulkTransport: true, readIntoTensors: true },
+    { bulkTransport: false, readIntoTensors: false },
+  ];
+  const SENTINEL = -1;
+  const loadCode = async (mode: (typeof modes)[number]) => {
+    const dest = new Tensor('int32', [n], new Int32Array(n).fill(SENTINEL));
+    const err = await load({ w: dest }, { checkpointId: id, storageReader: new RedisStorageReader({ redis, ...mode }) }).then(() => undefined, (e: unknown) => e as CheckpointError);
     return { dest, code: (err?.failures.get(0) as { code?: string } | undefined)?.code, message: err?.failures.get(0)?.message ?? '' };
   };
-  for (const bulkTransport of [true, false]) {
-    const ok = await loadCode(bulkTransport);
-    t.equal(ok.code, undefined, `clean load (bulk ${bulkTransport})`);
-    t.ok(Buffer.from(ok.dest.data.buffer).equals(Buffer.from(source.buffer)), `bit for bit (bulk ${bulkTransport})`);
+  for (const mode of modes) {
+    const ok = await loadCode(mode);
+    t.equal(ok.code, undefined, `clean load (${JSON.stringify(mode)})`);
+    t.ok(Buffer.from(ok.dest.data.buffer).equals(Buffer.from(source.buffer)), `bit for bit (${JSON.stringify(mode)})`);
   }
   const middle = keys[5]!;
   const original = (await redis.getBuffer(middle))!;
   await redis.setrange(middle, 1000, 'Z');
-  for (const bulkTransport of [true, false]) {
-    const r = await loadCode(bulkTransport);
-    t.equal(r.code, 'CHECKSUM_MISMATCH', `flipped byte (bulk ${bulkTransport})`);
+  for (const mode of modes) {
+    const r = await loadCode(mode);
+    t.equal(r.code, 'CHECKSUM_MISMATCH', `flipped byte (${JSON.stringify(mode)})`);
     t.match(r.message, middle);
+    // Verified before it is applied: the damaged part never reaches the tensor (unless the kernel writes it there).
+    if (!mode.readIntoTensors) t.ok(r.dest.data.subarray((5 * 64 * 1024) / 4, (6 * 64 * 1024) / 4).every((v) => v === SENTINEL), `the damaged segment's bytes were not applied (${JSON.stringify(mode)})`);
   }
   const shape = { w: new Tensor('int32', [n]) };
   await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'checksum_mismatch') }, exhaustive: false });
   await redis.set(middle, original.subarray(0, original.byteLength - 10));
-  for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `truncated segment (bulk ${bulkTransport})`);
+  for (const mode of modes) t.equal((await loadCode(mode)).code, 'DATA_MISSING', `truncated segment (${JSON.stringify(mode)})`);
   await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'wrong_length') }, exhaustive: false });
   await redis.del(middle);
-  for (const bulkTransport of [true, false]) t.equal((await loadCode(bulkTransport)).code, 'DATA_MISSING', `deleted segment (bulk ${bulkTransport})`);
+  for (const mode of modes) t.equal((await loadCode(mode)).code, 'DATA_MISSING', `deleted segment (${JSON.stringify(mode)})`);
   await assertStoreAgrees(t, { redis, expect: { [id]: damaged(shape, 'missing_key') }, exhaustive: false });
   await redis.set(middle, original);
-  t.equal((await loadCode(true)).code, undefined, 'restored, it loads again');
+  t.equal((await loadCode(modes[0]!)).code, undefined, 'restored, it loads again');
   await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: new Tensor('int32', [n], source) }) }, exhaustive: false });
 });
 

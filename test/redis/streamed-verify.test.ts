@@ -53,8 +53,8 @@ const server = await RedisServer.start();
 const redis = server.client();
 t.teardown(() => server.stop());
 
-async function failure(sd: StateDict, id: string, bulkTransport: boolean): Promise<{ code?: string; message: string } | undefined> {
-  const err = await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis, bulkTransport }) }).then(() => undefined, (e: unknown) => e as CheckpointError);
+async function failure(sd: StateDict, id: string, bulkTransport: boolean, readIntoTensors = false): Promise<{ code?: string; message: string } | undefined> {
+  const err = await load(sd, { checkpointId: id, storageReader: new RedisStorageReader({ redis, bulkTransport, readIntoTensors }) }).then(() => undefined, (e: unknown) => e as CheckpointError);
   const cause = err?.failures.get(0) as (Error & { code?: string }) | undefined;
   return cause && { code: cause.code, message: cause.message };
 }
@@ -68,16 +68,18 @@ t.test('a 4 MiB part read in many socket reads: a flipped first or last byte fai
   t.equal(original.byteLength, n * 4, 'one segment holding the whole tensor');
   for (const at of [0, n * 4 - 1]) {
     await redis.setrange(key!, at, Buffer.from([original[at]! ^ 1]));
-    for (const bulkTransport of [true, false]) {
-      const r = await failure({ w: new Tensor('int32', [n]) }, 'sv/big', bulkTransport);
-      t.equal(r?.code, 'CHECKSUM_MISMATCH', `byte ${at} flipped (bulk ${bulkTransport})`);
+    for (const [bulkTransport, readIntoTensors] of [[true, false], [true, true], [false, false]] as const) {
+      const r = await failure({ w: new Tensor('int32', [n]) }, 'sv/big', bulkTransport, readIntoTensors);
+      t.equal(r?.code, 'CHECKSUM_MISMATCH', `byte ${at} flipped (bulk ${bulkTransport}, into the tensor ${readIntoTensors})`);
       t.match(r?.message ?? '', key!);
     }
     await redis.set(key!, original);
   }
-  const dest = new Tensor('int32', [n]);
-  t.equal(await failure({ w: dest }, 'sv/big', true), undefined, 'restored, it loads');
-  t.ok(Buffer.from(dest.data.buffer).equals(Buffer.from(source.buffer)), 'bit for bit');
+  for (const readIntoTensors of [false, true]) {
+    const dest = new Tensor('int32', [n]);
+    t.equal(await failure({ w: dest }, 'sv/big', true, readIntoTensors), undefined, `restored, it loads (into the tensor ${readIntoTensors})`);
+    t.ok(Buffer.from(dest.data.buffer).equals(Buffer.from(source.buffer)), 'bit for bit');
+  }
 });
 
 t.test('small items fetched together: the damaged one fails the load and is never applied', async (t) => {
