@@ -18,7 +18,7 @@ import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js
 import { openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
-import type { RedisClient, RedisInput } from './connection.js';
+import type { RedisClient } from './connection.js';
 import { CheckpointTarget } from './checkpoint-target.js';
 import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
@@ -26,46 +26,9 @@ import { parseStorageData, storedParts, type StorageData, type StoredPart } from
 import { dataError, partProblem, StreamedCrcs } from './verify.js';
 import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
+import type { RedisStorageReaderOptions } from './reader-options.js';
 
-export interface RedisStorageReaderOptions {
-  readonly redis?: RedisInput;
-  readonly checkpointId?: string;
-  readonly prefix?: string;
-  /** Parts fetched in flight per rank (default 4; 8 on a Redis Cluster client). */
-  readonly maxInFlight?: number;
-  /**
-   * Bytes of replies asked for and not yet received per rank (default 8 MiB, two segments; one larger
-   * fetch runs alone). Not applied by default on a Cluster client, whose reads spread over the masters.
-   */
-  readonly maxInFlightBytes?: number;
-  /** Verify every fetched part's CRC32C (default true). */
-  readonly verifyChecksums?: boolean;
-  /** Largest metadata document accepted (default 512 MiB). */
-  readonly maxMetadataBytes?: number;
-  /**
-   * Read segment bytes over a second, bulk-only connection into reused buffers (default
-   * true; on a Cluster, connections to every master, each read from its slot's master).
-   */
-  readonly bulkTransport?: boolean;
-  /** Bulk connections used side by side when `bulkTransport` is on (default 1, at most 16). */
-  readonly bulkConnections?: number;
-  /**
-   * Let the kernel write a part that is one contiguous run of a tensor straight into the tensor
-   * (default false: parts arrive in a few reused receive buffers, are verified there and then
-   * copied in). Straight in saves that copy, but a damaged part then lands in the tensor before
-   * the load fails, and where the kernel's first write into a page is expensive (as on the
-   * virtual machines measured in docs/performance.md, "Receive buffers") a first load into
-   * tensors was 4× slower.
-   */
-  readonly readIntoTensors?: boolean;
-  /**
-   * Lease of the load pin (default 30 s): from readMetadata until the load ends the
-   * checkpoint is pinned (delete, retention and gc refuse it with CHECKPOINT_IN_USE); the
-   * pin is extended every third of this while the load runs and expires this long after
-   * a process that died (docs/format.md, "Load pins").
-   */
-  readonly pinTtlMs?: number;
-}
+export type { RedisStorageReaderOptions } from './reader-options.js';
 
 export const DEFAULT_PIN_TTL_MS = 30_000;
 /** Reply bytes in flight per reader unless configured: more made Redis fault in fresh reply buffers (docs/performance.md, "Issue 15"). */
