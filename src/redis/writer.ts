@@ -249,6 +249,8 @@ export class RedisStorageWriter extends StorageWriter {
       await store.dropSave(this.token!, saveId, this.pool()).catch(() => {}); // retried by the next commit or delete
     }
     await held.release();
+    // A writer used again without a checkpoint id (so without reset) must not write over this save's keys.
+    this.reset();
   }
 
   /**
@@ -271,6 +273,7 @@ export class RedisStorageWriter extends StorageWriter {
       else if (this.incremental) await releasePieces(this.dataClient(), this.keySpace, store.keys, saveId).catch(() => {});
     } finally {
       await this.held?.release();
+      this.reset(); // the next save through this writer gets a new save id
     }
   }
 

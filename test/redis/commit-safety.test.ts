@@ -109,3 +109,33 @@ t.test('a delete whose lock lapsed cannot hide or damage the save that took over
   t.equal((await redis.smembers(`dcp:ckpt:{${id}}:saves`)).length, 1, 'the deleted save was garbage-collected by the commit');
   await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: filled(1000, 2) }) }, exhaustive: false });
 });
+
+t.test('a writer used for a second save without a checkpoint id writes new keys, never over the committed save', async (t) => {
+  const id = 'safety/reused-writer';
+  const writer = new RedisStorageWriter({ redis, checkpointId: id, overwrite: true });
+  const store = new CheckpointStore(redis, new KeySpace('dcp'), id);
+  await save({ w: filled(1000, 1) }, { storageWriter: writer });
+  const first = (await store.state())!.committedSaveId!;
+  const firstKeys = (await redis.keys(`dcp:data:${id}:${first}:*`)).sort();
+  t.ok(firstKeys.length > 0, 'the first save wrote data keys');
+  const reader = new RedisStorageReader({ redis, checkpointId: id });
+  await save({ w: filled(1000, 2) }, { storageWriter: writer });
+  const second = (await store.state())!.committedSaveId!;
+  t.not(second, first, 'the second save has its own save id');
+  t.ok((await redis.keys(`dcp:data:${id}:${second}:*`)).length > 0, 'and its own data keys');
+  t.same(await redis.keys(`dcp:data:${id}:${first}:*`), [], "the first save's keys were dropped at the commit, not written over");
+  const back = { w: new Tensor('int32', [1000]) };
+  await load(back, { storageReader: reader });
+  t.ok(back.w.data.every((v) => v === 2), 'the second save loads');
+  // A writer whose save failed (here after its commit, so abort() ran) is ready for a new save id too.
+  const [group] = createLocalGroups(1);
+  await t.rejects(save({ w: filled(1000, 3) }, { storageWriter: writer, processGroup: failingLastBroadcast(group!) }));
+  const third = (await store.state())!.committedSaveId!;
+  t.not(third, second, 'the failed save had its own save id (and its commit stands)');
+  await save({ w: filled(1000, 4) }, { storageWriter: writer });
+  const fourth = (await store.state())!.committedSaveId!;
+  t.not(fourth, third, 'after a failed save, a new save id again');
+  await writer.close();
+  await assertStoreAgrees(t, { redis, expect: { [id]: committed({ w: filled(1000, 4) }) }, exhaustive: false });
+});
+
