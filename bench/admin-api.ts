@@ -98,16 +98,14 @@ async function walkBeside(address: string, beside: SaveBeside, pinger: PingLoop)
   const loop = await beside.start();
   const pinging = await pinger.start();
   const t0 = performance.now();
-  let walked: { latencies: number[] } | undefined;
-  try {
-    walked = await walkPages(address, PAGE_REQUESTS, 0);
-  } finally {
-    const pings = (await pinging.stop()).sort((a, b) => a - b);
-    const saved = await loop.stop();
-    const s = (performance.now() - t0) / 1000;
-    if (walked) return { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9, pingP50Ms: percentile(pings, 50), pingP99Ms: percentile(pings, 99) };
-  }
-  throw new Error('unreachable: the walk failed');
+  const walked = await walkPages(address, PAGE_REQUESTS, 0).catch(async (err: unknown) => {
+    await Promise.allSettled([pinging.stop(), loop.stop()]);
+    throw err;
+  });
+  const pings = (await pinging.stop()).sort((a, b) => a - b);
+  const saved = await loop.stop();
+  const s = (performance.now() - t0) / 1000;
+  return { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9, pingP50Ms: percentile(pings, 50), pingP99Ms: percentile(pings, 99) };
 }
 
 /** The saves beside the page walk: each writing new keys, and each recycling the segments of the one before. */

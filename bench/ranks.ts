@@ -51,26 +51,25 @@ function runWorker(task: WorkerTask, killAfterMs: number): Promise<WorkerResult>
 }
 
 /**
- * A save loop in its own process (rank-worker save-loop) beside a measurement: resolves once
- * its first save started; `stop()` ends it after the save in progress and resolves with the
- * number of bytes it saved.
+ * A child process that runs until its stdin closes: resolves once it printed `ready` on its own
+ * line; `stop()` closes its stdin and resolves with `result` of its stdout once it exited (0).
  */
-export async function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' | 'mode'>): Promise<{ stop(): Promise<number> }> {
-  const child = spawn(process.execPath, [...workerCommand, JSON.stringify({ ...task, mode: 'save-loop', rank: 0, worldSize: 1 })], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+async function startUntilStdinCloses<T>(name: string, args: readonly string[], ready: string, result: (stdout: string) => T | undefined): Promise<{ stop(): Promise<T> }> {
+  const child = spawn(process.execPath, [...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
-  const exited = new Promise<number>((resolve, reject) => {
+  const exited = new Promise<T>((resolve, reject) => {
     child.once('exit', (code) => {
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code === 0 && line) resolve((JSON.parse(line.slice('RESULT '.length)) as WorkerResult).rankBytes);
-      else reject(new Error(`save loop exited with ${code}:\n${stderr.trim()}`));
+      const value = code === 0 ? result(stdout) : undefined;
+      if (value !== undefined) resolve(value);
+      else reject(new Error(`${name} exited with ${code}:\n${stderr.trim()}`));
     });
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
-      if (stdout.includes('SAVING\n')) resolve();
+      if (stdout.includes(`${ready}\n`)) resolve();
     });
     exited.catch(reject);
   });
@@ -80,6 +79,18 @@ export async function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' 
       return exited;
     },
   };
+}
+
+/**
+ * A save loop in its own process (rank-worker save-loop) beside a measurement: resolves once
+ * its first save started; `stop()` ends it after the save in progress and resolves with the
+ * number of bytes it saved.
+ */
+export function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' | 'mode'>): Promise<{ stop(): Promise<number> }> {
+  return startUntilStdinCloses('save loop', [...workerCommand, JSON.stringify({ ...task, mode: 'save-loop', rank: 0, worldSize: 1 })], 'SAVING', (stdout) => {
+    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    return line ? (JSON.parse(line.slice('RESULT '.length)) as WorkerResult).rankBytes : undefined;
+  });
 }
 
 /** Runs the task on ranks 0..worldSize-1; `uniqueBytes` is what the throughput counts. */
@@ -106,30 +117,10 @@ export async function runRanks(base: Omit<WorkerTask, 'rank' | 'worldSize'>, wor
 }
 
 /** Redis PINGs from a process of its own (bench/ping-loop.ts) until stop(), which resolves to the round trips in ms. */
-export async function startPingLoop(redisUrl: string): Promise<{ stop(): Promise<number[]> }> {
+export function startPingLoop(redisUrl: string): Promise<{ stop(): Promise<number[]> }> {
   const script = compiled ? [join(benchDir, 'ping-loop.js')] : ['--import', 'tsx', join(benchDir, 'ping-loop.ts')];
-  const child = spawn(process.execPath, [...script, redisUrl], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-  const exited = new Promise<number[]>((resolve, reject) => {
-    child.once('exit', (code) => {
-      const line = stdout.split('\n').find((l) => l.startsWith('['));
-      if (code === 0 && line) resolve(JSON.parse(line) as number[]);
-      else reject(new Error(`ping loop exited with ${code}:\n${stderr.trim()}`));
-    });
+  return startUntilStdinCloses('ping loop', [...script, redisUrl], 'PINGING', (stdout) => {
+    const line = stdout.split('\n').find((l) => l.startsWith('['));
+    return line ? (JSON.parse(line) as number[]) : undefined;
   });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      if (stdout.includes('PINGING\n')) resolve();
-    });
-    exited.catch(reject);
-  });
-  return {
-    stop: async () => {
-      child.stdin.end();
-      return exited;
-    },
-  };
 }

@@ -2,9 +2,10 @@
  * The layers of README "Architecture", checked on the import statements of every source
  * file: which folder may import which, and no cycle between folders.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import t from 'tap';
+import { shippedSourceFiles } from './helpers/source-files.js';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 
@@ -30,18 +31,9 @@ function layerOf(path: string): string | undefined {
   return LAYERS.filter((l) => rel === l || rel.startsWith(`${l}/`)).sort((a, b) => b.length - a.length)[0];
 }
 
-function sourceFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) sourceFiles(path, out);
-    else if (path.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
-
 const edges = new Map<string, Set<string>>();
 const offences: string[] = [];
-for (const file of [...sourceFiles(join(root, 'src')), ...sourceFiles(join(root, 'routes'))]) {
+for (const file of shippedSourceFiles()) {
   const from = layerOf(file);
   if (!from) continue;
   for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'";]*?from\s+'(\.[^']+)'/gm)) {
@@ -72,7 +64,7 @@ t.test('no cycle between folders (routes → server or server → routes, not bo
 });
 
 t.test('small files: no source file in src/ or routes/ is over 350 lines', async (t) => {
-  const long = [...sourceFiles(join(root, 'src')), ...sourceFiles(join(root, 'routes'))]
+  const long = shippedSourceFiles()
     .map((file) => [relative(root, file), readFileSync(file, 'utf8').split('\n').length - 1] as const)
     .filter(([, lines]) => lines > 350);
   t.same(long, [], 'split by responsibility what grows past 350 lines');

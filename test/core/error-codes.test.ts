@@ -3,9 +3,10 @@
  * docs/errors.md: every code is complete, every mapping reads the table, and no code
  * outside the table can be raised.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import t from 'tap';
+import { repoRoot, shippedSourceFiles } from '../helpers/source-files.js';
 import { ERROR_CODES, EXIT_CODES, EXIT_CODE_MEANINGS, isErrorCode, type ErrorCode } from '../../src/core/error-codes.js';
 import { USAGE } from '../../src/cli/run.js';
 import { CheckpointError, DcpError, DcpValueError, RemoteRankError, errorFromWire, errorToWire } from '../../src/core/errors.js';
@@ -92,20 +93,12 @@ t.test('docs/errors.md is generated from the table (npm run errors-doc)', async 
 });
 
 /** Every string literal passed as a code to a DcpError constructor in src/ and routes/. */
-function literalCodes(dir: string, found: Array<[string, string]> = []): Array<[string, string]> {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) literalCodes(path, found);
-    else if (path.endsWith('.ts')) {
-      for (const m of readFileSync(path, 'utf8').matchAll(/new (?:DcpError|DcpValueError)\(\s*'([^']+)'/g)) found.push([path, m[1]!]);
-    }
-  }
-  return found;
+function literalCodes(): Array<[string, string]> {
+  return shippedSourceFiles().flatMap((path) => [...readFileSync(path, 'utf8').matchAll(/new (?:DcpError|DcpValueError)\(\s*'([^']+)'/g)].map((m): [string, string] => [path, m[1]!]));
 }
 
 t.test('every code raised in the sources is in the table', async (t) => {
-  const root = new URL('../..', import.meta.url).pathname;
-  const found = [...literalCodes(join(root, 'src')), ...literalCodes(join(root, 'routes'))];
+  const found = literalCodes();
   t.ok(found.length > 50, `${found.length} raise sites`);
-  for (const [path, code] of found) t.ok(isErrorCode(code), `${code} (${path.slice(root.length)})`);
+  for (const [path, code] of found) t.ok(isErrorCode(code), `${code} (${relative(repoRoot, path)})`);
 });

@@ -1,4 +1,4 @@
-/** Assertions on the JSON lines that rank fixture processes print (test/fixtures/rank.ts, pg-fs-rank.ts). */
+/** What ranks report: assertions on the JSON lines rank fixture processes print (test/fixtures/rank.ts, pg-fs-rank.ts), and the failure of an in-process save or load. */
 import type { Test } from 'tap';
 import type { ChildResult } from './child.js';
 
@@ -11,3 +11,10 @@ export function assertSameFailure(t: Test, out: ChildResult[], step: string, ran
     t.match((json?.failureMessages as Record<string, string> | undefined)?.[rank], message);
   }
 }
+
+/** Undefined when `p` resolves; else rank 0's failure of a CheckpointError (or the error itself), for its code and message. */
+export const failureOf = (p: Promise<unknown>): Promise<{ code?: string; message?: string } | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => ((e as { failures?: Map<number, unknown> }).failures?.get(0) ?? e) as { code?: string; message?: string },
+  );

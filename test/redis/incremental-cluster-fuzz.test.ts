@@ -10,10 +10,7 @@
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { save } from '../../src/core/save.js';
-import type { SavePlan, SavePlanner } from '../../src/core/planner.js';
-import type { WriteResult } from '../../src/core/storage.js';
 import type { StateDict } from '../../src/core/state-dict.js';
-import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { RedisStorageWriter, type RedisStorageWriterOptions } from '../../src/redis/writer.js';
@@ -21,6 +18,7 @@ import { absent, assertStoreAgrees, committed, type Expectation } from '../helpe
 import { prng } from '../helpers/prng.js';
 import { RedisClusterFixture } from '../helpers/redis-server.js';
 import { seededTensor } from '../fixtures/incremental-data.js';
+import { applyChange, COLS, copyOf, FailingWriter, IDS, ROWS, segmentBytes, TENSORS, type Change } from '../helpers/incremental-changes.js';
 
 const cluster = await RedisClusterFixture.start(3);
 const client = cluster.client();
@@ -30,20 +28,8 @@ t.teardown(() => cluster.stop());
 /** FUZZ_SEED=<seed> replays a run (its title names its seed) as run 0. */
 const SEED = Number(process.env.FUZZ_SEED ?? 1313);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 24);
-const IDS = ['f/0', 'f/1', 'f/2'];
-const TENSORS = 4;
-const [ROWS, COLS] = [64, 256]; // 64 KiB tensors: 5 pieces each
-const segmentBytes = 16 * 1024 - 64;
 
-/** A writer whose writeData fails once its pieces are claimed and written (the save aborts). */
-class FailingWriter extends RedisStorageWriter {
-  override async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
-    await super.writeData(plan, planner);
-    throw new Error('injected failure after the pieces were claimed');
-  }
-}
 
-type Change = { kind: 'none' } | { kind: 'tensor'; index: number; seed: number } | { kind: 'rows'; index: number; from: number; count: number; delta: number };
 type Op =
   | { op: 'save'; id: number; changes: Change[]; fail: boolean }
   | { op: 'race'; ids: [number, number]; changes: Change[]; deleteSecond: boolean }
@@ -72,19 +58,7 @@ function randomOps(rng: () => number): Op[] {
   });
 }
 
-function copyOf(sd: StateDict): StateDict {
-  const out: StateDict = {};
-  for (const [k, v] of Object.entries(sd)) out[k] = v instanceof Tensor ? new Tensor('float32', v.shape, Float32Array.from(v.data as Float32Array)) : v;
-  return out;
-}
 
-function applyChange(sd: StateDict, c: Change): void {
-  if (c.kind === 'tensor') sd[`t${c.index}`] = seededTensor(ROWS, COLS, c.seed);
-  if (c.kind === 'rows') {
-    const data = (sd[`t${c.index}`] as Tensor).data as Float32Array;
-    for (let i = c.from * COLS; i < Math.min(ROWS, c.from + c.count) * COLS; i++) data[i] = c.delta * 1000 + i;
-  }
-}
 
 const keysOnMasters = async (pattern: string) => (await Promise.all(masters().map((n) => n.keys(pattern)))).flat().sort();
 const setMaxMemory = (bytes: string) => Promise.all(masters().map((n) => n.config('SET', 'maxmemory', bytes)));

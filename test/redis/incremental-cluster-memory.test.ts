@@ -14,6 +14,7 @@ import { piecesHashed } from '../../src/redis/piece-cache.js';
 import { DEFAULT_SEGMENT_BYTES, segmentSizes } from '../../src/redis/segment-layout.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { absent, assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { failureOf } from '../helpers/rank-results.js';
 import { RedisClusterFixture } from '../helpers/redis-server.js';
 import { incrementalStateDict } from '../fixtures/incremental-data.js';
 
@@ -29,7 +30,6 @@ t.teardown(async () => {
 const [ROWS, COLS] = [256, 1024]; // 1 MiB tensors
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
 const MiB = 1024 * 1024;
-const failureOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ((e as { failures?: Map<number, unknown> }).failures?.get(0) ?? e) as { code?: string; message?: string });
 const keysOnMasters = async (pattern: string) => (await Promise.all(masters().map((n) => n.keys(pattern)))).flat().sort();
 const used = async (n: Redis) => Number(/used_memory:(\d+)/.exec(await n.info('memory'))![1]);
 

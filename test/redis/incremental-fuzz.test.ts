@@ -8,36 +8,21 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { save } from '../../src/core/save.js';
-import type { SavePlan, SavePlanner } from '../../src/core/planner.js';
-import type { WriteResult } from '../../src/core/storage.js';
 import type { StateDict } from '../../src/core/state-dict.js';
-import { Tensor } from '../../src/core/tensor.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { KeySpace } from '../../src/redis/keys.js';
 import { absent, assertStoreAgrees, committed, type Expectation } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { seededTensor } from '../fixtures/incremental-data.js';
+import { applyChange, COLS, copyOf, FailingWriter, IDS, ROWS, segmentBytes, TENSORS, type Change } from '../helpers/incremental-changes.js';
 
 const server = await RedisServer.start();
 const redis = server.client();
 t.teardown(() => server.stop());
 
-const IDS = ['f/0', 'f/1', 'f/2'];
-const TENSORS = 4;
-const ROWS = 64;
-const COLS = 256;
-const segmentBytes = 16 * 1024 - 64;
 
-/** A writer whose writeData fails once its pieces are claimed and written (the save aborts). */
-class FailingWriter extends RedisStorageWriter {
-  override async writeData(plan: SavePlan, planner: SavePlanner): Promise<WriteResult[]> {
-    await super.writeData(plan, planner);
-    throw new Error('injected failure after the pieces were claimed');
-  }
-}
 
-type Change = { kind: 'none' } | { kind: 'tensor'; index: number; seed: number } | { kind: 'rows'; index: number; from: number; count: number; delta: number };
 type Op = { op: 'save'; id: number; changes: Change[]; fail: boolean } | { op: 'delete'; id: number } | { op: 'gc' };
 
 const change: fc.Arbitrary<Change> = fc.oneof(
@@ -51,19 +36,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant<'gc'>('gc') }) },
 );
 
-function copyOf(sd: StateDict): StateDict {
-  const out: StateDict = {};
-  for (const [k, v] of Object.entries(sd)) out[k] = v instanceof Tensor ? new Tensor('float32', v.shape, Float32Array.from(v.data as Float32Array)) : v;
-  return out;
-}
 
-function applyChange(sd: StateDict, c: Change): void {
-  if (c.kind === 'tensor') sd[`t${c.index}`] = seededTensor(ROWS, COLS, c.seed);
-  if (c.kind === 'rows') {
-    const data = (sd[`t${c.index}`] as Tensor).data as Float32Array;
-    for (let i = c.from * COLS; i < Math.min(ROWS, c.from + c.count) * COLS; i++) data[i] = c.delta * 1000 + i;
-  }
-}
 
 let run = 0;
 t.test('random incremental saves, failed saves, deletes and gc: committed checkpoints load bit for bit, nothing unreferenced remains', async (t) => {

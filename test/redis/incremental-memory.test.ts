@@ -9,6 +9,7 @@ import { save } from '../../src/core/save.js';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import { absent, assertStoreAgrees, committed } from '../helpers/invariants.js';
+import { failureOf } from '../helpers/rank-results.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { incrementalStateDict } from '../fixtures/incremental-data.js';
 
@@ -22,7 +23,6 @@ t.teardown(async () => {
 
 const [ROWS, COLS] = [256, 1024]; // 1 MiB tensors
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
-const failureOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ((e as { failures?: Map<number, unknown> }).failures?.get(0) ?? e) as { code?: string; message?: string });
 const memory = async () => {
   const info = await redis.info('memory');
   return { used: Number(/used_memory:(\d+)/.exec(info)![1]), max: Number(/maxmemory:(\d+)/.exec(info)![1]) };

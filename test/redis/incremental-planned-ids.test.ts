@@ -18,6 +18,7 @@ import { piecesHashed } from '../../src/redis/piece-cache.js';
 import { pieceProblem } from '../../src/redis/pieces.js';
 import { segmentSizes } from '../../src/redis/segment-layout.js';
 import { assertStoreAgrees, committed, incomplete } from '../helpers/invariants.js';
+import { failureOf } from '../helpers/rank-results.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { incrementalStateDict, seededTensor } from '../fixtures/incremental-data.js';
 
@@ -34,7 +35,6 @@ const SEEDS = [1, 2, 3, 4];
 const segmentBytes = 64 * 1024 - 64;
 const TENSOR_PIECES = SEEDS.length * segmentSizes(ROWS * COLS * 4, segmentBytes).length;
 const options = (more: Partial<RedisStorageWriterOptions> = {}): RedisStorageWriterOptions => ({ redis, incremental: true, segmentBytes, ...more });
-const failureOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ((e as { failures?: Map<number, unknown> }).failures?.get(0) ?? e) as { code?: string; message?: string });
 
 /** Pieces hashed for their id while `run` ran. */
 async function hashedDuring(run: () => Promise<unknown>): Promise<number> {
