@@ -11,6 +11,7 @@ import { KeySpace, type CheckpointKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import type { SegmentRecycler } from './segment-pool.js';
 import { releasePieces } from './pieces.js';
+import { unlinkKeys } from './unlink.js';
 
 /** The states a checkpoint is listed in (served as `state`). */
 export const CHECKPOINT_STATES = ['committed', 'writing', 'incomplete'] as const;
@@ -121,24 +122,6 @@ export async function hgetallMany(client: RedisClient, keys: readonly string[]):
     if (err) throw err;
     return value as Record<string, string>;
   });
-}
-
-const UNLINK_BATCH = 500;
-
-/** Unlinks keys in batches: one multi-key UNLINK per batch on a single node; per key in a Cluster (keys span slots). */
-export async function unlinkKeys(client: RedisClient, keys: readonly string[]): Promise<number> {
-  let removed = 0;
-  for (let i = 0; i < keys.length; i += UNLINK_BATCH) {
-    const batch = keys.slice(i, i + UNLINK_BATCH);
-    if (batch.length === 0) continue;
-    if (client instanceof Cluster) {
-      const counts = await Promise.all(batch.map((k) => client.unlink(k)));
-      removed += counts.reduce((a, b) => a + b, 0);
-    } else {
-      removed += await client.unlink(...batch);
-    }
-  }
-  return removed;
 }
 
 /** All members of a (possibly large) set, without blocking Redis on SMEMBERS of millions. */

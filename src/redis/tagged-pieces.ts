@@ -15,6 +15,8 @@ import { runScript } from './scripts.js';
 const PIECE_ID_RULE = /^[0-9a-f]{32}-(0|[1-9][0-9]{0,9})$/;
 /** Pieces per claim/release script call. */
 const BATCH = 1000;
+/** Pieces per release script: a piece no save holds is unlinked there, freed in Redis' main thread (see unlink.ts); 16 of 1 MiB stall Redis ~1–2 ms. */
+const RELEASE_BATCH = 16;
 /** Tags released or swept side by side. */
 const PARALLEL_TAGS = 16;
 /** The 256 piece tags: "00" … "ff". */
@@ -78,8 +80,8 @@ async function releaseHold(client: RedisClient, keySpace: KeySpace, tag: string,
   const ids = await members(client, hold);
   let unlinked = 0;
   // At least one call: an empty index also takes the holder out of the tag's holders.
-  for (let i = 0; i === 0 || i < ids.length; i += BATCH) {
-    const batch = ids.slice(i, i + BATCH);
+  for (let i = 0; i === 0 || i < ids.length; i += RELEASE_BATCH) {
+    const batch = ids.slice(i, i + RELEASE_BATCH);
     const r = await runScript(client, 'release-tagged-pieces', [...tagKeys(keySpace, tag, hold), ...batch.map((p) => keySpace.taggedPiece(p))], [`${id}/${saveId}`, ...batch]);
     unlinked += Number(r[1] ?? 0);
   }
