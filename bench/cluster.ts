@@ -1,13 +1,16 @@
 /**
  * Redis Cluster against standalone in `npm run bench` (issue 15): the same 1-rank save and
  * load (--bytes, default 1 GiB; --quick 32 MiB; 16 tensors, warm destination) in this
- * process, in interleaved rounds on the bench's standalone redis-server and on a local
- * 3-master cluster (each master its own redis-server), plus the cluster through ioredis
- * (bulkTransport off: how Cluster moved data before per-master bulk connections). Each save
- * overwrites one checkpoint (steady state); each load is checked byte for byte. Saves with
- * segment recycling on both (a pool per master on the cluster) overwrite a second one. Medians;
- * the load average is recorded (the machine is shared). See docs/performance.md, "Redis Cluster".
+ * process, on the bench's standalone redis-server and on a local 3-master cluster (each
+ * master its own redis-server). Phase 1 pairs them: each round a standalone save + load and
+ * a cluster save + load, the order alternating, nothing else in between; the ratios are
+ * medians of the rounds' own ratios (the host's CPU steal moves whole rounds, not one side).
+ * Phase 2: the cluster through ioredis (bulkTransport off: how Cluster moved data before
+ * per-master bulk connections) and saves with segment recycling on both. Each save overwrites
+ * one checkpoint (steady state); each load is checked byte for byte. CPU steal and the load
+ * average are recorded. See docs/performance.md, "Redis Cluster" and "Session 6".
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
 import { load } from '../src/core/load.js';
@@ -33,8 +36,15 @@ export interface ClusterFigures {
     /** Saves with segment recycling (recycleTtlMs): each writes over the previous round's pooled segments. */
     readonly standalone_recycled_save_gbps: number;
     readonly cluster_recycled_save_gbps: number;
+    /** Medians of the paired rounds' own ratios (cluster ÷ standalone, phase 1). */
     readonly save_ratio: number;
     readonly load_ratio: number;
+    /** Each paired round's load ratio, in order. */
+    readonly load_ratios: readonly number[];
+    /** Paired rounds (phase 1); `rounds` is the rounds of phase 2. */
+    readonly paired_rounds: number;
+    /** Share of all CPU time the host took (steal, /proc/stat) during phase 1; undefined where not readable. */
+    readonly steal_fraction?: number;
     /** 1-minute load average before and after the part. */
     readonly loadavg: readonly [number, number];
   };
@@ -49,7 +59,7 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   const total = part * PARTS;
   const source = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(i + 1))]));
   const dest = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(0xff))]));
-  note(`redis cluster: starting 3 masters; ${rounds} interleaved rounds of a ${(total / 2 ** 20).toFixed(0)} MiB save + load on standalone, cluster, cluster via ioredis`);
+  note(`redis cluster: starting 3 masters; ${Math.max(rounds, rounds > 1 ? 7 : 1)} paired rounds of a ${(total / 2 ** 20).toFixed(0)} MiB save + load on standalone and cluster, then ${rounds} rounds of the cluster via ioredis and of recycling saves`);
   const fixture = await RedisClusterFixture.start(3);
   const cluster = fixture.client();
   const id = 'run/cluster-cmp';
@@ -73,18 +83,32 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   type Run = { save: number; load: number };
   const runs = { standalone: [] as Run[], cluster: [] as Run[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
   const RECYCLE_TTL = 10 * 60_000;
+  const pairedRounds = Math.max(rounds, rounds > 1 ? 7 : 1);
+  let steal: number | undefined;
   try {
     await once(standalone, true); // warm-up: the first save of a process allocates what later ones reuse
     await once(cluster, true);
+    const cpu0 = cpuTimes();
+    for (let r = 0; r < pairedRounds; r++) {
+      // Alternating order: whatever a save leaves behind (freed memory, the host's mood) falls on each side alike.
+      if (r % 2 === 0) {
+        runs.standalone.push(await once(standalone, true));
+        runs.cluster.push(await once(cluster, true));
+      } else {
+        runs.cluster.push(await once(cluster, true));
+        runs.standalone.push(await once(standalone, true));
+      }
+      note(`  paired round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)} (load ratio ${(runs.cluster.at(-1)!.load / runs.standalone.at(-1)!.load).toFixed(2)})`);
+    }
+    const cpu1 = cpuTimes();
+    if (cpu0 && cpu1) steal = (cpu1.steal - cpu0.steal) / Math.max(1, cpu1.total - cpu0.total);
     await once(standalone, true, RECYCLE_TTL); // fills the pools
     await once(cluster, true, RECYCLE_TTL);
     for (let r = 0; r < rounds; r++) {
-      runs.standalone.push(await once(standalone, true));
-      runs.cluster.push(await once(cluster, true));
       runs.ioredis.push(await once(cluster, false));
       runs.standaloneRecycled.push(await once(standalone, true, RECYCLE_TTL));
       runs.clusterRecycled.push(await once(cluster, true, RECYCLE_TTL));
-      note(`  round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)}, cluster via ioredis ${fmt(runs.ioredis.at(-1)!)}; recycling: standalone ${fmt(runs.standaloneRecycled.at(-1)!)}, cluster ${fmt(runs.clusterRecycled.at(-1)!)}`);
+      note(`  round ${r + 1}: cluster via ioredis ${fmt(runs.ioredis.at(-1)!)}; recycling: standalone ${fmt(runs.standaloneRecycled.at(-1)!)}, cluster ${fmt(runs.clusterRecycled.at(-1)!)}`);
     }
     const catalog = new CheckpointCatalog({ redis: standalone, prefix });
     await catalog.delete(id);
@@ -106,8 +130,11 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     cluster_ioredis_load_gbps: m(runs.ioredis, 'load'),
     standalone_recycled_save_gbps: m(runs.standaloneRecycled, 'save'),
     cluster_recycled_save_gbps: m(runs.clusterRecycled, 'save'),
-    save_ratio: m(runs.cluster, 'save') / m(runs.standalone, 'save'),
-    load_ratio: m(runs.cluster, 'load') / m(runs.standalone, 'load'),
+    save_ratio: median(runs.cluster.map((c, i) => c.save / runs.standalone[i]!.save)),
+    load_ratio: median(runs.cluster.map((c, i) => c.load / runs.standalone[i]!.load)),
+    load_ratios: runs.cluster.map((c, i) => c.load / runs.standalone[i]!.load),
+    paired_rounds: pairedRounds,
+    ...(steal === undefined ? {} : { steal_fraction: steal }),
     loadavg: [loadBefore, loadavg()[0]!] as const,
   };
   return { cluster: figures };
@@ -119,17 +146,28 @@ export function printClusterTable({ cluster: c }: ClusterFigures): void {
   const row = (name: string, save: number, load: number) => `| ${name} | ${save.toFixed(2)} | ${load.toFixed(2)} |`;
   process.stdout.write(
     [
-      `\nRedis Cluster vs standalone (${(c.state_dict_bytes / 2 ** 20).toFixed(0)} MiB, 1 rank, median of ${c.rounds}; load average ${c.loadavg[0].toFixed(1)} → ${c.loadavg[1].toFixed(1)})`,
+      `\nRedis Cluster vs standalone (${(c.state_dict_bytes / 2 ** 20).toFixed(0)} MiB, 1 rank; medians of ${c.paired_rounds} paired rounds, ${c.rounds} for the variants; load average ${c.loadavg[0].toFixed(1)} → ${c.loadavg[1].toFixed(1)}${c.steal_fraction === undefined ? '' : `; host CPU steal ${(100 * c.steal_fraction).toFixed(0)} %`})`,
       '| | save GB/s | load GB/s |',
       '|---|---|---|',
       row('standalone', c.standalone_save_gbps, c.standalone_load_gbps),
       row(`cluster, ${c.masters} masters (bulk per master)`, c.cluster_save_gbps, c.cluster_load_gbps),
       row('cluster via ioredis (bulkTransport: false)', c.cluster_ioredis_save_gbps, c.cluster_ioredis_load_gbps),
-      `| cluster / standalone (target ≥ 0.8) | ${c.save_ratio.toFixed(2)} | ${c.load_ratio.toFixed(2)} |`,
+      `| cluster / standalone, median of paired rounds (target ≥ 0.8) | ${c.save_ratio.toFixed(2)} | ${c.load_ratio.toFixed(2)} |`,
+      `| load ratio per paired round | | ${c.load_ratios.map((r) => r.toFixed(2)).join(' ')} |`,
       `| save with segment recycling: standalone / cluster | ${c.standalone_recycled_save_gbps.toFixed(2)} / ${c.cluster_recycled_save_gbps.toFixed(2)} | |`,
       '',
     ].join('\n'),
   );
+}
+
+/** Whole-machine CPU ticks and the host's steal share of them (Linux /proc/stat), or undefined elsewhere. */
+function cpuTimes(): { total: number; steal: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { total: fields.slice(0, 8).reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
 }
 
 const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
