@@ -26,6 +26,8 @@ function printResult(io: Output, opts: CommonOptions, verb: string, result: { de
 export async function gcCommand(catalog: CheckpointCatalog, io: Output, opts: CommonOptions & { prefix?: string; olderThanMs?: number; dryRun: boolean }): Promise<number> {
   const result = await catalog.gc({ dryRun: opts.dryRun, ...(opts.prefix ? { prefix: opts.prefix } : {}), ...(opts.olderThanMs !== undefined ? { incompleteOlderThanMs: opts.olderThanMs } : {}) });
   printResult(io, opts, 'deleted', result, opts.dryRun);
+  // Committed checkpoints whose replaced saves a load pin had held (docs/format.md, "Load pins").
+  if (!opts.json && result.released) io.out(`${opts.dryRun ? 'would release' : 'released'} the replaced saves of ${result.released.length}:\n${result.released.map((id) => `  ${printable(id)}`).join('\n')}`);
   return EXIT.ok;
 }
 

@@ -176,7 +176,7 @@ export const RunUsage = Type.Object(
   {
     prefix: Type.String({ description: 'The id up to and including its last "/" (e.g. "run1/"); "" for ids without "/".' }),
     checkpoints: Type.Integer({ minimum: 0 }),
-    committedBytes: Bytes('Bytes of its committed checkpoints.'),
+    committedBytes: Bytes('Bytes of its committed checkpoints (with replaced saves a load pin holds).'),
     incompleteBytes: Bytes('Bytes planned by its unfinished saves (writing or incomplete).'),
   },
   { $id: 'RunUsage', title: 'RunUsage', additionalProperties: false },
@@ -196,7 +196,7 @@ export const UsageReport = Type.Object(
     writing: Share('writing (a save holds a valid lease)'),
     incomplete: Share('incomplete (crashed or failed saves, unfinished deletes; their planned bytes)'),
     logicalBytes: Bytes(
-      'Bytes of the state dicts: totalBytes of the committed checkpoints plus the planned bytes of unfinished saves. Equals committed + writing + incomplete bytes unless incremental saves share pieces (then it is larger).',
+      'Bytes of the state dicts: totalBytes of the committed checkpoints (and the bytes of replaced saves a load pin holds) plus the planned bytes of unfinished saves. Equals committed + writing + incomplete bytes unless incremental saves share pieces (then it is larger).',
     ),
     pooled: Type.Object(
       { segments: Type.Integer({ minimum: 0 }), bytes: Bytes('Bytes of retired segments waiting in the recycling pool (recycleTtlMs).') },
@@ -212,6 +212,11 @@ export const GcResult = Type.Object(
   {
     deleted: Type.Array(CheckpointId, { description: 'Ids deleted (with dryRun: that would be deleted).' }),
     kept: Type.Array(CheckpointId, { description: 'Ids looked at and kept (too recent, locked by a save, pinned by a load, or kept by a retention rule).' }),
+    released: Type.Optional(
+      Type.Array(CheckpointId, {
+        description: 'Committed ids whose superseded saves (held by a load pin at their overwrite, or left by a failed drop) were removed (with dryRun: would be). Absent when none.',
+      }),
+    ),
   },
   { $id: 'GcResult', title: 'GcResult', additionalProperties: false },
 );

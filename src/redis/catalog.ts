@@ -22,7 +22,7 @@ import { checkpointsReferencing, releasePieces, sweepPieces } from './pieces.js'
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
 import type { GcResult, UsageReport } from './catalog-schemas.js';
-import { collectIncomplete, type GcOptions } from './gc.js';
+import { collectGarbage, type GcOptions } from './gc.js';
 import { readCatalogBatch, readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 
 export type { CheckpointDetails, CheckpointPage, CheckpointSummary, GcResult, ProblemKind, RunUsage, UsageReport, ValidationProblem, ValidationReport } from './catalog-schemas.js';
@@ -151,13 +151,14 @@ export class CheckpointCatalog {
    * Collects incomplete checkpoints (crashed or failed saves, interrupted deletes) under
    * `prefix` whose save began more than `incompleteOlderThanMs` ago (default 10 min). A save
    * in progress is never collected: its lease makes it `writing`, and its lock makes the
-   * delete refuse (the state is read again under the lock). `dryRun` only reports. Then
+   * delete refuse (the state is read again under the lock). Also drops the superseded saves
+   * of committed checkpoints (`released`) unless a load pins them. `dryRun` only reports. Then
    * (unless dryRun) stored pieces of incremental saves that no save holds are unlinked
    * (docs/format.md, "Incremental saves": the sweep).
    */
   async gc(options: GcOptions = {}): Promise<GcResult> {
     return translatingRedisErrors(async () => {
-      const result = await collectIncomplete(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf }));
+      const result = await collectGarbage(this.client, this.keySpace, options, (id, onlyIf) => this.delete(id, { onlyIf }), (id) => this.releaseSuperseded(id));
       if (!options.dryRun && (options.sweepPieces ?? true)) await sweepPieces(this.client, this.keySpace);
       return result;
     });
@@ -293,6 +294,21 @@ export class CheckpointCatalog {
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);
       return true;
+    } finally {
+      await held.release();
+    }
+  }
+
+  /** gc: drops the superseded saves of committed `id` under its lock (CHECKPOINT_IN_USE while pinned); false when none. */
+  private async releaseSuperseded(id: string): Promise<boolean> {
+    const store = this.store(id);
+    const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
+    try {
+      held.startAutoExtend(async () => {});
+      const token = await store.nextToken();
+      const saveIds = await store.beginCollect(token);
+      for (const saveId of saveIds) await store.dropSave(token, saveId, this.pool);
+      return saveIds.length > 0;
     } finally {
       await held.release();
     }

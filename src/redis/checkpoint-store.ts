@@ -41,6 +41,12 @@ export interface CheckpointStateRecord {
   readonly pendingSince?: number;
   /** Bytes the save in progress planned to write (an upper bound of what it holds). */
   readonly pendingBytes: number;
+  /**
+   * Bytes of replaced saves a load pin held at their overwrite (still in Redis until the next
+   * unpinned commit or gc): full saves' totalBytes, and incremental saves' storedBytes apart.
+   */
+  readonly heldBytes: number;
+  readonly heldPieceBytes: number;
   /** The training step and metrics the committed save was written with (CheckpointManager). */
   readonly step?: number;
   readonly metrics?: Readonly<Record<string, number>>;
@@ -72,6 +78,12 @@ export interface CommitInfo {
   readonly metrics?: Readonly<Record<string, number>> | undefined;
 }
 
+/** What a commit left to drop: `garbage` now, or nothing while `heldByPins` > 0 load pins held the other saves. */
+export interface CommitOutcome {
+  readonly garbage: readonly string[];
+  readonly heldByPins: number;
+}
+
 function num(v: string | undefined): number {
   const n = Number(v);
   return Number.isFinite(n) ? n : 0;
@@ -101,6 +113,8 @@ export function parseState(hash: Record<string, string>, now: number): Checkpoin
     deleting,
     ...(hash.pendingSince ? { pendingSince: num(hash.pendingSince) } : {}),
     pendingBytes: num(hash.pendingBytes),
+    heldBytes: num(hash.heldBytes),
+    heldPieceBytes: num(hash.heldPieceBytes),
     ...(hash.step !== undefined && /^\d{1,15}$/.test(hash.step) ? { step: Number(hash.step) } : {}),
     ...(hash.metrics !== undefined && parseMetrics(hash.metrics) ? { metrics: parseMetrics(hash.metrics)! } : {}),
   };
@@ -178,11 +192,15 @@ export class CheckpointStore {
     this.expectOk(await runScript(this.client, 'extend-lease', [this.keys.state], [token, Math.floor(leaseMs)]), 'extend lease');
   }
 
-  /** Commits; returns the ids of other saves whose data is now garbage. */
-  async commit(token: string, saveId: string, metadataJson: string, stats: CommitInfo): Promise<string[]> {
+  /**
+   * Commits; returns the ids of other saves whose data is now garbage. While a load holds
+   * an unexpired pin, none are: they stay indexed (`heldByPins` live pins) for the next
+   * unpinned commit, a delete or gc (docs/format.md, "Load pins").
+   */
+  async commit(token: string, saveId: string, metadataJson: string, stats: CommitInfo): Promise<CommitOutcome> {
     const step = stats.step === undefined ? '' : String(stats.step);
     const metrics = stats.metrics === undefined ? '' : JSON.stringify(stats.metrics);
-    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves], [
+    const reply = await runScript(this.client, 'commit', [this.keys.state, this.keys.meta, this.keys.saves, this.keys.pins], [
       token,
       saveId,
       metadataJson,
@@ -194,11 +212,26 @@ export class CheckpointStore {
       stats.storedBytes === undefined ? '' : String(stats.storedBytes),
       stats.incremental ? '1' : '',
     ]);
-    this.expectOk(reply, 'commit');
+    const held = reply[0] === 'HELD';
+    if (!held) this.expectOk(reply, 'commit');
     // Second, idempotent step (the catalog is in another Cluster slot): repairs an entry
     // lost if the process died between begin-save and its ZADD.
     await this.client.zadd(this.keySpace.catalog(), 'NX', reply[1]!, this.id);
-    return reply.slice(2);
+    return held ? { garbage: [], heldByPins: Number(reply[2]) } : { garbage: reply.slice(2), heldByPins: 0 };
+  }
+
+  /**
+   * gc of a committed checkpoint: returns its superseded saves (indexed, neither committed
+   * nor pending) and, when there are any, takes the fence with `token` so `dropSave` may
+   * forget them. CHECKPOINT_IN_USE while a load holds an unexpired pin.
+   */
+  async beginCollect(token: string): Promise<string[]> {
+    const reply = await runScript(this.client, 'begin-collect', [this.keys.state, this.keys.saves, this.keys.pins], [token]);
+    if (reply[0] === 'NOT_FOUND') throw new CheckpointNotFoundError(this.id);
+    if (reply[0] === 'NOT_COMMITTED') throw new CheckpointNotCommittedError(this.id, 'incomplete');
+    if (reply[0] === 'IN_USE') throw new CheckpointInUseError(this.id);
+    this.expectOk(reply, 'collect');
+    return reply.slice(1);
   }
 
   /**

@@ -2,12 +2,15 @@
  * CheckpointCatalog.gc(): collects incomplete checkpoints (crashed or failed saves,
  * interrupted deletes) older than a threshold. Never a save in progress: `writing` ones
  * (valid lease) are skipped, and each delete re-reads the state under the checkpoint lock,
- * which a running save holds (CHECKPOINT_LOCKED: kept). See docs/format.md, "Garbage collection".
+ * which a running save holds (CHECKPOINT_LOCKED: kept). Then the superseded saves of
+ * committed checkpoints (held by a load pin at their overwrite, or a failed drop), unless
+ * still pinned. See docs/format.md, "Garbage collection".
  */
+import { Cluster } from 'ioredis';
 import { isErrorCode } from '../core/error-codes.js';
 import { DcpValueError } from '../core/errors.js';
 import type { GcResult } from './catalog-schemas.js';
-import { readCheckpointStates } from './catalog-states.js';
+import { readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 import type { CheckpointStateRecord } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
 import type { KeySpace } from './keys.js';
@@ -31,6 +34,9 @@ export interface GcOptions {
 /** Deletes `id` if its state, read under the lock, passes `onlyIf`; false when it did not. */
 export type ConditionalDelete = (id: string, onlyIf: (state: CheckpointStateRecord) => boolean) => Promise<boolean>;
 
+/** Drops the superseded saves of committed `id` under its lock; false when it had none (any more). */
+export type ReleaseSuperseded = (id: string) => Promise<boolean>;
+
 /** When the checkpoint's last save began (what its age counts from). */
 function startedAt(state: CheckpointStateRecord): number {
   return state.pendingSince ?? state.createdAt;
@@ -39,7 +45,12 @@ function startedAt(state: CheckpointStateRecord): number {
 /** Codes that mean "someone is using it right now": kept, retried by the next gc. */
 const BUSY = new Set(['CHECKPOINT_LOCKED', 'CHECKPOINT_IN_USE', 'FENCED']);
 
-export async function collectIncomplete(client: RedisClient, keySpace: KeySpace, options: GcOptions, remove: ConditionalDelete): Promise<GcResult> {
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && isErrorCode(code) && BUSY.has(code);
+}
+
+export async function collectGarbage(client: RedisClient, keySpace: KeySpace, options: GcOptions, remove: ConditionalDelete, release: ReleaseSuperseded): Promise<GcResult> {
   const olderThan = options.incompleteOlderThanMs ?? DEFAULT_GC_INCOMPLETE_OLDER_THAN_MS;
   if (!Number.isFinite(olderThan) || olderThan < 0) throw new DcpValueError('INVALID_PARAMETER', `incompleteOlderThanMs must be a non-negative number of ms (got ${String(olderThan)})`);
   const { entries, now } = await readCheckpointStates(client, keySpace, options.prefix ?? '');
@@ -60,10 +71,54 @@ export async function collectIncomplete(client: RedisClient, keySpace: KeySpace,
       // Re-checked under the lock: a save that took the id over since is no longer incomplete.
       (await remove(id, (s) => s.status === 'incomplete' && startedAt(s) <= startedAt(state))) ? deleted.push(id) : kept.push(id);
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && isErrorCode(code) && BUSY.has(code)) kept.push(id);
+      if (isBusy(err)) kept.push(id);
       else throw err;
     }
   }
-  return { deleted, kept };
+  const released = await collectSuperseded(client, keySpace, entries, now, options, release, kept);
+  return { deleted, kept, ...(released.length > 0 ? { released } : {}) };
+}
+
+/** SCARD of many sets in one round trip (a pipeline; parallel commands on a Cluster). */
+async function setSizes(client: RedisClient, keys: readonly string[]): Promise<number[]> {
+  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.scard(k)));
+  const pipeline = client.pipeline();
+  for (const key of keys) pipeline.scard(key);
+  return ((await pipeline.exec()) ?? []).map(([err, n]) => {
+    if (err) throw err;
+    return Number(n);
+  });
+}
+
+/**
+ * Committed checkpoints that index more saves than their committed and pending ones have
+ * superseded saves; each is released under its lock unless a load pins it (kept).
+ */
+async function collectSuperseded(
+  client: RedisClient,
+  keySpace: KeySpace,
+  entries: readonly CheckpointEntry[],
+  now: number,
+  options: GcOptions,
+  release: ReleaseSuperseded,
+  kept: string[],
+): Promise<string[]> {
+  const committed = entries.filter((e) => e.state.status === 'committed');
+  const sizes = await setSizes(client, committed.map((e) => keySpace.checkpoint(e.id).saves));
+  const candidates = committed.filter((e, i) => sizes[i]! > 1 + (e.state.pendingSaveId ? 1 : 0));
+  const released: string[] = [];
+  for (const { id } of candidates) {
+    if (options.dryRun) {
+      ((await client.zcount(keySpace.checkpoint(id).pins, `(${now}`, '+inf')) > 0 ? kept : released).push(id);
+      continue;
+    }
+    try {
+      if (await release(id)) released.push(id);
+    } catch (err) {
+      if (isBusy(err)) kept.push(id);
+      // Deleted or being deleted since it was read: the delete drops every save.
+      else if (!['CHECKPOINT_NOT_FOUND', 'CHECKPOINT_NOT_COMMITTED'].includes(String((err as { code?: unknown }).code))) throw err;
+    }
+  }
+  return released;
 }

@@ -1,7 +1,8 @@
 /**
  * A load's pin on a committed checkpoint (docs/format.md, "Load pins"): taken before the
  * reader reads the metadata, extended every third of its TTL while the load runs, removed
- * when it ends; a process that dies leaves a pin that expires after the TTL.
+ * when it ends; a process that dies leaves a pin that expires after the TTL. While it lives,
+ * delete refuses and an overwrite keeps the save it replaced (gc drops it later).
  */
 import { randomBytes } from 'node:crypto';
 import type { CheckpointStore } from './checkpoint-store.js';

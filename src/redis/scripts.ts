@@ -14,6 +14,7 @@ export type ScriptName =
   | 'abort-save'
   | 'forget-save'
   | 'begin-delete'
+  | 'begin-collect'
   | 'finish-delete'
   | 'retire-segments'
   | 'refresh-claim'
@@ -31,10 +32,11 @@ const FILES: Record<ScriptName, string> = {
   'begin-save': 'begin-save-2.lua',
   'extend-lease': 'extend-lease-1.lua',
   'record-keys': 'record-keys-2.lua',
-  commit: 'commit-3.lua',
+  commit: 'commit-4.lua',
   'abort-save': 'abort-save-1.lua',
   'forget-save': 'forget-save-3.lua',
   'begin-delete': 'begin-delete-3.lua',
+  'begin-collect': 'begin-collect-3.lua',
   'finish-delete': 'finish-delete.lua',
   'retire-segments': 'retire-segments.lua',
   'refresh-claim': 'refresh-claim-1.lua',

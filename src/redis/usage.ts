@@ -2,8 +2,9 @@
  * CheckpointCatalog.usage(): what checkpoints hold in Redis (GET /usage, `redis-dcp usage`).
  * Cheap by construction: INFO memory, the catalog's state hashes (pipelined) and the
  * recycling pool's STRLENs; no scan of data keys. Bytes are the stored sizes (committed
- * totalBytes, planned bytes of unfinished saves), not allocator footprints. Pieces shared
- * by incremental checkpoints count once (docs/format.md, "Incremental saves").
+ * totalBytes, replaced saves a load pin holds, planned bytes of unfinished saves), not
+ * allocator footprints. Pieces shared by incremental checkpoints count once
+ * (docs/format.md, "Incremental saves").
  */
 import type { RunUsage, UsageReport } from './catalog-schemas.js';
 import { readCheckpointStates } from './catalog-states.js';
@@ -42,13 +43,16 @@ export async function catalogUsage(client: RedisClient, keySpace: KeySpace, opti
     const run = runs.get(prefix) ?? { prefix, checkpoints: 0, committedBytes: 0, incompleteBytes: 0 };
     runs.set(prefix, run);
     run.checkpoints++;
-    logicalBytes += (state.status === 'committed' ? state.totalBytes : 0) + (state.pendingSaveId ? state.pendingBytes : 0);
+    logicalBytes += (state.status === 'committed' ? state.totalBytes + state.heldBytes + state.heldPieceBytes : 0) + (state.pendingSaveId ? state.pendingBytes : 0);
     if (state.status === 'committed') {
       // An incremental checkpoint holds only the pieces it added (storedBytes); shared pieces count once.
       const bytes = state.incremental ? state.storedBytes : state.totalBytes;
       report.committed.checkpoints++;
       report.committed.bytes += options.prefix || !state.incremental ? bytes : 0;
       run.committedBytes += bytes;
+      // Replaced saves a load pin held at their overwrite still occupy Redis (their pieces are among the counted pieces).
+      report.committed.bytes += state.heldBytes + (options.prefix ? state.heldPieceBytes : 0);
+      run.committedBytes += state.heldBytes + state.heldPieceBytes;
       // An overwrite in progress (or one that died) holds its planned bytes besides the commit.
       if (state.pendingSaveId) {
         report[state.leaseUntil !== undefined && state.leaseUntil >= now ? 'writing' : 'incomplete'].bytes += state.pendingBytes;

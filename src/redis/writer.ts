@@ -219,7 +219,7 @@ export class RedisStorageWriter extends StorageWriter {
     return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: locations[i] as ItemLocation }));
   }
 
-  /** Coordinator: commits (fenced, lease checked), then removes the data of replaced saves. */
+  /** Coordinator: commits (fenced, lease checked), then removes the data of replaced saves (unless a load pin holds them). */
   async finish(metadata: Metadata, results: WriteResult[][]): Promise<void> {
     const store = this.store();
     const held = this.requireLock();
@@ -236,7 +236,7 @@ export class RedisStorageWriter extends StorageWriter {
     const format = !this.incremental ? STORAGE_FORMAT : this.dataClient() instanceof Cluster ? TAGGED_INCREMENTAL_STORAGE_FORMAT : INCREMENTAL_STORAGE_FORMAT;
     const storageData = { format, saveId: this.saveId, items } as StorageData;
     const json = metadataToJSON({ ...metadata, storageData });
-    const garbage = await store.commit(this.token!, this.saveId, json, {
+    const { garbage } = await store.commit(this.token!, this.saveId, json, {
       worldSize: results.length,
       totalBytes,
       storedBytes: this.incremental ? storedBytes : totalBytes,
@@ -246,8 +246,9 @@ export class RedisStorageWriter extends StorageWriter {
       metrics: this.options.metrics,
     });
     this.committed = true;
+    // None while a load pins the checkpoint: the replaced save stays for it (docs/format.md, "Load pins").
     for (const saveId of garbage) {
-      await store.dropSave(this.token!, saveId, this.pool()).catch(() => {}); // retried by the next commit or delete
+      await store.dropSave(this.token!, saveId, this.pool()).catch(() => {}); // retried by the next commit, a delete or gc
     }
     await held.release();
     // A writer used again without a checkpoint id (so without reset) must not write over this save's keys.

@@ -23,8 +23,8 @@ t.test('fenced scripts refuse stale tokens and expired leases', async (t) => {
   t.equal((await store.state())!.status, 'incomplete', 'an expired lease without commit reads as incomplete');
   await store.extendLease(newer, 10_000);
   t.equal((await store.state())!.status, 'writing');
-  const garbage = await store.commit(newer, 'saveB', '{"x":1}', { worldSize: 1, totalBytes: 5, itemCount: 1 });
-  t.same(garbage, []);
+  const outcome = await store.commit(newer, 'saveB', '{"x":1}', { worldSize: 1, totalBytes: 5, itemCount: 1 });
+  t.same(outcome, { garbage: [], heldByPins: 0 });
   t.equal((await store.state())!.status, 'committed');
   await t.rejects(store.beginSave(await store.nextToken(), 'saveC', 10_000, 1, false), { code: 'CHECKPOINT_EXISTS' });
   const deleter = await store.nextToken();

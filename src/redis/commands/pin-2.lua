@@ -2,7 +2,8 @@
   Pins a committed checkpoint for a load, or extends the pin (docs/format.md, "Load pins").
   A pin is a member of the pins sorted set scored with its expiry (Redis clock); the key
   expires with its longest pin, so the pins of a process that died go away by themselves.
-  Delete (begin-delete-3.lua) refuses while an unexpired pin exists.
+  Delete (begin-delete-3.lua) refuses while an unexpired pin exists; an overwrite's commit
+  (commit-4.lua) keeps the replaced save, and gc (begin-collect-3.lua) waits.
   KEYS[1] state hash  KEYS[2] pins (sorted set)
   ARGV[1] pinId  ARGV[2] ttlMs
   Output: {'OK', committedSaveId} | {'NOT_FOUND'} | {'NOT_COMMITTED', 'deleting'|'writing'|'incomplete'}
