@@ -1,5 +1,12 @@
 /** Client-side deadlines: the one timeout helper of the library (a command Redis never answers must not hang its caller). */
 
+/**
+ * How long cleanup after a failure, or a release that TTLs also undo (a save's abort, a lock's
+ * release, a load's unpin), waits for Redis before it leaves the rest to the TTLs and gc. With
+ * ioredis' default retries a dead server held a failed save's abort for 180 s before this.
+ */
+export const CLEANUP_DEADLINE_MS = 2_000;
+
 /** What `within` returns when the promise did not settle in time. */
 export const LATE = Symbol('late');
 

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CheckpointStore } from './checkpoint-store.js';
+import { CLEANUP_DEADLINE_MS, within } from './deadline.js';
 
 export class LoadPin {
   private readonly timer: NodeJS.Timeout;
@@ -38,7 +39,8 @@ export class LoadPin {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
-    await this.extending;
-    await this.store.unpin(this.pinId).catch(() => {}); // unreachable Redis: the pin expires
+    // Unreachable Redis: the pin expires with its TTL.
+    await within(this.extending ?? Promise.resolve(), CLEANUP_DEADLINE_MS);
+    await within(this.store.unpin(this.pinId).catch(() => {}), CLEANUP_DEADLINE_MS);
   }
 }

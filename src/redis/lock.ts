@@ -6,7 +6,7 @@
 import { DcpError } from '../core/errors.js';
 import { ExecutionError, Redlock, ResourceLockedError, type Lock } from '@sesamecare-oss/redlock';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
-import { withDeadline } from './deadline.js';
+import { CLEANUP_DEADLINE_MS, within, withDeadline } from './deadline.js';
 import { CheckpointLockedError, LockUnavailableError } from './errors.js';
 
 export const DEFAULT_LOCK_TTL_MS = 30_000;
@@ -88,8 +88,9 @@ export class HeldLock {
     if (this.released) return;
     this.released = true;
     clearTimeout(this.timer);
-    await this.extending?.catch(() => {});
-    await this.lock.release().catch(() => {}); // an expired or taken-over lock needs no release
+    // An expired or taken-over lock needs no release; one Redis does not answer expires with its TTL.
+    await within(this.extending?.catch(() => {}) ?? Promise.resolve(), CLEANUP_DEADLINE_MS);
+    await within(this.lock.release().catch(() => {}), CLEANUP_DEADLINE_MS);
   }
 }
 

@@ -34,6 +34,7 @@ import { checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-op
 import { estimateStored, writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
 import { PlannedPieces } from './planned-pieces.js';
+import { CLEANUP_DEADLINE_MS, within } from './deadline.js';
 import { INCREMENTAL_STORAGE_FORMAT, TAGGED_INCREMENTAL_STORAGE_FORMAT, type PieceLocation, type StorageData } from './layout.js';
 import type { WorkerRecipe } from '../async/recipe.js';
 
@@ -267,8 +268,9 @@ export class RedisStorageWriter extends StorageWriter {
       const saveId = this.isCoordinator ? (this.begun ? this.saveId : undefined) : this.writingSaveId;
       if (saveId === undefined) return;
       const store = this.store();
-      const outcome = await store.abortSave(saveId).catch(() => undefined);
-      if (outcome !== 'aborted') return; // committed, or Redis unreachable: remove nothing
+      // Committed, or Redis unreachable within the cleanup deadline: remove nothing (gc collects an incomplete save).
+      const outcome = await within(store.abortSave(saveId).catch(() => undefined), CLEANUP_DEADLINE_MS);
+      if (outcome !== 'aborted') return;
       const pool = this.pool();
       if (this.isCoordinator) await store.dropSave(this.token!, saveId, pool).catch(() => {});
       else if (this.writtenKeys.length > 0) await (pool ? pool.retire(this.writtenKeys) : unlinkKeys(this.dataClient(), this.writtenKeys)).catch(() => {});

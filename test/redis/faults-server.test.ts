@@ -73,3 +73,29 @@ t.test('the data Redis killed mid-save: every rank fails, none hangs; restarted,
   await assertStoreAgrees(t, { redis: fresh, expect: { 'killed/data': { state: 'absent' } } });
   fresh.disconnect();
 });
+
+t.test("a rank fails and the data Redis is gone, with ioredis' default retries: the save's cleanup gives up after its deadlines, not ioredis' (it took 180 s)", async (t) => {
+  const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+  t.teardown(() => server.stop());
+  class KillingWriter extends RedisStorageWriter {
+    override async writeData(): Promise<WriteResult[]> {
+      await server.kill();
+      throw new Error('this rank failed'); // the failure is known at once: what follows is the abort on a dead server
+    }
+  }
+  const client = new Redis({ port: server.port }); // ioredis' defaults: 20 retries per request, reconnecting forever
+  client.on('error', () => {});
+  t.teardown(() => client.disconnect());
+  const started = Date.now();
+  const outcome = await save({ w: pattern(100_000, 3) }, { checkpointId: 'killed/defaults', storageWriter: new KillingWriter({ redis: client }) }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  const ms = Date.now() - started;
+  t.ok(outcome instanceof CheckpointError, 'the save reports a CheckpointError');
+  // abort-save and the lock release each wait CLEANUP_DEADLINE_MS (2 s) at most.
+  t.ok(ms < 15_000, `the failed save returned after ${ms} ms`);
+  const again = await RedisServer.start({ port: server.port, dir: server.dir, args: ['--appendonly', 'yes'] });
+  t.teardown(() => again.stop());
+  await assertStoreAgrees(t, { redis: again.client(), expect: { 'killed/defaults': { state: 'incomplete' } } });
+});
