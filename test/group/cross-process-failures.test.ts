@@ -3,29 +3,41 @@
  * RedisProcessGroup and storing through the Redis backend. A failure injected on one
  * rank at each protocol step must reject save/load on every rank with the same
  * CheckpointError (step + failures map), and a killed rank must not hang the others.
+ *
+ * The scenarios run at once (t.jobs), each on a Redis server of its own: most of their time
+ * is spent in rank process start-up and collective timeouts, and each keyspace check
+ * (assertStoreAgrees, KEYS) must see its own scenario only, not another's save half done.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { Redis } from 'ioredis';
 import { CheckpointCatalog } from '../../src/redis/catalog.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { startFixture, type ChildResult } from '../helpers/child.js';
 import { assertSameFailure } from '../helpers/rank-results.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
-t.teardown(() => server.stop());
+// Subtests at once: up to 4 scenarios' rank processes overlap their start-up and timeouts.
+t.jobs = 4;
+
+/** A Redis server of the subtest's own, stopped when it ends. */
+async function ownServer(t: Test): Promise<{ url: string; redis: Redis }> {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  return { url: server.url, redis: server.client() };
+}
 
 let groupSeq = 0;
-function runRanks(mode: 'save' | 'load', id: string, world: number, envFor: (rank: number) => NodeJS.ProcessEnv = () => ({}), timeoutMs = 8000) {
+function runRanks(url: string, mode: 'save' | 'load', id: string, world: number, envFor: (rank: number) => NodeJS.ProcessEnv = () => ({}), timeoutMs = 8000) {
   const groupId = `g-${process.pid}-${groupSeq++}`;
-  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, server.url, id, String(rank), String(world), groupId, String(timeoutMs)], envFor(rank)));
+  return Array.from({ length: world }, (_, rank) => startFixture('test/fixtures/rank.ts', [mode, url, id, String(rank), String(world), groupId, String(timeoutMs)], envFor(rank)));
 }
 const results = async (children: ReturnType<typeof runRanks>): Promise<ChildResult[]> => Promise.all(children.map((c) => c.done));
 
 t.test('3 rank processes save, 2 load with resharding', async (t) => {
-  const saved = await results(runRanks('save', 'xp/ok', 3));
+  const { url, redis } = await ownServer(t);
+  const saved = await results(runRanks(url, 'save', 'xp/ok', 3));
   for (const r of saved) t.match(r.json, { ok: true, rank: r.json!.rank }, r.stderr);
-  const loaded = await results(runRanks('load', 'xp/ok', 2));
+  const loaded = await results(runRanks(url, 'load', 'xp/ok', 2));
   for (const r of loaded) t.match(r.json, { ok: true, seed: 1, wrong: 0 }, r.stderr);
   await assertStoreAgrees(t, { redis, expect: { 'xp/ok': committed(rankFixtureReference(1)) }, exhaustive: false });
 });
@@ -41,8 +53,9 @@ const saveSteps: Array<[string, number, string]> = [
 ];
 for (const [step, rank, protocolStep] of saveSteps) {
   t.test(`save: ${step} failing on rank ${rank} fails every process the same way`, async (t) => {
+    const { url, redis } = await ownServer(t);
     const id = `xp/fail-${step}`;
-    const out = await results(runRanks('save', id, 3, () => ({ FAIL_AT: `${rank}:${step}` })));
+    const out = await results(runRanks(url, 'save', id, 3, () => ({ FAIL_AT: `${rank}:${step}` })));
     assertSameFailure(t, out, protocolStep, rank, 'INJECTED', new RegExp(`^injected failure in ${step} on rank ${rank}$`));
     const state = await redis.hgetall(`dcp:ckpt:{${id}}:state`);
     t.notOk(state.committedSaveId, 'nothing committed');
@@ -54,32 +67,37 @@ for (const [step, rank, protocolStep] of saveSteps) {
 }
 
 t.test('load: a failure on one rank at each step reaches every process', async (t) => {
-  await results(runRanks('save', 'xp/load-fail', 2));
+  const { url, redis } = await ownServer(t);
+  await results(runRanks(url, 'save', 'xp/load-fail', 2));
   const loadSteps: Array<[string, number, string]> = [
     ['readMetadata', 2, 'plan'],
     ['prepareLocalPlan', 1, 'plan'],
     ['prepareGlobalPlan', 0, 'plan'], // on the coordinator
     ['readData', 1, 'read'],
   ];
-  for (const [step, rank, protocolStep] of loadSteps) {
-    const out = await results(runRanks('load', 'xp/load-fail', 3, () => ({ FAIL_AT: `${rank}:${step}` })));
+  // The four loads at once: they only read the checkpoint, each in a group of its own.
+  const outs = await Promise.all(loadSteps.map(([step, rank]) => results(runRanks(url, 'load', 'xp/load-fail', 3, () => ({ FAIL_AT: `${rank}:${step}` })))));
+  for (const [i, [step, rank, protocolStep]] of loadSteps.entries()) {
+    const out = outs[i]!;
     t.test(`${step} on rank ${rank}`, async (t) => assertSameFailure(t, out, protocolStep, rank, 'INJECTED', new RegExp(`injected failure in ${step} on rank ${rank}`)));
   }
   await assertStoreAgrees(t, { redis, expect: { 'xp/load-fail': committed(rankFixtureReference(1)) }, exhaustive: false });
 });
 
 t.test('load: a strict load with a key the checkpoint lacks, on one rank only, fails every rank', async (t) => {
-  await results(runRanks('save', 'xp/strict', 2));
-  const out = await results(runRanks('load', 'xp/strict', 3, (rank) => (rank === 2 ? { EXTRA_KEY: 'head.bias' } : {})));
+  const { url, redis } = await ownServer(t);
+  await results(runRanks(url, 'save', 'xp/strict', 2));
+  const out = await results(runRanks(url, 'load', 'xp/strict', 3, (rank) => (rank === 2 ? { EXTRA_KEY: 'head.bias' } : {})));
   assertSameFailure(t, out, 'plan', 2, 'MISSING_KEY', /^Missing key in checkpoint state_dict: head\.bias/);
   await assertStoreAgrees(t, { redis, expect: { 'xp/strict': committed(rankFixtureReference(1)) }, exhaustive: false });
 });
 
 t.test('a rank SIGKILLed mid-write: others fail within the timeout; incomplete; delete cleans every key', async (t) => {
+  const { url, redis } = await ownServer(t);
   const before = new Set(await redis.keys('*'));
   const id = 'xp/killed';
   const timeoutMs = 2500;
-  const children = runRanks('save', id, 3, (rank) => (rank === 2 ? { PAUSE_AT: 'writeData', PAUSE_MS: '60000' } : {}), timeoutMs);
+  const children = runRanks(url, 'save', id, 3, (rank) => (rank === 2 ? { PAUSE_AT: 'writeData', PAUSE_MS: '60000' } : {}), timeoutMs);
   await children[2]!.waitFor('paused-at-writeData');
   const killedAt = Date.now();
   children[2]!.process.kill('SIGKILL');
@@ -114,25 +132,30 @@ t.test('a rank SIGKILLed mid-write: others fail within the timeout; incomplete; 
 });
 
 t.test('an overwrite whose rank is SIGKILLed in writeData (each rank in turn): the previous commit stays whole', async (t) => {
-  for (const victim of [0, 1]) {
-    const id = `xp/killed-overwrite-${victim}`;
-    for (const r of await results(runRanks('save', id, 2, () => ({ SEED: '4' })))) t.match(r.json, { ok: true }, r.stderr);
-    const children = runRanks('save', id, 2, (rank) => ({ SEED: '5', ...(rank === victim ? { PAUSE_AT: 'writeData', PAUSE_MS: '60000' } : {}) }), 2500);
-    await children[victim]!.waitFor('paused-at-writeData');
-    children[victim]!.process.kill('SIGKILL');
-    const out = await results(children);
-    t.equal(out[victim]!.signal, 'SIGKILL');
-    t.match(out[1 - victim]!.json, { ok: false, code: 'CHECKPOINT_FAILED' }, `the survivor of rank ${victim}'s death fails`);
-    await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(4)) }, exhaustive: false });
-  }
+  // Both victims at once, each on a server of its own (the keyspace check sees every load pin of its server).
+  await Promise.all(
+    [0, 1].map(async (victim) => {
+      const { url, redis } = await ownServer(t);
+      const id = `xp/killed-overwrite-${victim}`;
+      for (const r of await results(runRanks(url, 'save', id, 2, () => ({ SEED: '4' })))) t.match(r.json, { ok: true }, r.stderr);
+      const children = runRanks(url, 'save', id, 2, (rank) => ({ SEED: '5', ...(rank === victim ? { PAUSE_AT: 'writeData', PAUSE_MS: '60000' } : {}) }), 2500);
+      await children[victim]!.waitFor('paused-at-writeData');
+      children[victim]!.process.kill('SIGKILL');
+      const out = await results(children);
+      t.equal(out[victim]!.signal, 'SIGKILL');
+      t.match(out[1 - victim]!.json, { ok: false, code: 'CHECKPOINT_FAILED' }, `the survivor of rank ${victim}'s death fails`);
+      await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(4)) }, exhaustive: false });
+    }),
+  );
 });
 
 t.test('a rank SIGKILLed at spread instants while its segments are being written: the previous commit stays whole, the garbage stays collectable', async (t) => {
+  const { url, redis } = await ownServer(t);
   const id = 'xp/killed-mid-write';
-  for (const r of await results(runRanks('save', id, 2, () => ({ SEED: '7' })))) t.match(r.json, { ok: true }, r.stderr);
+  for (const r of await results(runRanks(url, 'save', id, 2, () => ({ SEED: '7' })))) t.match(r.json, { ok: true }, r.stderr);
   for (const delayMs of [1, 25, 60]) {
     // 48 MiB per rank: a dozen 4 MiB SETs, so the kill lands between, or inside, them.
-    const children = runRanks('save', id, 2, (rank) => ({ SEED: '8', EXTRA_BYTES: String(48 << 20), ...(rank === 1 ? { PAUSE_AT: 'writeData', PAUSE_MS: '0' } : {}) }), 2500);
+    const children = runRanks(url, 'save', id, 2, (rank) => ({ SEED: '8', EXTRA_BYTES: String(48 << 20), ...(rank === 1 ? { PAUSE_AT: 'writeData', PAUSE_MS: '0' } : {}) }), 2500);
     await children[1]!.waitFor('paused-at-writeData');
     await new Promise((r) => setTimeout(r, delayMs));
     children[1]!.process.kill('SIGKILL');
