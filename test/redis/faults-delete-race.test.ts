@@ -11,6 +11,9 @@
  * survives a delete that reported success. A dead delete leaves a checkpoint that refuses
  * to load, is listed incomplete ("being deleted" in validate), and that a second delete
  * finishes or a new save takes over. Every run ends with assertStoreAgrees.
+ *
+ * The four tests run at once (t.jobs), each on a Redis server of its own (scene()), and end
+ * with an exhaustive keyspace check of that server.
  */
 import t, { type Test } from 'tap';
 import { save } from '../../src/core/save.js';
@@ -24,75 +27,93 @@ import { prng } from '../helpers/prng.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference, type Expectation } from '../helpers/invariants.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
-const server = await RedisServer.start();
-const redis = server.client();
 // Long enough that a save or delete of this file keeps its lock while 3 test files share 2 cores.
 const LOCK_TTL_MS = 2500;
 const RANK_TIMEOUT_MS = 10_000;
-const catalog = new CheckpointCatalog({ redis, lockTtlMs: LOCK_TTL_MS });
-const app = await buildApp({ redis, logger: false });
 const started = new Set<RunningChild>();
-t.teardown(async () => {
+t.teardown(() => {
   for (const child of started) if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill('SIGKILL'); // a failed run's paused ranks
-  await app.close();
-  await catalog.close();
-  await server.stop();
 });
+// The four tests at once, each on a scene (Redis server, catalog, admin app) of its own: most of
+// their time is spent waiting on paused processes, process start-up and lock TTLs.
+t.jobs = 4;
 
 const keys = new KeySpace();
 const OLD = 1;
 const NEW = 2;
-/** Every id a scenario leaves behind, with what it must be: the last check is exhaustive. */
-const final: Record<string, Expectation> = {};
 
-function savers(id: string, env: NodeJS.ProcessEnv): RunningChild[] {
-  const ranks = startRanks(server.url, 'save', id, 2, () => ({ SEED: String(NEW), LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }), RANK_TIMEOUT_MS);
-  for (const rank of ranks) started.add(rank);
-  return ranks;
+type Via = 'catalog' | 'api';
+const STATUS: Record<string, number> = { CHECKPOINT_LOCKED: 409, FENCED: 409, CHECKPOINT_NOT_FOUND: 404 };
+
+/**
+ * A Redis server of the test's own with a catalog and the admin API on it, stopped when the test
+ * ends, and the helpers bound to it. Each test ends with an exhaustive keyspace check of its server:
+ * no other test's save or delete is ever halfway through there.
+ */
+async function scene(t: Test) {
+  const server = await RedisServer.start();
+  const redis = server.client();
+  const catalog = new CheckpointCatalog({ redis, lockTtlMs: LOCK_TTL_MS });
+  const app = await buildApp({ redis, logger: false });
+  t.teardown(async () => {
+    await app.close();
+    await catalog.close();
+    await server.stop();
+  });
+  /** Every id the test leaves behind, with what it must be: its last check is exhaustive. */
+  const final: Record<string, Expectation> = {};
+
+  function savers(id: string, env: NodeJS.ProcessEnv): RunningChild[] {
+    const ranks = startRanks(server.url, 'save', id, 2, () => ({ SEED: String(NEW), LOCK_TTL_MS: String(LOCK_TTL_MS), ...env }), RANK_TIMEOUT_MS);
+    for (const rank of ranks) started.add(rank);
+    return ranks;
+  }
+
+  /** A save by this process of what the rank fixture saves with `seed` (small segments: more keys than one UNLINK batch). */
+  async function saveHere(id: string, seed: number, segmentBytes?: number): Promise<void> {
+    const writer = new RedisStorageWriter({ redis, lockTtlMs: LOCK_TTL_MS, ...(segmentBytes ? { segmentBytes } : {}) });
+    try {
+      await save(rankFixtureReference(seed), { checkpointId: id, storageWriter: writer });
+    } finally {
+      await writer.close();
+    }
+  }
+
+  /** Deletes `id` through the library or the admin API; "deleted" or the error code (the API's status must match it). */
+  async function deleteVia(t: Test, via: Via, id: string): Promise<string> {
+    if (via === 'catalog') return catalog.delete(id).then((removed) => (removed ? 'deleted' : 'CHECKPOINT_NOT_FOUND'), (e: { code?: string; message?: string }) => e.code ?? `untyped: ${e.message}`);
+    const res = await app.inject({ method: 'DELETE', url: `/checkpoints/${encodeURIComponent(id)}` });
+    if (res.statusCode === 204) return 'deleted';
+    const code = String((res.json() as { code?: unknown }).code);
+    t.equal(res.statusCode, STATUS[code] ?? -1, `DELETE ${id}: ${code} answers ${STATUS[code] ?? '?'}`);
+    return code;
+  }
+
+  const listed = async (id: string) => (await catalog.list({ prefix: id })).items.some((s) => s.id === id);
+
+  /** Save ids that own data keys of `id`, and how many keys. */
+  async function dataKeys(id: string): Promise<{ saves: string[]; count: number }> {
+    const saves = new Set<string>();
+    let count = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `dcp:data:${id}:*`, 'COUNT', 1000);
+      for (const key of batch) saves.add(key.split(':').at(-3)!);
+      count += batch.length;
+      cursor = next;
+    } while (cursor !== '0');
+    return { saves: [...saves], count };
+  }
+
+  /** The exhaustive check: everything left behind on this server agrees with what each run reported. */
+  const leftBehindAgrees = () => assertStoreAgrees(t, { redis, expect: final });
+
+  return { server, redis, catalog, app, final, savers, saveHere, deleteVia, listed, dataKeys, leftBehindAgrees };
 }
 
 /** Resolves when `child` prints `text`; rejects (with its output) if it exits first, instead of waiting forever. */
 function reach(child: RunningChild, text: string): Promise<void> {
   return Promise.race([child.waitFor(text), child.done.then((r) => Promise.reject(new Error(`exited before printing "${text}": ${r.stdout}${r.stderr}`)))]);
-}
-
-/** A save by this process of what the rank fixture saves with `seed` (small segments: more keys than one UNLINK batch). */
-async function saveHere(id: string, seed: number, segmentBytes?: number): Promise<void> {
-  const writer = new RedisStorageWriter({ redis, lockTtlMs: LOCK_TTL_MS, ...(segmentBytes ? { segmentBytes } : {}) });
-  try {
-    await save(rankFixtureReference(seed), { checkpointId: id, storageWriter: writer });
-  } finally {
-    await writer.close();
-  }
-}
-
-type Via = 'catalog' | 'api';
-const STATUS: Record<string, number> = { CHECKPOINT_LOCKED: 409, FENCED: 409, CHECKPOINT_NOT_FOUND: 404 };
-
-/** Deletes `id` through the library or the admin API; "deleted" or the error code (the API's status must match it). */
-async function deleteVia(t: Test, via: Via, id: string): Promise<string> {
-  if (via === 'catalog') return catalog.delete(id).then((removed) => (removed ? 'deleted' : 'CHECKPOINT_NOT_FOUND'), (e: { code?: string; message?: string }) => e.code ?? `untyped: ${e.message}`);
-  const res = await app.inject({ method: 'DELETE', url: `/checkpoints/${encodeURIComponent(id)}` });
-  if (res.statusCode === 204) return 'deleted';
-  const code = String((res.json() as { code?: unknown }).code);
-  t.equal(res.statusCode, STATUS[code] ?? -1, `DELETE ${id}: ${code} answers ${STATUS[code] ?? '?'}`);
-  return code;
-}
-
-const listed = async (id: string) => (await catalog.list({ prefix: id })).items.some((s) => s.id === id);
-
-/** Save ids that own data keys of `id`, and how many keys. */
-async function dataKeys(id: string): Promise<{ saves: string[]; count: number }> {
-  const saves = new Set<string>();
-  let count = 0;
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `dcp:data:${id}:*`, 'COUNT', 1000);
-    for (const key of batch) saves.add(key.split(':').at(-3)!);
-    count += batch.length;
-    cursor = next;
-  } while (cursor !== '0');
-  return { saves: [...saves], count };
 }
 
 const outcomeOf = (ranks: ChildResult[]) => (ranks.every((r) => r.json?.ok === true) ? 'ok' : ranks.every((r) => r.json?.ok === false) ? 'failed' : 'mixed');
@@ -121,6 +142,7 @@ const POINTS: Point[] = [
 ];
 
 t.test('a delete at each point of an overwrite save: wholly before, refused while the save holds the lock, or wholly after', async (t) => {
+  const { redis, final, savers, saveHere, deleteVia, listed, leftBehindAgrees } = await scene(t);
   const runs: Array<Promise<void>> = [];
   for (const [i, point] of POINTS.entries()) {
     const id = `race/point-${i}`;
@@ -143,6 +165,7 @@ t.test('a delete at each point of an overwrite save: wholly before, refused whil
   await Promise.all(runs);
   // Checked once every run is over: the keyspace check must not see another run's commit halfway through its garbage collection.
   await assertStoreAgrees(t, { redis, expect: Object.fromEntries(POINTS.map((_, i) => [`race/point-${i}`, final[`race/point-${i}`]!])), exhaustive: false });
+  await leftBehindAgrees();
 });
 
 
@@ -153,6 +176,7 @@ async function wait(ms: number): Promise<void> {
 }
 
 t.test('delete and save racing at seeded offsets over the whole save: one whole order every time', async (t) => {
+  const { redis, final, savers, saveHere, deleteVia, listed, leftBehindAgrees } = await scene(t);
   const EXTRA_BYTES = 8 << 20; // 8 MiB more per rank: writeData takes a while
   const EXTRA = { EXTRA_BYTES: String(EXTRA_BYTES) };
   // What the rank fixture saves with EXTRA_BYTES: a uint8 tensor "pad<rank>" filled with rank + 1.
@@ -213,9 +237,11 @@ t.test('delete and save racing at seeded offsets over the whole save: one whole 
   }
   t.comment(`lock held ${lockedMs.toFixed(1)} ms; PRNG seed ${SEED}; ${outcomes.join('; ')}`);
   t.comment(`distribution: ${[...tally].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
+  await leftBehindAgrees();
 });
 
 t.test('a save started while a delete holds the lock is refused before writing anything; the delete completes', async (t) => {
+  const { server, redis, final, savers, saveHere, dataKeys, leftBehindAgrees } = await scene(t);
   await Promise.all(
     (['begin', 'half'] as const).map(async (point) => {
       const id = `race/save-during-delete-${point}`;
@@ -237,9 +263,11 @@ t.test('a save started while a delete holds the lock is refused before writing a
     }),
   );
   await assertStoreAgrees(t, { redis, expect: { 'race/save-during-delete-begin': absent, 'race/save-during-delete-half': absent }, exhaustive: false });
+  await leftBehindAgrees();
 });
 
 t.test('a delete process SIGKILLed part-way: not loadable, listed incomplete, a second delete finishes it or a new save takes over', async (t) => {
+  const { server, redis, catalog, app, final, saveHere, deleteVia, dataKeys, leftBehindAgrees } = await scene(t);
   const cases = (['begin', 'half', 'unlinked'] as const).flatMap((stop) => (['delete', 'save'] as const).map((then) => ({ stop, then, id: `race/killed-delete-${stop}-${then}` })));
   await Promise.all(cases.map(({ id }) => saveHere(id, OLD, 512)));
   const total = (await dataKeys(cases[0]!.id)).count;
@@ -280,8 +308,5 @@ t.test('a delete process SIGKILLed part-way: not loadable, listed incomplete, a 
       await assertStoreAgrees(t, { redis, expect: { [id]: final[id]! }, exhaustive: false });
     }
   }
-});
-
-t.test('everything left behind agrees with what each run reported', async (t) => {
-  await assertStoreAgrees(t, { redis, expect: final });
+  await leftBehindAgrees();
 });
