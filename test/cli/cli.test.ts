@@ -1,4 +1,9 @@
-/** The redis-dcp CLI end to end, as child processes (src/cli/main.ts, compiled: test/helpers/child.ts nodeArgs). */
+/**
+ * The redis-dcp CLI end to end, as child processes (src/cli/main.ts, compiled: test/helpers/child.ts nodeArgs).
+ * Each CLI process spends about half a second of CPU starting: independent invocations run at
+ * once, and so do the tests (t.jobs); the one order that matters (ls counts the checkpoint rm
+ * deletes) is awaited explicitly.
+ */
 import { execFile, spawn } from 'node:child_process';
 import t from 'tap';
 import { KeySpace } from '../../src/redis/keys.js';
@@ -17,8 +22,28 @@ interface CliResult {
   readonly stderr: string;
 }
 
+/** At most this many CLI processes at once: each is CPU-bound while it starts (2 cores, 3 test files at once). */
+const MAX_CLI = 4;
+let running = 0;
+const waiting: Array<() => void> = [];
+async function withSlot<T>(run: () => Promise<T>): Promise<T> {
+  if (running < MAX_CLI) running++;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // handed a slot by a finishing process
+  try {
+    return await run();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 /** Runs the CLI against the test Redis (never the environment's REDIS_URL). */
 function cli(...args: string[]): Promise<CliResult> {
+  return withSlot(() => cliNow(args));
+}
+
+function cliNow(args: string[]): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: server.url, NO_COLOR: '1' };
   delete env.ADMIN_TOKEN;
   delete env.DCP_PREFIX;
@@ -34,6 +59,11 @@ await saveSharded(redis, 'cli/run1/step-100');
 await saveSimple(redis, 'cli/run1/step-200', { w: floatTensor(Array.from({ length: 512 }, (_, i) => i)) });
 await saveSimple(redis, 'cli/run2/step-1');
 
+t.jobs = 3;
+/** Resolves once the ls test has listed cli/run2/step-1, which the rm test deletes. */
+let listedAll!: () => void;
+const lsDone = new Promise<void>((resolve) => (listedAll = resolve));
+
 t.test('--help documents commands and exit codes', async (t) => {
   const res = await cli('--help');
   t.equal(res.code, 0);
@@ -41,7 +71,7 @@ t.test('--help documents commands and exit codes', async (t) => {
 });
 
 t.test('ls: a table by default, JSON with --json, filtered by id prefix, state and limit', async (t) => {
-  const table = await cli('ls', 'cli/');
+  const [table, json, limitedOut, none] = await Promise.all([cli('ls', 'cli/'), cli('ls', 'cli/run1/', '--json'), cli('ls', 'cli/', '--limit', '2', '--json'), cli('ls', 'cli/', '--state', 'incomplete')]).finally(listedAll);
   t.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trim().split('\n');
   t.match(lines[0], /^ID\s+STATE\s+CREATED\s+RANKS\s+SIZE\s+STORED\s+DEDUP\s+ITEMS$/);
@@ -49,26 +79,24 @@ t.test('ls: a table by default, JSON with --json, filtered by id prefix, state a
   t.match(lines[1], /^cli\/run2\/step-1\s+committed\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+1\s+16 B\s+16 B\s+1\.0x\s+1$/, 'newest first; a full save stored all its bytes (dedup 1.0x)');
   t.match(table.stdout, /cli\/run1\/step-100\s+committed\s+\S+ \S+\s+2\s+62 B\s+62 B\s+1\.0x\s+3/);
 
-  const json = await cli('ls', 'cli/run1/', '--json');
   t.equal(json.code, 0);
   const parsed = JSON.parse(json.stdout) as { items: Array<{ id: string; worldSize: number }> };
   t.same(parsed.items.map((i) => i.id), ['cli/run1/step-200', 'cli/run1/step-100']);
   t.equal(parsed.items[1]!.worldSize, 2);
 
-  const limited = JSON.parse((await cli('ls', 'cli/', '--limit', '2', '--json')).stdout) as { items: unknown[] };
+  const limited = JSON.parse(limitedOut.stdout) as { items: unknown[] };
   t.equal(limited.items.length, 2);
-  const none = await cli('ls', 'cli/', '--state', 'incomplete');
   t.equal(none.stdout.trim(), 'no checkpoints');
 });
 
 t.test('show: summary and item table; --json has the full metadata', async (t) => {
-  const res = await cli('show', 'cli/run1/step-100');
+  const [res, jsonOut] = await Promise.all([cli('show', 'cli/run1/step-100'), cli('show', 'cli/run1/step-100', '--json')]);
   t.equal(res.code, 0, res.stderr);
   t.match(res.stdout, /^id:\s+cli\/run1\/step-100$/m);
   t.match(res.stdout, /^ranks:\s+2$/m);
   t.match(res.stdout, /^model\.weight\s+tensor\s+float32\s+\[4, 3\]\s+2$/m);
   t.match(res.stdout, /^step\s+bytes\s+json/m);
-  const json = JSON.parse((await cli('show', 'cli/run1/step-100', '--json')).stdout);
+  const json = JSON.parse(jsonOut.stdout);
   t.same(json.metadata.stateDictMetadata['model.bias'].size, [3]);
   t.equal(json.state, 'committed');
 });
@@ -81,21 +109,20 @@ t.test('validate: 0 when intact, 1 with the problems when corrupted; progress on
 
   const [key] = await redis.keys('dcp:data:cli/run1/step-200:*');
   await redis.setrange(key!, 7, 'X');
-  const shallow = await cli('validate', 'cli/run1/step-200');
+  const [shallow, deep, json] = await Promise.all([cli('validate', 'cli/run1/step-200'), cli('validate', 'cli/run1/step-200', '--deep'), cli('validate', 'cli/run1/step-200', '--deep', '--json', '--quiet')]);
   t.equal(shallow.code, 0, 'lengths are still right');
-  const deep = await cli('validate', 'cli/run1/step-200', '--deep');
   t.equal(deep.code, 1);
   t.match(deep.stdout, /PROBLEMS: cli\/run1\/step-200 has 1 problem/);
   t.match(deep.stdout, /checksum_mismatch\s+w\s+dcp:data:cli\/run1\/step-200:/);
-  const json = await cli('validate', 'cli/run1/step-200', '--deep', '--json', '--quiet');
   t.equal(json.code, 1);
   t.equal(json.stderr, '', '--quiet: no progress');
   t.match(JSON.parse(json.stdout), { ok: false, problems: [{ kind: 'checksum_mismatch', fqn: 'w', key }] });
 });
 
 t.test('rm: deletes; then 4 (not found); 5 while a save holds the lock', async (t) => {
+  await lsDone;
   const locked = new KeySpace().checkpoint('cli/run2/step-1').lock;
-  const held = await acquireLock(createRedlock([redis]), locked, 'cli/run2/step-1', { clients: [redis], ttlMs: 20_000, waitMs: 0 });
+  const held = await acquireLock(createRedlock([redis]), locked, 'cli/run2/step-1', { clients: [redis], ttlMs: 60_000, waitMs: 0 }); // released below; the TTL only has to outlast a CLI start on a loaded machine
   const refused = await cli('rm', 'cli/run2/step-1');
   await held.release();
   t.equal(refused.code, 5, refused.stderr);
@@ -106,22 +133,21 @@ t.test('rm: deletes; then 4 (not found); 5 while a save holds the lock', async (
   t.equal(res.code, 0, res.stderr);
   t.match(JSON.parse(res.stdout), { id: 'cli/run2/step-1', deleted: true });
   t.same(await redis.keys('*cli/run2/step-1*'), []);
-  const again = await cli('rm', 'cli/run2/step-1');
+  const [again, show] = await Promise.all([cli('rm', 'cli/run2/step-1'), cli('show', 'cli/run2/step-1', '--json')]);
   t.equal(again.code, 4);
   t.match(again.stderr, /does not exist/);
-  const show = await cli('show', 'cli/run2/step-1', '--json');
   t.equal(show.code, 4);
   t.match(JSON.parse(show.stderr), { error: { code: 'CHECKPOINT_NOT_FOUND' } });
 });
 
 t.test('usage errors exit 2, no Redis exits 3', async (t) => {
-  for (const args of [[], ['frob'], ['show'], ['show', 'a b'], ['rm', 'x', 'y'], ['ls', '--deep'], ['ls', '--state', 'lost'], ['ls', '--limit', '0'], ['ls', '--bogus'], ['ls', '--prefix', 'bad prefix']]) {
-    const res = await cli(...args);
-    t.equal(res.code, 2, `${JSON.stringify(args)} → 2 (${res.stderr.trim().split('\n')[0]})`);
-    t.match(res.stderr, /^redis-dcp: /);
-  }
+  const usage = [[], ['frob'], ['show'], ['show', 'a b'], ['rm', 'x', 'y'], ['ls', '--deep'], ['ls', '--state', 'lost'], ['ls', '--limit', '0'], ['ls', '--bogus'], ['ls', '--prefix', 'bad prefix']];
   const dead = `redis://127.0.0.1:${await freePort()}`;
-  const res = await cli('ls', '--redis-url', dead);
+  const [res, ...results] = await Promise.all([cli('ls', '--redis-url', dead), ...usage.map((args) => cli(...args))]);
+  for (const [i, args] of usage.entries()) {
+    t.equal(results[i]!.code, 2, `${JSON.stringify(args)} → 2 (${results[i]!.stderr.trim().split('\n')[0]})`);
+    t.match(results[i]!.stderr, /^redis-dcp: /);
+  }
   t.equal(res.code, 3);
   t.match(res.stderr, /cannot reach Redis/);
   t.match(res.stderr, /ECONNREFUSED/);
