@@ -19,6 +19,10 @@ import { RedisClusterFixture } from '../helpers/redis-server.js';
 import { startFixture } from '../helpers/child.js';
 import { incrementalStateDict } from '../fixtures/incremental-data.js';
 
+// The last test's cluster with a replica per master starts now, beside this one (most of its start
+// is waiting for the cluster and the replicas to come up); that test awaits it, and reports its failure.
+const replicatedStart = RedisClusterFixture.start(3, { replicas: 1 });
+replicatedStart.catch(() => {}); // not unhandled while the other tests run
 const cluster = await RedisClusterFixture.start(3);
 const client = cluster.client();
 const masters = () => client.nodes('master') as Redis[];
@@ -26,6 +30,7 @@ const catalog = new CheckpointCatalog({ redis: client, lockTtlMs: 1500 });
 t.teardown(async () => {
   await catalog.close();
   await cluster.stop();
+  await replicatedStart.then((replicated) => replicated.stop(), () => {});
 });
 
 const keysOnMasters = async (pattern: string) => (await Promise.all(masters().map((n) => n.keys(pattern)))).flat().sort();
@@ -168,8 +173,7 @@ t.test('a claim of a dead save that lands after its release (no pending check in
 });
 
 t.test('with a replica per master: an incremental save waits until the replicas hold its pieces and claims', async (t) => {
-  const replicated = await RedisClusterFixture.start(3, { replicas: 1 });
-  t.teardown(() => replicated.stop());
+  const replicated = await replicatedStart; // stopped by the file's teardown
   const c = replicated.client();
   const sd = incrementalStateDict(SEEDS_A, ROWS, COLS, 1);
   await save(sd, { checkpointId: 'rep/a', storageWriter: new RedisStorageWriter({ redis: c, incremental: true, segmentBytes: SEGMENT }) });
