@@ -59,7 +59,8 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   const total = part * PARTS;
   const source = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(i + 1))]));
   const dest = Object.fromEntries(Array.from({ length: PARTS }, (_, i) => [`layer${i}`, new Tensor('uint8', [part], new Uint8Array(part).fill(0xff))]));
-  note(`redis cluster: starting 3 masters; ${Math.max(rounds, rounds > 1 ? 7 : 1)} paired rounds of a ${(total / 2 ** 20).toFixed(0)} MiB save + load on standalone and cluster, then ${rounds} rounds of the cluster via ioredis and of recycling saves`);
+  const pairedRounds = Math.max(rounds, rounds > 1 ? 7 : 1);
+  note(`redis cluster: starting 3 masters; ${pairedRounds} paired rounds of a ${(total / 2 ** 20).toFixed(0)} MiB save + load on standalone and cluster, then ${rounds} rounds of the cluster via ioredis and of recycling saves`);
   const fixture = await RedisClusterFixture.start(3);
   const cluster = fixture.client();
   const id = 'run/cluster-cmp';
@@ -83,7 +84,6 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   type Run = { save: number; load: number };
   const runs = { standalone: [] as Run[], cluster: [] as Run[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
   const RECYCLE_TTL = 10 * 60_000;
-  const pairedRounds = Math.max(rounds, rounds > 1 ? 7 : 1);
   let steal: number | undefined;
   try {
     await once(standalone, true); // warm-up: the first save of a process allocates what later ones reuse

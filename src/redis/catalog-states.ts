@@ -6,8 +6,9 @@
  */
 import { Cluster } from 'ioredis';
 import { isValidCheckpointName } from './checkpoint-id.js';
-import { hgetallMany, parseState, serverTimeMs, type CheckpointStateRecord } from './checkpoint-store.js';
+import { parseState, serverTimeMs, type CheckpointStateRecord } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
+import { hgetallMany } from './per-key.js';
 import type { KeySpace } from './keys.js';
 import { runScriptReply } from './scripts.js';
 

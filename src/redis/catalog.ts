@@ -9,14 +9,15 @@ import { tracedDelete, type DeleteEvent } from '../core/tracing.js';
 import type { Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
-import { CheckpointStore, hgetallMany, setMembers, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
+import { CheckpointStore, setMembers, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
 import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { unlinkKeys } from './unlink.js';
+import { hgetallMany } from './per-key.js';
 import { parseStorageData, type StorageData } from './layout.js';
-import { DEFAULT_LOCK_TTL_MS, LockNodes } from './lock.js';
+import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { checkpointsReferencing, releasePieces, sweepPieces } from './pieces.js';
 import { verifyCheckpointData, type VerifyOptions } from './verify.js';
@@ -275,9 +276,7 @@ export class CheckpointCatalog {
     const state = await store.state();
     if (!state) return false;
     if (event) event.bytes = state.totalBytes;
-    const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
-    try {
-      held.startAutoExtend(async () => {});
+    return this.underLock(store, async (held) => {
       if (options.onlyIf) {
         const state = await store.state();
         if (!state || !options.onlyIf(state)) return false;
@@ -294,21 +293,26 @@ export class CheckpointCatalog {
       if (held.lost) throw new FencedError(id, 'delete lost its lock before removing the control keys; run delete again');
       await store.finishDelete(token, saveIds);
       return true;
-    } finally {
-      await held.release();
-    }
+    });
   }
 
   /** gc: drops the superseded saves of committed `id` under its lock (CHECKPOINT_IN_USE while pinned); false when none. */
   private async releaseSuperseded(id: string): Promise<boolean> {
     const store = this.store(id);
-    const held = await this.lockNodes.acquire(store.keys.lock, id, { ttlMs: this.lockTtlMs, waitMs: 0 });
-    try {
-      held.startAutoExtend(async () => {});
+    return this.underLock(store, async () => {
       const token = await store.nextToken();
       const saveIds = await store.beginCollect(token);
       for (const saveId of saveIds) await store.dropSave(token, saveId, this.pool);
       return saveIds.length > 0;
+    });
+  }
+
+  /** Runs `fn` holding the checkpoint's lock (not waiting for a holder: CHECKPOINT_LOCKED), extended while it runs. */
+  private async underLock<T>(store: CheckpointStore, fn: (held: HeldLock) => Promise<T>): Promise<T> {
+    const held = await this.lockNodes.acquire(store.keys.lock, store.id, { ttlMs: this.lockTtlMs, waitMs: 0 });
+    try {
+      held.startAutoExtend(async () => {});
+      return await fn(held);
     } finally {
       await held.release();
     }

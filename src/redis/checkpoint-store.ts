@@ -126,18 +126,6 @@ export async function serverTimeMs(client: RedisClient): Promise<number> {
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
 }
 
-/** HGETALL of many keys in one round trip: a pipeline on one node; parallel commands in a Cluster (keys span slots). */
-export async function hgetallMany(client: RedisClient, keys: readonly string[]): Promise<Array<Record<string, string>>> {
-  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.hgetall(k)));
-  const pipeline = client.pipeline();
-  for (const key of keys) pipeline.hgetall(key);
-  const replies = (await pipeline.exec()) ?? [];
-  return replies.map(([err, value]) => {
-    if (err) throw err;
-    return value as Record<string, string>;
-  });
-}
-
 /** All members of a (possibly large) set, without blocking Redis on SMEMBERS of millions. */
 export async function setMembers(client: RedisClient, key: string): Promise<string[]> {
   const out: string[] = [];

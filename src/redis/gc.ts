@@ -6,13 +6,13 @@
  * committed checkpoints (held by a load pin at their overwrite, or a failed drop), unless
  * still pinned. See docs/format.md, "Garbage collection".
  */
-import { Cluster } from 'ioredis';
 import { isErrorCode } from '../core/error-codes.js';
 import { DcpValueError } from '../core/errors.js';
 import type { GcResult } from './catalog-schemas.js';
 import { readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 import type { CheckpointStateRecord } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
+import { integersPerKey } from './per-key.js';
 import type { KeySpace } from './keys.js';
 
 export const DEFAULT_GC_INCOMPLETE_OLDER_THAN_MS = 600_000;
@@ -79,17 +79,6 @@ export async function collectGarbage(client: RedisClient, keySpace: KeySpace, op
   return { deleted, kept, ...(released.length > 0 ? { released } : {}) };
 }
 
-/** SCARD of many sets in one round trip (a pipeline; parallel commands on a Cluster). */
-async function setSizes(client: RedisClient, keys: readonly string[]): Promise<number[]> {
-  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.scard(k)));
-  const pipeline = client.pipeline();
-  for (const key of keys) pipeline.scard(key);
-  return ((await pipeline.exec()) ?? []).map(([err, n]) => {
-    if (err) throw err;
-    return Number(n);
-  });
-}
-
 /**
  * Committed checkpoints that index more saves than their committed and pending ones have
  * superseded saves; each is released under its lock unless a load pins it (kept).
@@ -104,7 +93,7 @@ async function collectSuperseded(
   kept: string[],
 ): Promise<string[]> {
   const committed = entries.filter((e) => e.state.status === 'committed');
-  const sizes = await setSizes(client, committed.map((e) => keySpace.checkpoint(e.id).saves));
+  const sizes = await integersPerKey(client, 'scard', committed.map((e) => keySpace.checkpoint(e.id).saves));
   const candidates = committed.filter((e, i) => sizes[i]! > 1 + (e.state.pendingSaveId ? 1 : 0));
   const released: string[] = [];
   for (const { id } of candidates) {

@@ -7,6 +7,7 @@
  */
 import { Cluster } from 'ioredis';
 import type { RedisClient } from './connection.js';
+import { integersPerKey } from './per-key.js';
 
 /** Bytes of values one UNLINK frees at most (~0.5–1 ms of Redis' main thread here; 16 MiB left a few 4–8 ms stalls). */
 export const UNLINK_BUDGET_BYTES = 8 * 1024 * 1024;
@@ -18,7 +19,7 @@ export async function unlinkKeys(client: RedisClient, keys: readonly string[], b
   let removed = 0;
   for (let i = 0; i < keys.length; i += SIZE_BATCH) {
     const chunk = keys.slice(i, i + SIZE_BATCH);
-    const sizes = await valueSizes(client, chunk);
+    const sizes = await integersPerKey(client, 'strlen', chunk, 0); // 0: missing, or not a string
     for (const batch of byBudget(chunk, sizes, budgetBytes)) removed += await unlinkBatch(client, batch);
   }
   return removed;
@@ -44,15 +45,6 @@ export function byBudget(keys: readonly string[], sizes: readonly number[], budg
   });
   if (run.length > 0) out.push(run);
   return out;
-}
-
-/** STRLEN of each key in one round trip (0 for a missing key or one that is not a string). */
-async function valueSizes(client: RedisClient, keys: readonly string[]): Promise<number[]> {
-  if (client instanceof Cluster) return Promise.all(keys.map((k) => client.strlen(k).catch(() => 0)));
-  const pipeline = client.pipeline();
-  for (const key of keys) pipeline.strlen(key);
-  const replies = (await pipeline.exec()) ?? [];
-  return replies.map(([err, n]) => (err ? 0 : Number(n)));
 }
 
 /** One multi-key UNLINK on a single node; per key in a Cluster (the keys span slots). */
