@@ -6,7 +6,7 @@
  */
 import { Cluster } from 'ioredis';
 import { isValidCheckpointName } from './checkpoint-id.js';
-import { parseState, serverTimeMs, type CheckpointStateRecord } from './checkpoint-store.js';
+import { parseState, serverTimeMs, SUMMARY_STATE_FIELDS, type CheckpointStateRecord } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
 import { hgetallMany } from './per-key.js';
 import type { KeySpace } from './keys.js';
@@ -41,7 +41,7 @@ export async function readCheckpointStates(client: RedisClient, keySpace: KeySpa
 export interface CatalogBatch {
   readonly now: number;
   readonly entries: Array<{ readonly m: string; readonly s: number }>;
-  /** HGETALL of each entry's state hash (ids under the prefix only; {} when there is none). */
+  /** Each entry's state hash, at least its SUMMARY_STATE_FIELDS (ids under the prefix with a state hash only). */
   readonly states: Map<string, Record<string, string>>;
 }
 
@@ -54,8 +54,8 @@ function entryPairs(flat: readonly string[]): Array<{ m: string; s: number }> {
 /**
  * `count` catalog entries with scores ≤ `max` after skipping `offset`, newest first, with the
  * state hashes of those whose id starts with `prefix`: one call of list-page-1.lua (one round
- * trip, read only) on a standalone Redis; on a Cluster, whose state hashes live in other slots,
- * TIME and ZRANGE side by side, then the hashes.
+ * trip, read only; only the hashes' SUMMARY_STATE_FIELDS) on a standalone Redis; on a Cluster,
+ * whose state hashes live in other slots, TIME and ZRANGE side by side, then the hashes.
  */
 export async function readCatalogBatch(client: RedisClient, keySpace: KeySpace, max: string, offset: number, count: number, prefix: string): Promise<CatalogBatch> {
   if (client instanceof Cluster) {
@@ -65,15 +65,24 @@ export async function readCatalogBatch(client: RedisClient, keySpace: KeySpace, 
     const hashes = await hgetallMany(client, ids.map((id) => keySpace.checkpoint(id).state));
     return { now, entries, states: new Map(ids.map((id, i) => [id, hashes[i]!])) };
   }
-  const reply = await runScriptReply(client, 'list-page', [keySpace.catalog()], [max, offset, count, prefix, ...keySpace.stateKeyAround()]);
+  const reply = await runScriptReply(client, 'list-page', [keySpace.catalog()], [max, offset, count, prefix, ...keySpace.stateKeyAround(), ...SUMMARY_STATE_FIELDS]);
   const page = JSON.parse(String(reply)) as ListPageReply;
-  // cjson encodes an empty table as {}: no entries, or an empty state.
+  // cjson encodes an empty table as {}: no entries.
   const entries = Array.isArray(page.entries) ? entryPairs(page.entries) : [];
   const states = new Map<string, Record<string, string>>();
   const found = Array.isArray(page.states) ? page.states : [];
   entries.forEach((e, i) => {
-    const state = found[i];
-    if (state && Object.keys(state).length > 0) states.set(e.m, state);
+    const values = found[i];
+    if (!Array.isArray(values)) return; // outside the prefix
+    const state: Record<string, string> = {};
+    let any = false;
+    values.forEach((v, f) => {
+      if (typeof v === 'string') {
+        state[SUMMARY_STATE_FIELDS[f]!] = v;
+        any = true;
+      }
+    });
+    if (any) states.set(e.m, state);
   });
   return { now: page.now, entries, states };
 }
@@ -82,5 +91,6 @@ export async function readCatalogBatch(client: RedisClient, keySpace: KeySpace, 
 interface ListPageReply {
   readonly now: number;
   readonly entries: readonly string[] | Record<string, never>;
-  readonly states: ReadonlyArray<Record<string, string>> | Record<string, never>;
+  /** Per entry: SUMMARY_STATE_FIELDS' values (false when missing), or 0 outside the prefix. */
+  readonly states: ReadonlyArray<ReadonlyArray<string | false> | 0> | Record<string, never>;
 }

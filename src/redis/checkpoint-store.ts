@@ -89,35 +89,45 @@ function num(v: string | undefined): number {
   return Number.isFinite(n) ? n : 0;
 }
 
-/** Derives the status from the raw hash; `now` is the Redis server's clock (ms). */
+/**
+ * The state hash fields a checkpoint's status and its listed summary are derived from
+ * (parseState, catalog.ts summarize): all a catalog page reads of each state hash.
+ */
+export const SUMMARY_STATE_FIELDS = ['deleting', 'committedSaveId', 'pendingSaveId', 'leaseUntil', 'createdAt', 'worldSize', 'pendingWorldSize', 'totalBytes', 'storedBytes', 'itemCount', 'step', 'metrics'] as const;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * Derives the status from the raw hash; `now` is the Redis server's clock (ms). A hash read
+ * with only SUMMARY_STATE_FIELDS gives the right status and summary fields (the rest read as 0).
+ */
 export function parseState(hash: Record<string, string>, now: number): CheckpointStateRecord | undefined {
-  if (Object.keys(hash).length === 0) return undefined;
+  if (hash.createdAt === undefined && Object.keys(hash).length === 0) return undefined;
   const deleting = hash.deleting === '1';
   const leaseUntil = hash.leaseUntil === undefined ? undefined : num(hash.leaseUntil);
   let status: CheckpointState = 'incomplete';
   if (!deleting && hash.committedSaveId) status = 'committed';
   else if (!deleting && hash.pendingSaveId && leaseUntil !== undefined && leaseUntil >= now) status = 'writing';
-  return {
-    status,
-    fence: num(hash.fence),
-    createdAt: num(hash.createdAt),
-    ...(hash.committedAt ? { committedAt: num(hash.committedAt) } : {}),
-    ...(hash.committedSaveId ? { committedSaveId: hash.committedSaveId } : {}),
-    ...(hash.pendingSaveId ? { pendingSaveId: hash.pendingSaveId } : {}),
-    ...(leaseUntil !== undefined ? { leaseUntil } : {}),
-    worldSize: num(hash.worldSize ?? hash.pendingWorldSize),
-    totalBytes: num(hash.totalBytes),
-    storedBytes: num(hash.storedBytes ?? hash.totalBytes),
-    incremental: hash.incremental === '1',
-    itemCount: num(hash.itemCount),
-    deleting,
-    ...(hash.pendingSince ? { pendingSince: num(hash.pendingSince) } : {}),
-    pendingBytes: num(hash.pendingBytes),
-    heldBytes: num(hash.heldBytes),
-    heldPieceBytes: num(hash.heldPieceBytes),
-    ...(hash.step !== undefined && /^\d{1,15}$/.test(hash.step) ? { step: Number(hash.step) } : {}),
-    ...(hash.metrics !== undefined && parseMetrics(hash.metrics) ? { metrics: parseMetrics(hash.metrics)! } : {}),
-  };
+  // Built in place, in the record's field order (optional fields absent, not undefined).
+  const state: Partial<Mutable<CheckpointStateRecord>> = { status, fence: num(hash.fence), createdAt: num(hash.createdAt) };
+  if (hash.committedAt) state.committedAt = num(hash.committedAt);
+  if (hash.committedSaveId) state.committedSaveId = hash.committedSaveId;
+  if (hash.pendingSaveId) state.pendingSaveId = hash.pendingSaveId;
+  if (leaseUntil !== undefined) state.leaseUntil = leaseUntil;
+  state.worldSize = num(hash.worldSize ?? hash.pendingWorldSize);
+  state.totalBytes = num(hash.totalBytes);
+  state.storedBytes = num(hash.storedBytes ?? hash.totalBytes);
+  state.incremental = hash.incremental === '1';
+  state.itemCount = num(hash.itemCount);
+  state.deleting = deleting;
+  if (hash.pendingSince) state.pendingSince = num(hash.pendingSince);
+  state.pendingBytes = num(hash.pendingBytes);
+  state.heldBytes = num(hash.heldBytes);
+  state.heldPieceBytes = num(hash.heldPieceBytes);
+  if (hash.step !== undefined && /^\d{1,15}$/.test(hash.step)) state.step = Number(hash.step);
+  const metrics = parseMetrics(hash.metrics);
+  if (metrics) state.metrics = metrics;
+  return state as CheckpointStateRecord;
 }
 
 export async function serverTimeMs(client: RedisClient): Promise<number> {
