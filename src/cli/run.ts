@@ -1,19 +1,19 @@
 /**
  * The redis-dcp command line: argument parsing, dispatch, exit codes. The entry point
- * is main.ts; this module has no side effects so it can be imported.
+ * is main.ts; this module has no side effects so it can be imported. It imports only
+ * what parsing and error reporting need: a command's modules (the catalog and ioredis, the
+ * server) are loaded when it runs, so --help and usage errors start fast (docs/performance.md).
  */
 import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
-import { ERROR_CODES, EXIT_CODES, EXIT_CODE_MEANINGS, type ErrorCode } from '../core/error-codes.js';
+import { ERROR_CODES, EXIT_CODES as EXIT, EXIT_CODE_MEANINGS, type ErrorCode } from '../core/error-codes.js';
 import { DcpError } from '../core/errors.js';
-import { CheckpointCatalog } from '../redis/catalog.js';
+import type { CheckpointCatalog } from '../redis/catalog.js';
 import { checkpointIdProblem } from '../redis/checkpoint-id.js';
-import { CHECKPOINT_STATES, type CheckpointState } from '../redis/checkpoint-store.js';
-import { openClient } from '../redis/connection.js';
+import type { CheckpointState } from '../redis/checkpoint-store.js';
 import { ConfigError, loadConfig, type ServerConfig } from '../server/config.js';
 import { fromRedisError } from '../redis/errors.js';
-import { gcCommand, parseDuration, pruneCommand, usageCommand } from './operations.js';
-import { EXIT, listCommand, removeCommand, showCommand, validateCommand, type Output } from './commands.js';
+import type { Output } from './commands.js';
 
 export const USAGE = `Usage: redis-dcp <command> [options]
 
@@ -128,6 +128,7 @@ function configFor(values: ReturnType<typeof parse>['values'], env: NodeJS.Proce
 
 /** Connects once, failing fast (no endless reconnecting) when nothing answers. */
 async function openCatalog(config: ServerConfig): Promise<{ catalog: CheckpointCatalog; client: Redis }> {
+  const [{ openClient }, { CheckpointCatalog }] = await Promise.all([import('../redis/connection.js'), import('../redis/catalog.js')]);
   try {
     const client = await openClient(config.redisUrl, { connectTimeoutMs: 3000, retries: 3 });
     return { catalog: new CheckpointCatalog({ redis: client, prefix: config.prefix }), client };
@@ -177,6 +178,7 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     const common = { json: values.json, quiet: values.quiet };
     let state: CheckpointState | undefined;
     if (values.state !== undefined) {
+      const { CHECKPOINT_STATES } = await import('../redis/checkpoint-store.js');
       if (!(CHECKPOINT_STATES as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${CHECKPOINT_STATES.join(', ')}`);
       state = values.state as CheckpointState;
     }
@@ -189,9 +191,11 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     if (command === 'usage' && rest.length > 0) throw new UsageError('usage takes no arguments');
     if (command === 'prune' && rest.length !== 1) throw new UsageError('prune takes exactly one run name');
     const id = ['ls', 'gc', 'usage', 'prune'].includes(command) ? undefined : checkedId(rest, command);
-    const olderThanMs = values['older-than'] === undefined ? undefined : parseDuration(values['older-than']);
+    const olderThan = values['older-than'];
+    const olderThanMs = olderThan === undefined ? undefined : (await import('./operations.js')).parseDuration(olderThan);
     const operation = { ...common, dryRun: values['dry-run'] };
 
+    const [{ listCommand, removeCommand, showCommand, validateCommand }, { gcCommand, pruneCommand, usageCommand }] = await Promise.all([import('./commands.js'), import('./operations.js')]);
     const { catalog } = await openCatalog(config);
     try {
       switch (command) {
@@ -219,7 +223,7 @@ export async function run(argv: string[], io: Output = stdio, env: NodeJS.Proces
     const message = err instanceof Error ? err.message : String(err);
     if (asJson) io.err(`${JSON.stringify({ error: { code: codeOf(err), message } })}\n`);
     else io.err(`redis-dcp: ${message}\n${code === EXIT.usage && err instanceof UsageError ? 'Run redis-dcp --help for usage.\n' : ''}`);
-    if (code === EXIT_CODES.failure && !(fromRedisError(err) instanceof DcpError)) io.err(`${(err as Error)?.stack ?? ''}\n`);
+    if (code === EXIT.failure && !(fromRedisError(err) instanceof DcpError)) io.err(`${(err as Error)?.stack ?? ''}\n`);
     return code;
   }
 }

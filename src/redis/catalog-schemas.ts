@@ -13,9 +13,8 @@ import { CHECKPOINT_STATES } from './checkpoint-store.js';
 /** Kinds of problem a validation reports. */
 export const PROBLEM_KINDS = ['missing_key', 'wrong_length', 'checksum_mismatch', 'metadata_invalid', 'not_committed'] as const;
 
-/** Largest page of a listing, and the default. */
-export const LIST_LIMIT_MAX = 1000;
-export const LIST_LIMIT_DEFAULT = 100;
+/** Largest page of a listing, and the default: defined beside the page reader, so the catalog loads without TypeBox. */
+export { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './catalog-states.js';
 
 /** A union of string literals from a runtime list (never restated by hand). */
 function literals<T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {

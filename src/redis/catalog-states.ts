@@ -2,7 +2,7 @@
  * Every checkpoint of the catalog index (optionally under an id prefix) with its parsed
  * state hash: the index read with ZSCAN, the state hashes pipelined a batch at a time.
  * What usage, gc and the CheckpointManager's view of a run are built on; data keys are
- * never scanned. And the batches of a catalog page (readCatalogBatch). See docs/format.md.
+ * never scanned. And the batches of a catalog page (readCatalogBatch) and its size limits. See docs/format.md.
  */
 import { Cluster } from 'ioredis';
 import { isValidCheckpointName } from './checkpoint-id.js';
@@ -11,6 +11,10 @@ import type { RedisClient } from './connection.js';
 import { hgetallMany } from './per-key.js';
 import type { KeySpace } from './keys.js';
 import { runScriptReply } from './scripts.js';
+
+/** Largest page of a listing, and the default (catalog-schemas re-exports them for the API schemas). */
+export const LIST_LIMIT_MAX = 1000;
+export const LIST_LIMIT_DEFAULT = 100;
 
 export interface CheckpointEntry {
   readonly id: string;

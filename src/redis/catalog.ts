@@ -11,7 +11,7 @@ import { metadataFromJSON } from '../core/metadata-json.js';
 import { assertValidCheckpointName, isValidCheckpointName } from './checkpoint-id.js';
 import { CheckpointStore, setMembers, parseState, type CheckpointStateRecord, type CheckpointState } from './checkpoint-store.js';
 import { closeClient, connect, type RedisClient, type RedisInput } from './connection.js';
-import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type CheckpointDetails, type CheckpointPage, type CheckpointSummary, type ValidationReport } from './catalog-schemas.js';
+import type { CheckpointDetails, CheckpointPage, CheckpointSummary, ValidationReport } from './catalog-schemas.js';
 import { CheckpointNotFoundError, FencedError, translatingRedisErrors } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { unlinkKeys } from './unlink.js';
@@ -24,7 +24,7 @@ import { verifyCheckpointData, type VerifyOptions } from './verify.js';
 import { catalogUsage, type UsageOptions } from './usage.js';
 import type { GcResult, UsageReport } from './catalog-schemas.js';
 import { collectGarbage, type GcOptions } from './gc.js';
-import { readCatalogBatch, readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
+import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, readCatalogBatch, readCheckpointStates, type CheckpointEntry } from './catalog-states.js';
 
 export type { CheckpointDetails, CheckpointPage, CheckpointSummary, GcResult, ProblemKind, RunUsage, UsageReport, ValidationProblem, ValidationReport } from './catalog-schemas.js';
 export type { UsageOptions } from './usage.js';

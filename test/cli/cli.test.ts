@@ -1,6 +1,7 @@
 /**
  * The redis-dcp CLI end to end, as child processes (src/cli/main.ts, compiled: test/helpers/child.ts nodeArgs).
- * Each CLI process spends about half a second of CPU starting: independent invocations run at
+ * A CLI process that connects to Redis spends about half a second of CPU starting (mostly ioredis;
+ * --help and usage errors load neither it nor the catalog): independent invocations run at
  * once, and so do the tests (t.jobs); the one order that matters (ls counts the checkpoint rm
  * deletes) is awaited explicitly.
  */

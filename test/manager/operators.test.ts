@@ -62,7 +62,7 @@ t.test('POST /gc needs the admin token, collects old incomplete checkpoints, dry
 });
 
 t.test('CLI: usage, prune --keep-last (dry run, then for real), gc --older-than', async (t) => {
-  // What changes nothing at once (each CLI process spends about half a second of CPU starting), then prune and gc (other prefixes) at once.
+  // What changes nothing at once (a CLI process that connects spends about half a second of CPU starting), then prune and gc (other prefixes) at once.
   const [usage, usageText, dry, noRule, badDuration] = await Promise.all([
     cli('usage', '--json'),
     cli('usage'),
