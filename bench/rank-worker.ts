@@ -16,13 +16,14 @@ import { RedisStorageReader } from '../src/redis/reader.js';
 import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { deleteRaw, rawGet, rawSet, usedMemory, type RawOptions } from './baselines.js';
 import { RespBulkSocket, socketGet, socketSet } from './resp-socket.js';
-import { makeLayout, makePayload, makeRankStateDict, verifyRankStateDict, type LayoutOptions, type Verification } from './synthetic.js';
+import { makeLayout, makePayload, makeRankStateDict, verifyRankStateDict, wipeForLoad, type LayoutOptions, type Verification } from './synthetic.js';
 import { TimedStorageReader, TimedStorageWriter } from './timed-storage.js';
 import { runAsyncRank, type AsyncRankFigures } from './async-save.js';
 
 export interface WorkerTask {
   /**
-   * save/load: the library through RedisProcessGroup. raw-set/raw-get: the raw ioredis
+   * save/load: the library through RedisProcessGroup (load with warmLoad: its second load in
+   * the process, see below). raw-set/raw-get: the raw ioredis
    * baseline in the same kind of fresh process (world size 1), so both sides start
    * with the same Node heap; raw-get-warm: the raw GET in a long-lived process (it lays out
    * its own keys, reads them once unmeasured, then measures the second read, as a trainer
@@ -40,6 +41,11 @@ export interface WorkerTask {
   readonly checkpointId: string;
   /** Steady state: save this checkpoint first and delete it, then measure the save of checkpointId. */
   readonly warmupCheckpointId?: string;
+  /**
+   * load: first load the checkpoint once unmeasured, wipe the tensors (wipeForLoad) and measure
+   * the second load: the library in a warm process, like the raw-get-warm baseline.
+   */
+  readonly warmLoad?: boolean;
   /** Segment recycling for the save, its warmup and the warmup's delete (0/absent: off). */
   readonly recycleTtlMs?: number;
   readonly timeoutMs: number;
@@ -129,6 +135,10 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       return { rank: task.rank, startEpochMs, endEpochMs, rankBytes: bytes, peakRssBytes: peakRss(), steps: writer.times.ms, beforeDataMs: writer.times.startOf('writeData', t0) };
     }
 
+    if (task.warmLoad) {
+      await load(stateDict, { storageReader: new RedisStorageReader({ redis, prefix: task.prefix }), checkpointId: task.checkpointId, processGroup: group });
+      wipeForLoad(stateDict);
+    }
     const reader = new TimedStorageReader(new RedisStorageReader({ redis, prefix: task.prefix }));
     await group.barrier();
     const startEpochMs = epochNow();

@@ -399,8 +399,9 @@ async function libraryCondition(ctx: RunContext, target: RedisTarget, condition:
  * shared machine decide the ratio; the selection above also keeps only the best raw
  * finalist, which favours the baseline.
  */
-async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: RawFigures) {
+async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: RawFigures, options: { warmLoad?: boolean } = {}) {
   if (ctx.opts.rounds < 2 || !ctx.opts.ranks.includes(1)) return undefined;
+  const warmLoads: RanksFigure[] = [];
   const settings: RawSettings = { setChunkBytes: selected.setChunkBytes, setConcurrency: selected.setConcurrency, getChunkBytes: selected.getChunkBytes, getConcurrency: selected.getConcurrency };
   const raws: Array<Omit<RawFigures, 'sweep'>> = [];
   const libs: RankCountFigures[] = [];
@@ -408,6 +409,13 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
     ctx.progress.note(`headline round ${r} of ${ctx.opts.rounds}`);
     raws.push(await rawMeasured(ctx, target, 'steady', settings, false, selected));
     libs.push(await saveAndLoad(ctx, target, 1, 'steady', `-round-${r}`));
+    if (options.warmLoad) {
+      // The same checkpoint loaded by a rank in a warm process: its second load, as raw-get-warm measures its second read.
+      ctx.progress.step(`steady load, 1 rank, warm process (round ${r}: the second load in the rank's process)`);
+      const warm = await runRanks({ ...task(ctx, target, 'load', `steady-load-warm-1-round-${r}`, `run/steady-b-1-round-${r}`), warmLoad: true }, 1, ctx.layout.totalBytes);
+      ctx.progress.done(`${warm.gbps.toFixed(2)} GB/s${warm.verified ? ', verified' : ', VERIFICATION FAILED'}`);
+      warmLoads.push(warm);
+    }
     await new CheckpointCatalog({ redis: target.redis, prefix: ctx.prefix }).delete(`run/steady-b-1-round-${r}`);
   }
   const median = <T>(items: readonly T[], key: (t: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!;
@@ -419,7 +427,9 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
     rawGetWarmGbps: median(raws, (r) => r.getWarmGbps).getWarmGbps,
     verified: raws.every((r) => r.verified),
     library: { ...save, load: load.load },
-    table: raws.map((raw, i) => ({ raw_set_gbps: raw.setGbps, raw_get_gbps: raw.getGbps, raw_get_warm_gbps: raw.getWarmGbps, save_gbps: libs[i]!.save.gbps, load_gbps: libs[i]!.load.gbps })),
+    /** The second loads in warm rank processes (options.warmLoad), median by GB/s. */
+    warmLoad: warmLoads.length > 0 ? median(warmLoads, (l) => l.gbps) : undefined,
+    table: raws.map((raw, i) => ({ raw_set_gbps: raw.setGbps, raw_get_gbps: raw.getGbps, raw_get_warm_gbps: raw.getWarmGbps, save_gbps: libs[i]!.save.gbps, load_gbps: libs[i]!.load.gbps, ...(warmLoads[i] ? { load_warm_gbps: warmLoads[i]!.gbps } : {}) })),
   };
 }
 
@@ -437,8 +447,9 @@ async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<Loa
     setChunkBytes: seg.chunkBytes, setConcurrency: seg.concurrency, getChunkBytes: seg.chunkBytes, getConcurrency: seg.concurrency,
     ...warm, setGbps: NaN, getGbps: NaN, memoryOverhead: NaN, socketSetGbps: NaN, socketGetGbps: NaN, sweep: [],
   };
-  const rounds = (await headlineRounds({ ...ctx, opts: { ...ctx.opts, rounds: Math.max(3, ctx.opts.rounds), ranks: [1] } }, target, selected))!;
+  const rounds = (await headlineRounds({ ...ctx, opts: { ...ctx.opts, rounds: Math.max(3, ctx.opts.rounds), ranks: [1] } }, target, selected, { warmLoad: true }))!;
   const lib = rounds.library;
+  const warmLoad = rounds.warmLoad!;
   return {
     state_dict_bytes: ctx.layout.totalBytes,
     rounds: rounds.table,
@@ -452,6 +463,9 @@ async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<Loa
     save_vs_raw_set: lib.save.gbps / rounds.rawSetGbps,
     load_vs_raw_get: lib.load.gbps / rounds.rawGetWarmGbps,
     load_vs_raw_get_fresh: lib.load.gbps / rounds.rawGetGbps,
+    load_warm_gbps: warmLoad.gbps,
+    load_warm_vs_raw_get_warm: warmLoad.gbps / rounds.rawGetWarmGbps,
+    load_warm_verified: warmLoad.verified === true,
     save_peak_rss_bytes: lib.save.peakRssBytes,
     load_peak_rss_bytes: lib.load.peakRssBytes,
     peak_rss_target_bytes: RSS_TARGET(ctx.layout.totalBytes),

@@ -139,6 +139,18 @@ export interface Verification {
   readonly problems: readonly string[];
 }
 
+/**
+ * Sets a state dict to load into back to what makeRankStateDict(…, filled = false) made,
+ * keeping the tensors' memory: every tensor word to SENTINEL again, every bytes item empty.
+ * A second load into the same (now warm) tensors must then write every byte again.
+ */
+export function wipeForLoad(stateDict: StateDict): void {
+  const { layers, small, blob } = stateDict as { layers: Record<string, { weight: ShardedTensor }>; small: Record<string, Tensor>; blob: Record<string, Uint8Array> };
+  for (const layer of Object.values(layers)) for (const shard of layer.weight.localShards) wordsOf(shard.tensor.bytes).fill(SENTINEL);
+  for (const t of Object.values(small)) wordsOf(t.bytes).fill(SENTINEL);
+  for (const name of Object.keys(blob)) blob[name] = new Uint8Array(0);
+}
+
 /** Compares every loaded byte of a rank's state dict with the expected content. */
 export function verifyRankStateDict(layout: Layout, stateDict: StateDict, world: number, rank: number): Verification {
   let verifiedBytes = 0;

@@ -4,9 +4,10 @@
  * An item is stored as one or more parts; a part is a byte range of a data segment
  * (a Redis string). Each rank writes its items back to back as one stream cut into
  * segments of exactly `segmentBytes` (the last one shorter), so an item may span
- * segments and a segment may hold many items. Every part carries the
- * CRC32C of its bytes, so a reader verifies exactly what it fetched, even when it
- * fetches only some parts of an item (partial loads).
+ * segments and a segment may hold many items. Every part carries a 32-bit
+ * checksum of its bytes (the low 32 bits of their XXH64 in format redis-dcp/4, the
+ * default; their CRC32C in redis-dcp/1), so a reader verifies exactly what it fetched,
+ * even when it fetches only some parts of an item (partial loads).
  *
  * Incremental saves (format redis-dcp/2) store each item as content-addressed pieces
  * instead (pieces.ts); a location then lists piece ids. `storedParts` gives the reader
@@ -16,13 +17,21 @@ import { DcpError } from '../core/errors.js';
 import type { CheckpointKeys } from './keys.js';
 import { PIECE_ID, pieceLength } from './pieces.js';
 
+/** Segments whose parts carry their CRC32C (written before session 7, or with `checksum: 'crc32c'`). */
 export const STORAGE_FORMAT = 'redis-dcp/1';
+/**
+ * Format 1 with each part's checksum the low 32 bits of its XXH64 (seed 0) instead of its
+ * CRC32C: 2.5-3x cheaper to compute on save and on load (docs/format.md, "Data segments").
+ */
+export const XXH64_STORAGE_FORMAT = 'redis-dcp/4';
+/** How a segment part's checksum is computed. */
+export type PartChecksum = 'crc32c' | 'xxh64';
 /** Storage data of an incremental save: items are lists of piece ids. */
 export const INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/2';
 /** The same on Redis Cluster: pieces are stored hash-tagged by piece tag (`P:blob:{tt}:<id>`). */
 export const TAGGED_INCREMENTAL_STORAGE_FORMAT = 'redis-dcp/3';
 
-/** [rank, seq, offset, length, crc32c]: bytes offset..offset+length of segment (rank, seq). */
+/** [rank, seq, offset, length, checksum]: bytes offset..offset+length of segment (rank, seq), their 32-bit checksum (PartChecksum by format). */
 export type Part = readonly [rank: number, seq: number, offset: number, length: number, crc: number];
 
 /** Where an item lives: its total bytes `n` and its parts `p`, in order. */
@@ -41,7 +50,7 @@ interface StorageDataOf<F extends string, P> {
 /** An item of a segment save: parts of segments. */
 export type ItemLocation = Location<Part>;
 /** `metadata.storageData` of a Redis checkpoint. */
-export type RedisStorageData = StorageDataOf<typeof STORAGE_FORMAT, Part>;
+export type RedisStorageData = StorageDataOf<typeof STORAGE_FORMAT | typeof XXH64_STORAGE_FORMAT, Part>;
 
 /** An item of an incremental save: its pieces, in order (`<blake3-128 hex>-<length>`). */
 export type PieceLocation = Location<string>;
@@ -51,12 +60,14 @@ export type IncrementalStorageData = StorageDataOf<typeof INCREMENTAL_STORAGE_FO
 /** Storage data of either format. */
 export type StorageData = RedisStorageData | IncrementalStorageData;
 
-/** A stored byte range of an item, whatever the format: checked by its CRC32C or (pieces) its hash. */
+/** A stored byte range of an item, whatever the format: checked by its 32-bit checksum or (pieces) its hash. */
 export interface StoredPart {
   readonly key: string;
   readonly offset: number;
   readonly length: number;
+  /** The part's stored checksum, computed as `checksum` says (absent: CRC32C). */
   readonly crc?: number;
+  readonly checksum?: PartChecksum;
   /** The piece id, when the part is a whole content-addressed piece. */
   readonly piece?: string;
 }
@@ -67,7 +78,8 @@ export function storedParts(storage: StorageData, keys: CheckpointKeys, loc: Ite
     const key = storage.format === INCREMENTAL_STORAGE_FORMAT ? (id: string) => keys.piece(id) : (id: string) => keys.taggedPiece(id);
     return (loc as PieceLocation).p.map((id) => ({ key: key(id), offset: 0, length: pieceLength(id), piece: id }));
   }
-  return (loc as ItemLocation).p.map(([rank, seq, offset, length, crc]) => ({ key: keys.dataKey(storage.saveId, rank, seq), offset, length, crc }));
+  const checksum: PartChecksum = storage.format === XXH64_STORAGE_FORMAT ? 'xxh64' : 'crc32c';
+  return (loc as ItemLocation).p.map(([rank, seq, offset, length, crc]) => ({ key: keys.dataKey(storage.saveId, rank, seq), offset, length, crc, checksum }));
 }
 
 const SAVE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -86,7 +98,7 @@ export function parseStorageData(value: unknown, worldLimit = 1 << 20): StorageD
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
   const sd = value as Record<string, unknown>;
   if (sd.format === INCREMENTAL_STORAGE_FORMAT || sd.format === TAGGED_INCREMENTAL_STORAGE_FORMAT) return parseIncremental(sd);
-  if (sd.format !== STORAGE_FORMAT) throw invalid(`unknown format ${JSON.stringify(sd.format)}`);
+  if (sd.format !== STORAGE_FORMAT && sd.format !== XXH64_STORAGE_FORMAT) throw invalid(`unknown format ${JSON.stringify(sd.format)}`);
   if (typeof sd.saveId !== 'string' || !SAVE_ID.test(sd.saveId)) throw invalid('bad saveId');
   if (typeof sd.items !== 'object' || sd.items === null || Array.isArray(sd.items)) throw invalid('items is not an object');
   for (const [key, loc] of Object.entries(sd.items as Record<string, unknown>)) {

@@ -1,9 +1,11 @@
 /**
- * The one verifier of stored data: a part's length and CRC32C (what the reader checks on
- * every fetch) and a whole checkpoint's segments (what CheckpointCatalog.validate reports).
+ * The one verifier of stored data: a part's length and checksum (XXH64's low 32 bits, or
+ * CRC32C in format redis-dcp/1: what the reader checks on every fetch) and a whole
+ * checkpoint's segments (what CheckpointCatalog.validate reports).
  * See docs/format.md, "Metadata" (the part records) and "Data segments".
  */
 import { crc32c } from '@node-rs/crc32';
+import { xxh64, Xxh64 } from '@node-rs/xxhash';
 import type { DcpError } from '../core/errors.js';
 import { metadataIndexKey, metadataIndexKeyFqn, type Metadata } from '../core/metadata.js';
 import { elementSize } from '../core/tensor.js';
@@ -11,7 +13,7 @@ import { boundedEach } from './bounded.js';
 import type { RedisClient } from './connection.js';
 import { ChecksumMismatchError, MissingDataError } from './errors.js';
 import type { CheckpointKeys } from './keys.js';
-import { storedParts, type StorageData, type StoredPart } from './layout.js';
+import { storedParts, type PartChecksum, type StorageData, type StoredPart } from './layout.js';
 import { pieceProblem } from './pieces.js';
 
 export type DataProblemKind = 'missing_key' | 'wrong_length' | 'checksum_mismatch';
@@ -25,17 +27,35 @@ export function crcOf(bytes: Uint8Array): number {
   return crc32c(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) >>> 0;
 }
 
+const LOW_32 = 0xffffffffn;
+
+/** The low 32 bits of the XXH64 (seed 0) of `bytes`: a part's checksum in format redis-dcp/4. */
+export function xxh64Low32(bytes: Uint8Array): number {
+  return Number(xxh64(bytes) & LOW_32);
+}
+
+/** A part's checksum of `bytes`, computed as `kind` says. */
+export function checksumOf(kind: PartChecksum, bytes: Uint8Array): number {
+  return kind === 'xxh64' ? xxh64Low32(bytes) : crcOf(bytes);
+}
+
+const CHECKSUM_NAMES: Record<PartChecksum, string> = { crc32c: 'CRC32C', xxh64: 'XXH64 (low 32 bits)' };
+
 /**
- * The CRC32C of each part of one fetch, computed as the fetch's bytes arrive (fed in
+ * The checksum of each part of one fetch, computed as the fetch's bytes arrive (fed in
  * order), so a part is verified while the rest of the reply is still on the wire and
- * while its bytes are still in the CPU cache (docs/performance.md, "Session 4").
+ * while its bytes are still in the CPU cache (docs/performance.md, "Session 4"). The parts
+ * of one fetch share a format, so one kind of checksum (their `checksum`, CRC32C when absent).
  * Parts of content-addressed pieces (BLAKE3) are left to partProblem.
  */
 export class StreamedCrcs {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
   private readonly crcs: number[] = [];
+  /** XXH64 parts: a running hash each (digested once, by crcOf). */
+  private readonly hashers: Array<Xxh64 | number> = [];
   private readonly index = new Map<string, number>();
+  private readonly xxh: boolean;
   /** Bytes fed so far, and the first part not yet complete. */
   private pos = 0;
   private next = 0;
@@ -43,6 +63,7 @@ export class StreamedCrcs {
   /** `parts` of one key fetched from `fetchStart` on. */
   constructor(parts: readonly StoredPart[], fetchStart: number) {
     const sorted = parts.filter((p) => p.piece === undefined).sort((a, b) => a.offset - b.offset);
+    this.xxh = sorted.length > 0 && sorted[0]!.checksum === 'xxh64';
     for (const { offset, length } of sorted) {
       const key = `${offset}:${length}`;
       if (this.index.has(key)) continue;
@@ -50,6 +71,7 @@ export class StreamedCrcs {
       this.starts.push(offset - fetchStart);
       this.ends.push(offset - fetchStart + length);
       this.crcs.push(0);
+      if (this.xxh) this.hashers.push(new Xxh64());
     }
   }
 
@@ -64,24 +86,32 @@ export class StreamedCrcs {
       if (start >= to) break;
       if (end > from) {
         const a = Math.max(start, from) - from;
-        this.crcs[i] = crc32c(bytes.subarray(a, Math.min(end, to) - from), this.crcs[i]!);
+        const run = bytes.subarray(a, Math.min(end, to) - from);
+        if (this.xxh) (this.hashers[i] as Xxh64).update(run);
+        else this.crcs[i] = crc32c(run, this.crcs[i]!);
       }
       if (end <= to && i === this.next) this.next++;
     }
   };
 
-  /** The CRC32C of `part`'s bytes as fed (complete only when the fetch reached the part's end). */
+  /** The checksum of `part`'s bytes as fed (complete only when the fetch reached the part's end). */
   crcOf(part: StoredPart): number | undefined {
     const i = this.index.get(`${part.offset}:${part.length}`);
-    return i === undefined ? undefined : this.crcs[i]! >>> 0;
+    if (i === undefined) return undefined;
+    if (!this.xxh) return this.crcs[i]! >>> 0;
+    const h = this.hashers[i]!;
+    if (typeof h === 'number') return h;
+    const digest = Number(h.digest() & LOW_32);
+    this.hashers[i] = digest;
+    return digest;
   }
 }
 
 /**
  * What is wrong with `part`, read from a fetch of `fetched` bytes that started at
  * `fetchStart` of its key: the fetch must reach the part's end, and (unless `bytes`
- * is undefined) the part's bytes must have its CRC32C, or a piece its BLAKE3 hash.
- * With `streamed`, the CRC32C computed while the bytes arrived is used.
+ * is undefined) the part's bytes must have its checksum, or a piece its BLAKE3 hash.
+ * With `streamed`, the checksum computed while the bytes arrived is used.
  */
 export function partProblem(part: StoredPart, fetchStart: number, fetched: number, bytes: Uint8Array | undefined, streamed?: StreamedCrcs): DataProblem | undefined {
   const { offset, length, crc } = part;
@@ -94,8 +124,9 @@ export function partProblem(part: StoredPart, fetchStart: number, fetched: numbe
     const message = pieceProblem(part.piece, bytes);
     return message === undefined ? undefined : { kind: 'checksum_mismatch', message };
   }
-  const actual = streamed?.crcOf(part) ?? crcOf(bytes);
-  return actual === crc ? undefined : { kind: 'checksum_mismatch', message: `CRC32C of bytes ${offset}..${offset + length} is ${actual}, stored ${crc}` };
+  const kind = part.checksum ?? 'crc32c';
+  const actual = streamed?.crcOf(part) ?? checksumOf(kind, bytes);
+  return actual === crc ? undefined : { kind: 'checksum_mismatch', message: `${CHECKSUM_NAMES[kind]} of bytes ${offset}..${offset + length} is ${actual}, stored ${crc}` };
 }
 
 /** The typed error a load fails with for `problem` (DATA_MISSING or CHECKSUM_MISMATCH). */
@@ -143,7 +174,7 @@ function locationProblems(metadata: Metadata, storage: StorageData): ItemProblem
 /**
  * Every problem of a committed checkpoint's data: each item has a location of the size its
  * shape needs, each segment exists with exactly the bytes its parts account for, and (deep)
- * each part has its CRC32C.
+ * each part has its checksum.
  */
 export async function verifyCheckpointData(
   client: RedisClient,

@@ -4,6 +4,7 @@
  */
 import { DcpValueError } from '../core/errors.js';
 import type { RedisInput } from './connection.js';
+import type { PartChecksum } from './layout.js';
 
 export interface RedisStorageWriterOptions {
   /** Data connection: an ioredis Redis or Cluster, or a redis:// URL (then the writer owns and closes it). */
@@ -50,6 +51,13 @@ export interface RedisStorageWriterOptions {
    * bytes of the global plan (incremental: of its new pieces) with maxmemory − used_memory; INSUFFICIENT_MEMORY.
    */
   readonly memoryCheck?: boolean;
+  /**
+   * How segment parts are checksummed (default 'xxh64': the low 32 bits of XXH64, format
+   * redis-dcp/4). 'crc32c' writes format redis-dcp/1, which redis-dcp versions before
+   * session 7 can also read; both are read by this version (docs/format.md, "Data segments").
+   * Incremental saves check pieces by BLAKE3 and ignore this.
+   */
+  readonly checksum?: PartChecksum;
   /** Incremental save (default false; standalone Redis or Cluster): content-addressed pieces; a piece already stored under this prefix is referenced, not written again (docs/format.md). */
   readonly incremental?: boolean;
   /**
@@ -59,6 +67,13 @@ export interface RedisStorageWriterOptions {
    * 128-bit cryptographic hash alone (docs/format.md, "Unchanged pieces are found by XXH64").
    */
   readonly pieceIdCache?: boolean;
+}
+
+/** The checksum option, checked (DCP_VALUE_ERROR for anything else). */
+export function checksumOption(value: unknown): PartChecksum {
+  if (value === undefined) return 'xxh64';
+  if (value === 'xxh64' || value === 'crc32c') return value;
+  throw new DcpValueError('DCP_VALUE_ERROR', `checksum must be 'xxh64' or 'crc32c' (got ${JSON.stringify(value)})`);
 }
 
 /** Metrics names: like FQN segments; values finite numbers; at most 64 of them. */

@@ -5,7 +5,6 @@
  * coordinator commits metadata + state in one fenced script.
  */
 import { randomBytes } from 'node:crypto';
-import { crc32c } from '@node-rs/crc32';
 import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
 import { intOption } from '../core/options.js';
@@ -21,7 +20,7 @@ import { unlinkKeys } from './unlink.js';
 import type { RedisClient } from './connection.js';
 import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
-import { STORAGE_FORMAT, type ItemLocation } from './layout.js';
+import { STORAGE_FORMAT, XXH64_STORAGE_FORMAT, type ItemLocation, type PartChecksum } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
@@ -30,7 +29,8 @@ import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment 
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
 import { describeWriter, writerRecipe, type RedisStorageWriterDescription } from './portable.js';
-import { checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-options.js';
+import { checksumOption, checkStepAndMetrics, type RedisStorageWriterOptions } from './writer-options.js';
+import { checksumOf } from './verify.js';
 import { estimateStored, writeIncremental } from './piece-writer.js';
 import { releasePieces } from './pieces.js';
 import { PlannedPieces } from './planned-pieces.js';
@@ -65,6 +65,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly recycleTtlMs: number;
   private readonly lockNodes: LockNodes;
   private readonly incremental: boolean;
+  private readonly checksum: PartChecksum;
 
   private readonly target: CheckpointTarget;
   private saveId = newSaveId();
@@ -95,6 +96,7 @@ export class RedisStorageWriter extends StorageWriter {
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
     checkStepAndMetrics(options.step, options.metrics);
     this.incremental = options.incremental ?? false;
+    this.checksum = checksumOption(options.checksum);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'save()', what: 'writer' });
     this.lockNodes = new LockNodes(options.lockRedis, () => this.dataClient());
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -208,7 +210,7 @@ export class RedisStorageWriter extends StorageWriter {
         // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
         const written = bulk ? bulk.set(seg.key, buffers, pooled.get(seg)) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
         // Checksums only go into the metadata, so they are computed while Redis takes in the segment.
-        seg.parts.forEach((part, i) => (part[4] = crc32c(buffers[i]!) >>> 0));
+        seg.parts.forEach((part, i) => (part[4] = checksumOf(this.checksum, buffers[i]!)));
         await written;
         reportTransferred(planner, seg.size);
       });
@@ -217,7 +219,8 @@ export class RedisStorageWriter extends StorageWriter {
       bulk?.close();
     }
 
-    return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: locations[i] as ItemLocation }));
+    // `ck` (dropped at the commit) lets the coordinator check every rank checksummed as the format it records says.
+    return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: { ...(locations[i] as ItemLocation), ck: this.checksum } }));
   }
 
   /** Coordinator: commits (fenced, lease checked), then removes the data of replaced saves (unless a load pin holds them). */
@@ -229,12 +232,14 @@ export class RedisStorageWriter extends StorageWriter {
     let totalBytes = 0;
     let storedBytes = 0;
     for (const result of results.flat()) {
-      const { w, ...location } = result.storageData as (ItemLocation | PieceLocation) & { w?: number };
+      const { w, ck, ...location } = result.storageData as (ItemLocation | PieceLocation) & { w?: number; ck?: PartChecksum };
+      if (ck !== undefined && ck !== this.checksum) throw new DcpValueError('DCP_VALUE_ERROR', `ranks were configured with different checksums (${ck} and ${this.checksum}): give every rank's writer the same checksum option`);
       items[metadataIndexKey(result.index)] = location;
       totalBytes += result.sizeInBytes;
       storedBytes += w ?? 0;
     }
-    const format = !this.incremental ? STORAGE_FORMAT : this.dataClient() instanceof Cluster ? TAGGED_INCREMENTAL_STORAGE_FORMAT : INCREMENTAL_STORAGE_FORMAT;
+    const segmentFormat = this.checksum === 'xxh64' ? XXH64_STORAGE_FORMAT : STORAGE_FORMAT;
+    const format = !this.incremental ? segmentFormat : this.dataClient() instanceof Cluster ? TAGGED_INCREMENTAL_STORAGE_FORMAT : INCREMENTAL_STORAGE_FORMAT;
     const storageData = { format, saveId: this.saveId, items } as StorageData;
     const json = metadataToJSON({ ...metadata, storageData });
     const { garbage } = await store.commit(this.token!, this.saveId, json, {
