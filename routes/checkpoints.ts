@@ -104,7 +104,7 @@ export const checkpointRoutes: FastifyPluginAsyncTypebox<CheckpointRouteOptions>
       preValidation: checkIdParam,
       schema: {
         operationId: 'validateCheckpoint',
-        summary: 'Check that every data key exists with the right length (deep: and the right CRC32C)',
+        summary: 'Check that every data key exists with the right length (deep: and every part checksum)',
         tags: ['checkpoints'],
         security: adminSecurity(),
         params: IdParams,

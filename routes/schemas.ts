@@ -71,6 +71,6 @@ export const ListQuery = Type.Object(
 );
 
 export const ValidateQuery = Type.Object(
-  { deep: Type.Boolean({ default: false, description: 'Read every byte and check every CRC32C (slow on big checkpoints).' }) },
+  { deep: Type.Boolean({ default: false, description: 'Read every byte and check every part checksum (slow on big checkpoints).' }) },
   { additionalProperties: false },
 );

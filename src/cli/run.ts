@@ -21,7 +21,7 @@ Commands:
   ls [ID_PREFIX]         List checkpoints, newest first (--state, --limit N)
   show <id>              Summary and items of one checkpoint
   validate <id>          Check every data key exists with the right length;
-                         --deep also verifies every CRC32C (reads every byte)
+                         --deep also verifies every checksum (reads every byte)
   rm <id>                Delete a checkpoint and all its keys
   gc [ID_PREFIX]         Delete incomplete checkpoints (crashed saves) older than
                          --older-than (default 10m: 500ms, 30s, 10m, 2h, 1d); --dry-run

@@ -77,7 +77,7 @@ export const ERROR_CODES = {
   // Stored data that is damaged or tampered with.
   METADATA_INVALID: { status: 422, exit: failure, meaning: 'Stored metadata or storage data is malformed or over its size limit' },
   STORED_DATA_INVALID: { status: 422, exit: failure, meaning: 'A key of the checkpoint holds the wrong Redis type (tampered with outside redis-dcp)' },
-  CHECKSUM_MISMATCH: { status: 422, exit: failure, meaning: 'Bytes do not match their checksum (a segment CRC32C, a piece BLAKE3 id)' },
+  CHECKSUM_MISMATCH: { status: 422, exit: failure, meaning: 'Bytes do not match their checksum (a segment part: XXH64 or CRC32C; a piece: its BLAKE3 id)' },
   DATA_MISSING: { status: 422, exit: failure, meaning: 'A data key the metadata names is gone or has the wrong length' },
   CORRUPT_ITEM: { status: 422, exit: failure, meaning: 'A stored JSON item is not valid UTF-8 JSON' },
 

@@ -134,7 +134,7 @@ export class CheckpointCatalog {
     return translatingRedisErrors(() => this.details(id));
   }
 
-  /** Checks every data key exists with the right length; `deep` also checks every CRC32C. */
+  /** Checks every data key exists with the right length; `deep` also checks every part checksum. */
   async validate(id: string, options: ValidateOptions = {}): Promise<ValidationReport> {
     return translatingRedisErrors(() => this.check(id, options));
   }

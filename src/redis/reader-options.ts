@@ -15,7 +15,7 @@ export interface RedisStorageReaderOptions {
    * fetch runs alone). Not applied by default on a Cluster client, whose reads spread over the masters.
    */
   readonly maxInFlightBytes?: number;
-  /** Verify every fetched part's CRC32C (default true). */
+  /** Verify every fetched part's checksum (XXH64 or CRC32C, by format; default true). */
   readonly verifyChecksums?: boolean;
   /** Largest metadata document accepted (default 512 MiB). */
   readonly maxMetadataBytes?: number;
