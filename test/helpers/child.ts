@@ -60,7 +60,7 @@ export interface ChildResult {
 export interface RunningChild {
   readonly process: ChildProcess;
   readonly done: Promise<ChildResult>;
-  /** Resolves when stdout contains `text`. */
+  /** Resolves when stdout contains `text`; rejects (with the child's output) if it exits without printing it. */
   waitFor(text: string): Promise<void>;
 }
 
@@ -68,7 +68,9 @@ export function startFixture(fixture: string, args: readonly string[], env: Node
   const child = spawn(process.execPath, [...nodeArgs(fixture), ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  const waiters: Array<{ text: string; resolve: () => void }> = [];
+  const waiters: Array<{ text: string; resolve: () => void; reject: (err: Error) => void }> = [];
+  let closed = false;
+  const neverPrinted = (text: string) => new Error(`the child exited without printing "${text}":\n${stdout}${stderr}`);
   child.stdout!.on('data', (d: Buffer) => {
     stdout += d.toString();
     for (const w of waiters.splice(0)) (stdout.includes(w.text) ? w.resolve() : waiters.push(w));
@@ -76,6 +78,8 @@ export function startFixture(fixture: string, args: readonly string[], env: Node
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<ChildResult>((resolve) => {
     child.on('close', (code, signal) => {
+      closed = true;
+      for (const w of waiters.splice(0)) (stdout.includes(w.text) ? w.resolve() : w.reject(neverPrinted(w.text)));
       const last = stdout.trim().split('\n').at(-1);
       let json: Record<string, unknown> | undefined;
       try {
@@ -89,7 +93,12 @@ export function startFixture(fixture: string, args: readonly string[], env: Node
   return {
     process: child,
     done,
-    waitFor: (text) => new Promise<void>((resolve) => (stdout.includes(text) ? resolve() : waiters.push({ text, resolve }))),
+    waitFor: (text) =>
+      new Promise<void>((resolve, reject) => {
+        if (stdout.includes(text)) resolve();
+        else if (closed) reject(neverPrinted(text));
+        else waiters.push({ text, resolve, reject });
+      }),
   };
 }
 

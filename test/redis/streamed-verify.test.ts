@@ -1,5 +1,5 @@
 /**
- * Loads verify each part's CRC32C as the reply's bytes arrive (StreamedCrcs fed by the bulk
+ * Loads verify each part's checksum (CRC32C or XXH64) as the reply's bytes arrive (StreamedCrcs fed by the bulk
  * connection): the streamed checksum equals the checksum of the bytes whatever the chunking,
  * and a flipped byte anywhere still fails the load with CHECKSUM_MISMATCH without applying
  * the damaged part.
@@ -14,39 +14,45 @@ import type { StateDict } from '../../src/core/state-dict.js';
 import { RedisStorageReader } from '../../src/redis/reader.js';
 import { RedisStorageWriter } from '../../src/redis/writer.js';
 import type { StoredPart } from '../../src/redis/layout.js';
-import { crcOf, StreamedCrcs } from '../../src/redis/verify.js';
+import { checksumOf, StreamedCrcs } from '../../src/redis/verify.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
-t.test('streamed CRC32C = CRC32C of the bytes, for any chunking, gaps and repeated parts', async (t) => {
-  const fetchStart = 1000;
-  fc.assert(
-    fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 4000 }),
-      fc.array(fc.tuple(fc.nat(), fc.nat()), { minLength: 1, maxLength: 12 }),
-      fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 40 }),
-      (bytes, cuts, chunks) => {
-        // Non-overlapping parts with gaps, one of them listed twice (two read items needing one part).
-        const bounds = [...new Set(cuts.flat().map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const parts: StoredPart[] = [];
-        for (let i = 0; i + 1 < bounds.length; i += 2) {
-          if (bounds[i + 1]! > bounds[i]!) parts.push({ key: 'k', offset: fetchStart + bounds[i]!, length: bounds[i + 1]! - bounds[i]!, crc: 0 });
-        }
-        if (parts.length > 0) parts.push(parts[0]!);
-        const crcs = new StreamedCrcs(parts, fetchStart);
-        let pos = 0;
-        for (let c = 0; pos < bytes.length; c++) {
-          const n = Math.min(chunks[c % chunks.length]!, bytes.length - pos);
-          crcs.feed(bytes.subarray(pos, pos + n));
-          pos += n;
-        }
-        return parts.every((p) => crcs.crcOf(p) === crcOf(bytes.subarray(p.offset - fetchStart, p.offset - fetchStart + p.length)));
-      },
-    ),
-    { numRuns: 300 },
-  );
+for (const kind of ['crc32c', 'xxh64'] as const) {
+  t.test(`streamed ${kind} = ${kind} of the bytes, for any chunking, gaps and repeated parts`, async () => {
+    const fetchStart = 1000;
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 4000 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat()), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 40 }),
+        (bytes, cuts, chunks) => {
+          // Non-overlapping parts with gaps, one of them listed twice (two read items needing one part).
+          const bounds = [...new Set(cuts.flat().map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const parts: StoredPart[] = [];
+          for (let i = 0; i + 1 < bounds.length; i += 2) {
+            if (bounds[i + 1]! > bounds[i]!) parts.push({ key: 'k', offset: fetchStart + bounds[i]!, length: bounds[i + 1]! - bounds[i]!, crc: 0, checksum: kind });
+          }
+          if (parts.length > 0) parts.push(parts[0]!);
+          const crcs = new StreamedCrcs(parts, fetchStart);
+          let pos = 0;
+          for (let c = 0; pos < bytes.length; c++) {
+            const n = Math.min(chunks[c % chunks.length]!, bytes.length - pos);
+            crcs.feed(bytes.subarray(pos, pos + n));
+            pos += n;
+          }
+          // Asked twice (a part two read items need): the same answer.
+          return parts.every((p) => crcs.crcOf(p) === checksumOf(kind, bytes.subarray(p.offset - fetchStart, p.offset - fetchStart + p.length)) && crcs.crcOf(p) === crcs.crcOf(p));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+}
+
+t.test('pieces are left to their BLAKE3 check', async (t) => {
   const pieces = new StreamedCrcs([{ key: 'k', offset: 0, length: 3, piece: 'x' }], 0);
   pieces.feed(Uint8Array.from([1, 2, 3]));
-  t.equal(pieces.crcOf({ key: 'k', offset: 0, length: 3, piece: 'x' }), undefined, 'pieces are left to their BLAKE3 check');
+  t.equal(pieces.crcOf({ key: 'k', offset: 0, length: 3, piece: 'x' }), undefined);
 });
 
 const server = await RedisServer.start();
