@@ -429,6 +429,9 @@ async function headlineRounds(ctx: RunContext, target: RedisTarget, selected: Ra
     library: { ...save, load: load.load },
     /** The second loads in warm rank processes (options.warmLoad), median by GB/s. */
     warmLoad: warmLoads.length > 0 ? median(warmLoads, (l) => l.gbps) : undefined,
+    /** Every round's load verified, not only the median's. */
+    loadsVerified: libs.every((l) => l.load.verified === true),
+    warmLoadsVerified: warmLoads.every((l) => l.verified === true),
     table: raws.map((raw, i) => ({ raw_set_gbps: raw.setGbps, raw_get_gbps: raw.getGbps, raw_get_warm_gbps: raw.getWarmGbps, save_gbps: libs[i]!.save.gbps, load_gbps: libs[i]!.load.gbps, ...(warmLoads[i] ? { load_warm_gbps: warmLoads[i]!.gbps } : {}) })),
   };
 }
@@ -465,11 +468,11 @@ async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<Loa
     load_vs_raw_get_fresh: lib.load.gbps / rounds.rawGetGbps,
     load_warm_gbps: warmLoad.gbps,
     load_warm_vs_raw_get_warm: warmLoad.gbps / rounds.rawGetWarmGbps,
-    load_warm_verified: warmLoad.verified === true,
+    load_warm_verified: rounds.warmLoadsVerified,
     save_peak_rss_bytes: lib.save.peakRssBytes,
     load_peak_rss_bytes: lib.load.peakRssBytes,
     peak_rss_target_bytes: RSS_TARGET(ctx.layout.totalBytes),
-    load_verified: lib.load.verified === true,
+    load_verified: rounds.loadsVerified,
     raw_get_verified: rounds.verified && warm.verified,
     load_average: { before: loadBefore, after: loadavg() },
   };

@@ -219,8 +219,8 @@ export class RedisStorageWriter extends StorageWriter {
       bulk?.close();
     }
 
-    // `ck` (dropped at the commit) lets the coordinator check every rank checksummed as the format it records says.
-    return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: { ...(locations[i] as ItemLocation), ck: this.checksum } }));
+    // `ck` on a rank's first result (dropped at the commit) lets the coordinator check every rank checksummed as the format it records says.
+    return plan.items.map((item, i) => ({ index: item.index, sizeInBytes: locations[i]!.n, storageData: i === 0 ? { ...(locations[i] as ItemLocation), ck: this.checksum } : locations[i] }));
   }
 
   /** Coordinator: commits (fenced, lease checked), then removes the data of replaced saves (unless a load pin holds them). */

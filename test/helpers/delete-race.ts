@@ -93,10 +93,5 @@ export async function scene(t: Test) {
   return { server, redis, catalog, app, final, savers, saveHere, deleteVia, listed, dataKeys, leftBehindAgrees };
 }
 
-/** Resolves when `child` prints `text`; rejects (with its output) if it exits first, instead of waiting forever. */
-export function reach(child: RunningChild, text: string): Promise<void> {
-  return Promise.race([child.waitFor(text), child.done.then((r) => Promise.reject(new Error(`exited before printing "${text}": ${r.stdout}${r.stderr}`)))]);
-}
-
 /** The ranks' common outcome: all saved, all failed, or (never expected) mixed. */
 export const outcomeOf = (ranks: ChildResult[]) => (ranks.every((r) => r.json?.ok === true) ? 'ok' : ranks.every((r) => r.json?.ok === false) ? 'failed' : 'mixed');

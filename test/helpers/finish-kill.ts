@@ -87,8 +87,3 @@ export async function nextSaveCollects(t: Test, redis: Redis, id: string, seed: 
   t.same(await dataSaves(redis, id), [current], `${id}: only the committed save has data keys`);
   await assertStoreAgrees(t, { redis, expect: { [id]: committed(rankFixtureReference(seed)) }, exhaustive: false });
 }
-
-/** Resolves when `child` prints `text`; rejects (with its output) if it exits first, instead of waiting forever. */
-export function reach(child: RunningChild, text: string): Promise<void> {
-  return Promise.race([child.waitFor(text), child.done.then((r) => Promise.reject(new Error(`exited before printing "${text}": ${r.stdout}${r.stderr}`)))]);
-}

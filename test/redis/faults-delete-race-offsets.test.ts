@@ -9,7 +9,7 @@
 import t from 'tap';
 import { Tensor } from '../../src/core/tensor.js';
 import { allDone } from '../helpers/child.js';
-import { killStarted, NEW, OLD, outcomeOf, reach, scene, type Via } from '../helpers/delete-race.js';
+import { killStarted, NEW, OLD, outcomeOf, scene, type Via } from '../helpers/delete-race.js';
 import { absent, assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 import { prng } from '../helpers/prng.js';
 
@@ -30,9 +30,9 @@ t.test('delete and save racing at seeded offsets over the whole save: one whole 
   // How long the save holds its lock, here: from its setUp to the start of finish, plus finish.
   await saveHere('race/calibrate', OLD);
   const calibration = savers('race/calibrate', { PAUSE_AT: 'setUp', PAUSE_MS: '0', MARK_FINISH: '1', ...EXTRA });
-  await reach(calibration[0]!, 'paused-at-setUp');
+  await calibration[0]!.waitFor('paused-at-setUp');
   const t0 = performance.now();
-  await reach(calibration[0]!, 'entered-finish');
+  await calibration[0]!.waitFor('entered-finish');
   const toFinish = performance.now() - t0;
   const [coordinator] = await allDone(calibration);
   const lockedMs = toFinish + Number(coordinator!.json?.finishMs);
@@ -54,7 +54,7 @@ t.test('delete and save racing at seeded offsets over the whole save: one whole 
     const label = `offset ${offset} ms (${fresh ? 'first save' : 'overwrite'}, ${via})`;
     if (!fresh) await saveHere(id, OLD, 512); // many small keys: the delete takes a while
     const saving = savers(id, { PAUSE_AT: 'setUp', PAUSE_MS: '0', ...EXTRA });
-    await reach(saving[0]!, 'paused-at-setUp');
+    await saving[0]!.waitFor('paused-at-setUp');
     await wait(offset);
     const deleted = await deleteVia(t, via, id);
     const ranks = await allDone(saving);

@@ -21,7 +21,7 @@
 import t from 'tap';
 import { KeySpace } from '../../src/redis/keys.js';
 import { allDone, startFixture } from '../helpers/child.js';
-import { killStarted, LOCK_TTL_MS, NEW, OLD, reach, scene, started, type Via } from '../helpers/delete-race.js';
+import { killStarted, LOCK_TTL_MS, NEW, OLD, scene, started, type Via } from '../helpers/delete-race.js';
 import { absent, assertStoreAgrees, committed, incomplete, rankFixtureReference } from '../helpers/invariants.js';
 
 t.teardown(killStarted);
@@ -59,7 +59,7 @@ t.test('a delete at each point of an overwrite save: wholly before, refused whil
     const label = `delete (${via}) ${point.name}`;
     await saveHere(id, OLD);
     const saving = savers(id, { PAUSE_MS: String(PAUSE_MS), ...point.env });
-    await reach(saving[0]!, point.marker);
+    await saving[0]!.waitFor(point.marker);
     runs.push(
       (async () => {
         await new Promise((r) => setTimeout(r, point.afterMs));
@@ -89,7 +89,7 @@ t.test('a save started while a delete holds the lock is refused before writing a
       const resumeKey = `test:resume:${id}`; // outside the prefix
       const deleting = startFixture('test/fixtures/delete.ts', [server.url, id, String(LOCK_TTL_MS)], { PAUSE_AFTER: point, PAUSE_MS: '20000', RESUME_KEY: resumeKey });
       started.add(deleting);
-      await reach(deleting, `delete-paused-after-${point}`);
+      await deleting.waitFor(`delete-paused-after-${point}`);
       const ranks = await allDone(savers(id, {}));
       t.equal(deleting.process.exitCode, null, `${label}: the delete was still paused when the save ended`);
       for (const r of ranks) t.match(r.json, { ok: false, code: 'CHECKPOINT_FAILED', failures: { 0: 'CHECKPOINT_LOCKED' } }, `${label}: rank ${String(r.json?.rank)} fails with CHECKPOINT_LOCKED`);

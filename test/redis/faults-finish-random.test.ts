@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { allDone, type ChildResult } from '../helpers/child.js';
-import { committedSeed, doomedSave, killStarted, nextSaveCollects, NEW, OLD, ownServer, reach, saveHere } from '../helpers/finish-kill.js';
+import { committedSeed, doomedSave, killStarted, nextSaveCollects, NEW, OLD, ownServer, saveHere } from '../helpers/finish-kill.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 import { prng } from '../helpers/prng.js';
 
@@ -39,7 +39,7 @@ t.test('killed at seeded random instants inside finish: all or nothing every tim
     const id = `finish/random-${i}`;
     await saveHere(redis, id, OLD);
     const doomed = doomedSave(url, id, { MARK_FINISH: '1' });
-    await reach(doomed[0]!, 'entered-finish');
+    await doomed[0]!.waitFor('entered-finish');
     spin(delay);
     doomed[0]!.process.kill('SIGKILL');
     // The follower's wait runs out in the background while the next run starts.

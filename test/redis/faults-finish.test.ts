@@ -13,7 +13,7 @@
  */
 import t from 'tap';
 import type { ChildResult } from '../helpers/child.js';
-import { dataSaves, doomedSave, hget, keys, killStarted, nextSaveCollects, OLD, NEW, ownServer, reach, saveHere, committedSeed, sorted } from '../helpers/finish-kill.js';
+import { dataSaves, doomedSave, hget, keys, killStarted, nextSaveCollects, OLD, NEW, ownServer, saveHere, committedSeed, sorted } from '../helpers/finish-kill.js';
 import { assertStoreAgrees, committed, rankFixtureReference } from '../helpers/invariants.js';
 
 t.teardown(killStarted);
@@ -48,7 +48,7 @@ t.test('killed at each sub-step of finish: the previous commit or the new one, w
     await saveHere(redis, id, OLD);
     const old = await hget(redis, id, 'committedSaveId');
     const doomed = doomedSave(url, id, { ...point.env, PAUSE_MS: '60000' });
-    await reach(doomed[0]!, point.marker);
+    await doomed[0]!.waitFor(point.marker);
     const doomedSaveId = (await hget(redis, id, 'pendingSaveId')) ?? (await hget(redis, id, 'committedSaveId'));
     doomed[0]!.process.kill('SIGKILL');
     const coordinator = await doomed[0]!.done;
