@@ -92,7 +92,7 @@ export type { WorkerRecipe, ThreadPortable, GroupContext } from './async/recipe.
 
 // The Redis backend.
 export { RedisStorageWriter, DEFAULT_SEGMENT_BYTES, type RedisStorageWriterOptions } from './redis/writer.js';
-export { RedisStorageReader, type RedisStorageReaderOptions } from './redis/reader.js';
+export { RedisStorageReader, type ClusterReadOrder, type RedisStorageReaderOptions } from './redis/reader.js';
 export {
   CheckpointCatalog,
   type CheckpointCatalogOptions,

@@ -21,3 +21,10 @@ export function positiveNumberOption(name: string, value: number | undefined, fa
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new DcpValueError('DCP_VALUE_ERROR', `${name} must be a positive number, got ${String(value)}`);
   return value;
 }
+
+/** One of `allowed` (compared with ===), or `fallback` when `value` is undefined. */
+export function choiceOption<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if ((allowed as readonly unknown[]).includes(value)) return value as T;
+  throw new DcpValueError('DCP_VALUE_ERROR', `${name} must be ${allowed.map((a) => `'${a}'`).join(' or ')} (got ${JSON.stringify(value)})`);
+}

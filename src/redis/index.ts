@@ -1,6 +1,6 @@
 /** The Redis backend: storage writer/reader, catalog, keys, errors. */
 export { RedisStorageWriter, DEFAULT_SEGMENT_BYTES, type RedisStorageWriterOptions } from './writer.js';
-export { RedisStorageReader, type RedisStorageReaderOptions } from './reader.js';
+export { RedisStorageReader, type ClusterReadOrder, type RedisStorageReaderOptions } from './reader.js';
 export {
   CheckpointCatalog,
   type CheckpointCatalogOptions,

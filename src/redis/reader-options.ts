@@ -4,17 +4,29 @@
  */
 import type { RedisInput } from './connection.js';
 
+/** RedisStorageReaderOptions.clusterReadOrder. */
+export type ClusterReadOrder = 'by-node' | 'by-key';
+
 export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;
   readonly checkpointId?: string;
   readonly prefix?: string;
-  /** Parts fetched in flight per rank (default 4; 8 on a Redis Cluster client). */
+  /** Parts fetched in flight per rank (default 4, on a Redis Cluster client too). */
   readonly maxInFlight?: number;
   /**
    * Bytes of replies asked for and not yet received per rank (default 8 MiB, two segments; one larger
-   * fetch runs alone). Not applied by default on a Cluster client, whose reads spread over the masters.
+   * fetch runs alone). On a Cluster client read `'by-key'` it is not applied by default.
    */
   readonly maxInFlightBytes?: number;
+  /**
+   * The order of a Cluster load's reads (no effect on a standalone Redis). `'by-node'` (default):
+   * master after master, each rank starting at its own (rank mod masters), so that one rank keeps
+   * one master busy like a standalone Redis and many ranks spread over the masters. `'by-key'`:
+   * in key order, every master busy at once (then maxInFlight defaults to 8 and maxInFlightBytes
+   * to none), for a single rank on a multi-host cluster whose masters each serve less than its
+   * link. docs/performance.md, "Redis Cluster".
+   */
+  readonly clusterReadOrder?: ClusterReadOrder;
   /** Verify every fetched part's checksum (XXH64 or CRC32C, by format; default true). */
   readonly verifyChecksums?: boolean;
   /** Largest metadata document accepted (default 512 MiB). */

@@ -1,11 +1,12 @@
 /**
  * RedisStorageReader: DCP's StorageReader on Redis. Loads only committed checkpoints,
  * fetches only the parts of each item that the load plan needs, and verifies the
- * CRC32C (or, for pieces of incremental saves, the BLAKE3 hash) of every part it fetched.
+ * checksum (XXH64 or CRC32C by format; BLAKE3 for pieces of incremental saves) of every
+ * part it fetched. On a Cluster it reads master after master (clusterReadOrder).
  */
 import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
-import { intOption } from '../core/options.js';
+import { choiceOption, intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
@@ -15,7 +16,7 @@ import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, ByteWindow, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { openBulk, type BulkTransport } from './cluster-bulk.js';
+import { masterOf, openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
@@ -24,11 +25,11 @@ import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError 
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, storedParts, type StorageData, type StoredPart } from './layout.js';
 import { dataError, partProblem, StreamedCrcs } from './verify.js';
-import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
+import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, orderByNode, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
-import type { RedisStorageReaderOptions } from './reader-options.js';
+import type { ClusterReadOrder, RedisStorageReaderOptions } from './reader-options.js';
 
-export type { RedisStorageReaderOptions } from './reader-options.js';
+export type { ClusterReadOrder, RedisStorageReaderOptions } from './reader-options.js';
 
 export const DEFAULT_PIN_TTL_MS = 30_000;
 /** Reply bytes in flight per reader unless configured: more made Redis fault in fresh reply buffers (docs/performance.md, "Issue 15"). */
@@ -51,19 +52,25 @@ export class RedisStorageReader extends StorageReader {
   private readonly pinTtlMs: number;
   private readonly readIntoTensors: boolean;
   private pin: LoadPin | undefined;
+  private readonly clusterReadOrder: ClusterReadOrder;
+  /** This rank (setUpStorageReader): where a 'by-node' Cluster load starts. */
+  private rank = 0;
 
   constructor(options: RedisStorageReaderOptions = {}) {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
-    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, options.redis instanceof Cluster ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
+    this.clusterReadOrder = choiceOption('clusterReadOrder', options.clusterReadOrder, ['by-node', 'by-key'], 'by-node');
+    // Read by node, a Cluster load keeps one master busy, as a standalone load its server: the same limits fit.
+    const spread = options.redis instanceof Cluster && this.clusterReadOrder === 'by-key';
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = intOption('maxMetadataBytes', options.maxMetadataBytes, 512 * 1024 * 1024);
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.pinTtlMs = intOption('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS, { min: 100 });
     this.slots = new Slots(this.maxInFlight);
-    this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, options.redis instanceof Cluster ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
+    this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, spread ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
     this.pool = new BufferPool(this.maxInFlight);
     this.readIntoTensors = options.readIntoTensors ?? false;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
@@ -97,7 +104,8 @@ export class RedisStorageReader extends StorageReader {
   }
 
   /** Reuses the storage data checked by readMetadata when given the same metadata (parsing 50k items twice costs ~0.4 s). */
-  setUpStorageReader(metadata: Metadata): void {
+  setUpStorageReader(metadata: Metadata, _isCoordinator?: boolean, rank?: number): void {
+    this.rank = rank ?? 0;
     if (metadata !== this.metadata || !this.storage) this.storage = parseStorageData(metadata.storageData);
     this.metadata = metadata;
   }
@@ -116,7 +124,7 @@ export class RedisStorageReader extends StorageReader {
     try {
       const uses: PartUse[] = [];
       for (const item of plan.items) this.prepareItem(item, planner, uses);
-      const groups = this.coalesce(uses);
+      const groups = this.inReadOrder(this.coalesce(uses));
       // The first failure stops new fetches and waits for those in flight before the connection closes.
       await boundedEach(groups, this.maxInFlight, (group) => this.fetchGroup(group));
     } finally {
@@ -256,6 +264,20 @@ export class RedisStorageReader extends StorageReader {
       }
     }
     return groups;
+  }
+
+  /** A Cluster load read 'by-node': master after master, from this rank's (a slot no master serves now sorts as ''). */
+  private inReadOrder(groups: FetchGroup[]): FetchGroup[] {
+    const client = this.dataClient();
+    if (!(client instanceof Cluster) || this.clusterReadOrder !== 'by-node') return groups;
+    const nodeOf = (key: string) => {
+      try {
+        return masterOf(client, key);
+      } catch {
+        return '';
+      }
+    };
+    return orderByNode(groups, nodeOf, this.rank);
   }
 
   /**

@@ -3,6 +3,7 @@
  * checks of the step and metrics a save records. See README "Options" and docs/format.md.
  */
 import { DcpValueError } from '../core/errors.js';
+import { choiceOption } from '../core/options.js';
 import type { RedisInput } from './connection.js';
 import type { PartChecksum } from './layout.js';
 
@@ -71,9 +72,7 @@ export interface RedisStorageWriterOptions {
 
 /** The checksum option, checked (DCP_VALUE_ERROR for anything else). */
 export function checksumOption(value: unknown): PartChecksum {
-  if (value === undefined) return 'xxh64';
-  if (value === 'xxh64' || value === 'crc32c') return value;
-  throw new DcpValueError('DCP_VALUE_ERROR', `checksum must be 'xxh64' or 'crc32c' (got ${JSON.stringify(value)})`);
+  return choiceOption('checksum', value, ['xxh64', 'crc32c'], 'xxh64');
 }
 
 /** Metrics names: like FQN segments; values finite numbers; at most 64 of them. */
