@@ -2,8 +2,9 @@
  * Redis Cluster against standalone in `npm run bench` (issue 15): the same 1-rank save and
  * load (--bytes, default 1 GiB; --quick 32 MiB; 16 tensors, warm destination) in this
  * process, on the bench's standalone redis-server and on a local 3-master cluster (each
- * master its own redis-server). Phase 1 pairs them: each round a standalone save + load and
- * a cluster save + load, the order alternating, nothing else in between; the ratios are
+ * master its own redis-server). Phase 1 pairs them: each round a standalone save + load + re-load
+ * and a cluster save + load + re-load, the order alternating, nothing else in between (the first
+ * load reads bytes nobody has read yet, as a restart does; the re-load reads them again); the ratios are
  * medians of the rounds' own ratios (the host's CPU steal moves whole rounds, not one side).
  * Phase 2: the cluster through ioredis (bulkTransport off: how Cluster moved data before
  * per-master bulk connections) and saves with segment recycling on both. Each save overwrites
@@ -36,11 +37,21 @@ export interface ClusterFigures {
     /** Saves with segment recycling (recycleTtlMs): each writes over the previous round's pooled segments. */
     readonly standalone_recycled_save_gbps: number;
     readonly cluster_recycled_save_gbps: number;
+    /** The first load after each recycling save (the CheckpointManager's default), and the median of those rounds' cluster ÷ standalone. */
+    readonly standalone_recycled_load_gbps: number;
+    readonly cluster_recycled_load_gbps: number;
+    readonly recycled_load_ratio: number;
     /** Medians of the paired rounds' own ratios (cluster ÷ standalone, phase 1). */
     readonly save_ratio: number;
+    /** The first load of a just-saved checkpoint (what a restart meets: no one has read its bytes yet). */
     readonly load_ratio: number;
     /** Each paired round's load ratio, in order. */
     readonly load_ratios: readonly number[];
+    /** The same checkpoint loaded a second time in the round (its bytes read once already: an evaluation loop's re-load). */
+    readonly standalone_reload_gbps: number;
+    readonly cluster_reload_gbps: number;
+    readonly reload_ratio: number;
+    readonly reload_ratios: readonly number[];
     /** Paired rounds (phase 1); `rounds` is the rounds of phase 2. */
     readonly paired_rounds: number;
     /** Share of all CPU time the host took (steal, /proc/stat) during phase 1; undefined where not readable. */
@@ -64,24 +75,30 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   const fixture = await RedisClusterFixture.start(3);
   const cluster = fixture.client();
   const id = 'run/cluster-cmp';
-  const once = async (redis: Redis | Cluster, bulkTransport: boolean, recycleTtlMs = 0) => {
+  const once = async (redis: Redis | Cluster, bulkTransport: boolean, recycleTtlMs = 0): Promise<Run> => {
     // A recycling save overwrites its own checkpoint: the replaced save's segments go into the pool the next round takes.
     const checkpointId = recycleTtlMs > 0 ? `${id}-recycled` : id;
     let began = performance.now();
     await save(source, { checkpointId, storageWriter: new RedisStorageWriter({ redis, prefix, bulkTransport, recycleTtlMs }) });
     const saveS = (performance.now() - began) / 1000;
+    const loadS = await loadChecked(redis, bulkTransport, checkpointId);
+    // Phase 1 loads the checkpoint a second time: the server has read these bytes once already.
+    const reloadS = recycleTtlMs === 0 && bulkTransport ? await loadChecked(redis, bulkTransport, checkpointId) : loadS;
+    return { save: total / saveS / 1e9, load: total / loadS / 1e9, reload: total / reloadS / 1e9 };
+  };
+  const loadChecked = async (redis: Redis | Cluster, bulkTransport: boolean, checkpointId: string): Promise<number> => {
     for (const t of Object.values(dest)) t.bytes.fill(0xff);
     const reader = new RedisStorageReader({ redis, prefix, bulkTransport });
-    began = performance.now();
+    const began = performance.now();
     await load(dest, { checkpointId, storageReader: reader });
-    const loadS = (performance.now() - began) / 1000;
+    const seconds = (performance.now() - began) / 1000;
     await reader.close();
     for (const [name, t] of Object.entries(dest)) {
       if (Buffer.compare(view(t.bytes), view(source[name]!.bytes)) !== 0) throw new Error(`cluster bench: ${name} loaded wrong bytes`);
     }
-    return { save: total / saveS / 1e9, load: total / loadS / 1e9 };
+    return seconds;
   };
-  type Run = { save: number; load: number };
+  type Run = { save: number; load: number; reload: number };
   const runs = { standalone: [] as Run[], cluster: [] as Run[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
   const RECYCLE_TTL = 10 * 60_000;
   let steal: number | undefined;
@@ -98,12 +115,16 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
         runs.cluster.push(await once(cluster, true));
         runs.standalone.push(await once(standalone, true));
       }
-      note(`  paired round ${r + 1}: standalone ${fmt(runs.standalone.at(-1)!)}, cluster ${fmt(runs.cluster.at(-1)!)} (load ratio ${(runs.cluster.at(-1)!.load / runs.standalone.at(-1)!.load).toFixed(2)})`);
+      const [sa, cl] = [runs.standalone.at(-1)!, runs.cluster.at(-1)!];
+      note(`  paired round ${r + 1}: standalone ${fmt(sa)} (re-load ${sa.reload.toFixed(2)}), cluster ${fmt(cl)} (re-load ${cl.reload.toFixed(2)}); load ratio ${(cl.load / sa.load).toFixed(2)}, re-load ${(cl.reload / sa.reload).toFixed(2)}`);
     }
     const cpu1 = cpuTimes();
     if (cpu0 && cpu1) steal = (cpu1.steal - cpu0.steal) / Math.max(1, cpu1.total - cpu0.total);
-    await once(standalone, true, RECYCLE_TTL); // fills the pools
-    await once(cluster, true, RECYCLE_TTL);
+    // Fill the pools: the first recycling save has nothing to replace, the second pools the first's segments.
+    for (let i = 0; i < 2; i++) {
+      await once(standalone, true, RECYCLE_TTL);
+      await once(cluster, true, RECYCLE_TTL);
+    }
     for (let r = 0; r < rounds; r++) {
       runs.ioredis.push(await once(cluster, false));
       runs.standaloneRecycled.push(await once(standalone, true, RECYCLE_TTL));
@@ -117,7 +138,7 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   } finally {
     await fixture.stop();
   }
-  const m = (xs: Array<{ save: number; load: number }>, k: 'save' | 'load') => median(xs.map((x) => x[k]));
+  const m = (xs: Run[], k: 'save' | 'load' | 'reload') => median(xs.map((x) => x[k]));
   const figures = {
     state_dict_bytes: total,
     rounds,
@@ -130,9 +151,16 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     cluster_ioredis_load_gbps: m(runs.ioredis, 'load'),
     standalone_recycled_save_gbps: m(runs.standaloneRecycled, 'save'),
     cluster_recycled_save_gbps: m(runs.clusterRecycled, 'save'),
+    standalone_recycled_load_gbps: m(runs.standaloneRecycled, 'load'),
+    cluster_recycled_load_gbps: m(runs.clusterRecycled, 'load'),
+    recycled_load_ratio: median(runs.clusterRecycled.map((c, i) => c.load / runs.standaloneRecycled[i]!.load)),
     save_ratio: median(runs.cluster.map((c, i) => c.save / runs.standalone[i]!.save)),
     load_ratio: median(runs.cluster.map((c, i) => c.load / runs.standalone[i]!.load)),
     load_ratios: runs.cluster.map((c, i) => c.load / runs.standalone[i]!.load),
+    standalone_reload_gbps: m(runs.standalone, 'reload'),
+    cluster_reload_gbps: m(runs.cluster, 'reload'),
+    reload_ratio: median(runs.cluster.map((c, i) => c.reload / runs.standalone[i]!.reload)),
+    reload_ratios: runs.cluster.map((c, i) => c.reload / runs.standalone[i]!.reload),
     paired_rounds: pairedRounds,
     ...(steal === undefined ? {} : { steal_fraction: steal }),
     loadavg: [loadBefore, loadavg()[0]!] as const,
@@ -154,7 +182,11 @@ export function printClusterTable({ cluster: c }: ClusterFigures): void {
       row('cluster via ioredis (bulkTransport: false)', c.cluster_ioredis_save_gbps, c.cluster_ioredis_load_gbps),
       `| cluster / standalone, median of paired rounds (target ≥ 0.8) | ${c.save_ratio.toFixed(2)} | ${c.load_ratio.toFixed(2)} |`,
       `| load ratio per paired round | | ${c.load_ratios.map((r) => r.toFixed(2)).join(' ')} |`,
-      `| save with segment recycling: standalone / cluster | ${c.standalone_recycled_save_gbps.toFixed(2)} / ${c.cluster_recycled_save_gbps.toFixed(2)} | |`,
+      `| the same checkpoint loaded again (its bytes read once): standalone / cluster GB/s | | ${c.standalone_reload_gbps.toFixed(2)} / ${c.cluster_reload_gbps.toFixed(2)} |`,
+      `| re-load cluster / standalone, median of paired rounds (rounds: ${c.reload_ratios.map((r) => r.toFixed(2)).join(' ')}) | | ${c.reload_ratio.toFixed(2)} |`,
+      `| with segment recycling (the CheckpointManager's default): standalone / cluster | ${c.standalone_recycled_save_gbps.toFixed(2)} / ${c.cluster_recycled_save_gbps.toFixed(2)} | ${c.standalone_recycled_load_gbps.toFixed(2)} / ${c.cluster_recycled_load_gbps.toFixed(2)} |`,
+      `| recycling: load cluster / standalone, median of the rounds | | ${c.recycled_load_ratio.toFixed(2)} |`,
+      'which applies: a restart after plain saves loads bytes nobody has read yet (the first load: the target row); loading the same checkpoint again (evaluation, a retry) meets the re-load; saves that recycle segments (the CheckpointManager) leave bytes in memory Redis has used before: the recycling row.',
       '',
     ].join('\n'),
   );

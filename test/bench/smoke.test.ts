@@ -127,7 +127,7 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   const cluster = s.cluster as Record<string, number>;
   t.equal(cluster.state_dict_bytes, 32 * 2 ** 20);
   t.equal(cluster.masters, 3);
-  for (const f of ['standalone_save_gbps', 'standalone_load_gbps', 'cluster_save_gbps', 'cluster_load_gbps', 'cluster_ioredis_save_gbps', 'cluster_ioredis_load_gbps', 'standalone_recycled_save_gbps', 'cluster_recycled_save_gbps', 'save_ratio', 'load_ratio']) positive(`cluster ${f}`, cluster[f]);
+  for (const f of ['standalone_save_gbps', 'standalone_load_gbps', 'cluster_save_gbps', 'cluster_load_gbps', 'cluster_ioredis_save_gbps', 'cluster_ioredis_load_gbps', 'standalone_recycled_save_gbps', 'cluster_recycled_save_gbps', 'save_ratio', 'load_ratio', 'standalone_reload_gbps', 'cluster_reload_gbps', 'reload_ratio', 'standalone_recycled_load_gbps', 'cluster_recycled_load_gbps', 'recycled_load_ratio']) positive(`cluster ${f}`, cluster[f]);
 
   const raw = s.raw as Record<string, unknown>;
   t.equal((raw.sweep as unknown[]).length, 12, 'the sweep tried 3 chunk sizes × 4 concurrencies');
