@@ -450,7 +450,8 @@ async function loadComparison(ctx: RunContext, target: RedisTarget): Promise<Loa
     setChunkBytes: seg.chunkBytes, setConcurrency: seg.concurrency, getChunkBytes: seg.chunkBytes, getConcurrency: seg.concurrency,
     ...warm, setGbps: NaN, getGbps: NaN, memoryOverhead: NaN, socketSetGbps: NaN, socketGetGbps: NaN, sweep: [],
   };
-  const rounds = (await headlineRounds({ ...ctx, opts: { ...ctx.opts, rounds: Math.max(3, ctx.opts.rounds), ranks: [1] } }, target, selected, { warmLoad: true }))!;
+  // At least 3 rounds; 2 with --quick (the smoke test; headlineRounds needs two).
+  const rounds = (await headlineRounds({ ...ctx, opts: { ...ctx.opts, rounds: Math.max(ctx.opts.quick ? 2 : 3, ctx.opts.rounds), ranks: [1] } }, target, selected, { warmLoad: true }))!;
   const lib = rounds.library;
   const warmLoad = rounds.warmLoad!;
   return {

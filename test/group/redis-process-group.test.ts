@@ -77,7 +77,8 @@ t.test('a rank SIGKILLed mid-sequence: the others fail within the timeout, namin
 
 t.test('in-process ranks: every collective, many rounds, undefined and large values, nothing left behind', async (t) => {
   const groupId = freshGroupId('inproc');
-  const groups = groupsOf(4, groupId);
+  // 20 s per collective: four in-process ranks JSON-encode 50,000 items each in one thread; 5 s ran out once beside other heavy files.
+  const groups = groupsOf(4, groupId, 20_000);
   const big = { items: Array.from({ length: 50_000 }, (_, i) => ({ fqn: `layer.${i}.weight`, offsets: [i, 0] })) };
   const results = await Promise.all(
     groups.map(async (g) => {
