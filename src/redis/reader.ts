@@ -281,8 +281,8 @@ export class RedisStorageReader extends StorageReader {
   }
 
   /**
-   * One GETRANGE; every part in it is checked (length, CRC32C) before its bytes are applied.
-   * Over the bulk connection the CRC32Cs are computed as the reply's bytes arrive.
+   * One GETRANGE; every part in it is checked (length, checksum) before its bytes are applied.
+   * Over the bulk connection the checksums are computed as the reply's bytes arrive.
    */
   private fetchGroup(group: FetchGroup): Promise<void> {
     const length = group.end - group.start;
@@ -326,7 +326,7 @@ export class RedisStorageReader extends StorageReader {
     }));
   }
 
-  /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its CRC32C. */
+  /** Throws unless `bytes` is the whole part (the fetch of `fetched` bytes from `fetchStart` reached its end) with its checksum. */
   private check(use: PartUse, key: string, fetchStart: number, fetched: number, bytes: Uint8Array, crcs: StreamedCrcs | undefined): void {
     const problem = partProblem(use.part, fetchStart, fetched, this.verify ? bytes : undefined, crcs);
     if (problem) throw dataError(problem, use.fqn, key);
