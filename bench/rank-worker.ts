@@ -29,7 +29,8 @@ export interface WorkerTask {
    * its own keys, reads them once unmeasured, then measures the second read, as a trainer
    * whose tensors and allocator are warm); idle: only what a worker costs before any work;
    * save-loop: saves checkpointId over and over (overwrite) until its stdin closes, printing
-   * SAVING when the first save starts (a save running beside the admin API measurement).
+   * SAVING when the first measured save starts (a save running beside the admin API measurement;
+   * a recycling loop saves once before, so that every measured save writes over pooled segments).
    */
   readonly mode: 'save' | 'load' | 'raw-set' | 'raw-get' | 'raw-get-warm' | 'idle' | 'async-save' | 'save-loop';
   readonly redisUrl: string;
@@ -110,12 +111,15 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     if (task.mode === 'save-loop') {
       let stop = false;
       process.stdin.on('close', () => (stop = true)).on('end', () => (stop = true)).resume();
+      // recycleTtlMs: each save takes the segments the one before it dropped (writes over memory Redis holds).
+      const saveOnce = () => save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs: task.recycleTtlMs ?? 0 }), checkpointId: task.checkpointId });
+      // A recycling loop pools the checkpoint's segments with one save first, so that every save measured writes over pooled ones.
+      if ((task.recycleTtlMs ?? 0) > 0) await saveOnce();
       const startEpochMs = epochNow();
       let saves = 0;
       process.stdout.write('SAVING\n');
       while (!stop) {
-        // recycleTtlMs: each save takes the segments the one before it dropped (writes over memory Redis holds).
-        await save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs: task.recycleTtlMs ?? 0 }), checkpointId: task.checkpointId });
+        await saveOnce();
         saves++;
       }
       return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes * saves, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined };
