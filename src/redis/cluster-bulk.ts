@@ -215,6 +215,44 @@ function ready(cluster: Cluster): Promise<void> {
   });
 }
 
+/**
+ * The order a rank sends its requests to a Cluster's masters (writer option clusterWriteOrder,
+ * reader option clusterReadOrder). `'by-node'`: master after master, each rank starting at
+ * master `rank mod N`; `'by-key'`: in key order, every master busy at once.
+ */
+export type ClusterOrder = 'by-node' | 'by-key';
+export const CLUSTER_ORDERS: readonly ClusterOrder[] = ['by-node', 'by-key'];
+
+/**
+ * `items` in `'by-node'` order: each node's items together (in their given order), the nodes in
+ * name order starting at the `start`-th (mod their count), so that one rank keeps one master busy
+ * at a time and ranks with different `start`s begin on different ones.
+ */
+export function orderByNode<T>(items: readonly T[], nodeOf: (item: T) => string, start: number): T[] {
+  const byNode = new Map<string, T[]>();
+  for (const item of items) {
+    const node = nodeOf(item);
+    const list = byNode.get(node);
+    if (list) list.push(item);
+    else byNode.set(node, [item]);
+  }
+  const nodes = [...byNode.keys()].sort();
+  const first = nodes.length > 0 ? start % nodes.length : 0;
+  return [...nodes.slice(first), ...nodes.slice(0, first)].flatMap((node) => byNode.get(node)!);
+}
+
+/** `items` (keyed by `keyOf`) in `order` for `client`: unchanged on a standalone Redis or `'by-key'`. A slot no master serves now sorts as ''. */
+export function inClusterOrder<T>(client: RedisClient, order: ClusterOrder, items: readonly T[], keyOf: (item: T) => string, rank: number): readonly T[] {
+  if (!(client instanceof Cluster) || order !== 'by-node') return items;
+  return orderByNode(items, (item) => {
+    try {
+      return masterOf(client, keyOf(item));
+    } catch {
+      return '';
+    }
+  }, rank);
+}
+
 /** The master's node key ("host:port") for `key`'s slot in ioredis' current slot map. */
 export function masterOf(cluster: Cluster, key: string): string {
   const node = cluster.slots[keySlot(key)]?.[0];

@@ -82,20 +82,3 @@ export class BufferPool {
   }
 }
 
-/**
- * The fetch order of a Cluster load read `'by-node'`: each master's groups together (in their
- * given order), the masters in name order starting at the `start`-th (mod their count), so that
- * one rank keeps one master busy at a time and ranks with different `start`s begin on different ones.
- */
-export function orderByNode(groups: readonly FetchGroup[], nodeOf: (key: string) => string, start: number): FetchGroup[] {
-  const byNode = new Map<string, FetchGroup[]>();
-  for (const group of groups) {
-    const node = nodeOf(group.key);
-    const list = byNode.get(node);
-    if (list) list.push(group);
-    else byNode.set(node, [group]);
-  }
-  const nodes = [...byNode.keys()].sort();
-  const first = nodes.length > 0 ? start % nodes.length : 0;
-  return [...nodes.slice(first), ...nodes.slice(0, first)].flatMap((node) => byNode.get(node)!);
-}

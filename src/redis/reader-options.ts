@@ -2,10 +2,11 @@
  * The options of RedisStorageReader (and what CheckpointManager passes through as readerOptions).
  * See README "Options" and docs/performance.md for the defaults' measurements.
  */
+import type { ClusterOrder } from './cluster-bulk.js';
 import type { RedisInput } from './connection.js';
 
 /** RedisStorageReaderOptions.clusterReadOrder. */
-export type ClusterReadOrder = 'by-node' | 'by-key';
+export type ClusterReadOrder = ClusterOrder;
 
 export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;

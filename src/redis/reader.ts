@@ -16,7 +16,7 @@ import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
 import { boundedEach, ByteWindow, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { masterOf, openBulk, type BulkTransport } from './cluster-bulk.js';
+import { CLUSTER_ORDERS, inClusterOrder, openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
@@ -25,7 +25,7 @@ import { CheckpointNotCommittedError, CheckpointNotFoundError, MissingDataError 
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { parseStorageData, storedParts, type StorageData, type StoredPart } from './layout.js';
 import { dataError, partProblem, StreamedCrcs } from './verify.js';
-import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, orderByNode, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
+import { BufferPool, COALESCE_GAP, isContiguous, linearOffset, type FetchGroup, type PartSpan, type PartUse, type PendingItem } from './read-parts.js';
 import { LoadPin } from './load-pin.js';
 import type { ClusterReadOrder, RedisStorageReaderOptions } from './reader-options.js';
 
@@ -60,7 +60,7 @@ export class RedisStorageReader extends StorageReader {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
-    this.clusterReadOrder = choiceOption('clusterReadOrder', options.clusterReadOrder, ['by-node', 'by-key'], 'by-node');
+    this.clusterReadOrder = choiceOption('clusterReadOrder', options.clusterReadOrder, CLUSTER_ORDERS, 'by-node');
     // Read by node, a Cluster load keeps one master busy, as a standalone load its server: the same limits fit.
     const spread = options.redis instanceof Cluster && this.clusterReadOrder === 'by-key';
     this.maxInFlight = intOption('maxInFlight', options.maxInFlight, spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
@@ -124,7 +124,7 @@ export class RedisStorageReader extends StorageReader {
     try {
       const uses: PartUse[] = [];
       for (const item of plan.items) this.prepareItem(item, planner, uses);
-      const groups = this.inReadOrder(this.coalesce(uses));
+      const groups = inClusterOrder(this.dataClient(), this.clusterReadOrder, this.coalesce(uses), (g) => g.key, this.rank);
       // The first failure stops new fetches and waits for those in flight before the connection closes.
       await boundedEach(groups, this.maxInFlight, (group) => this.fetchGroup(group));
     } finally {
@@ -264,20 +264,6 @@ export class RedisStorageReader extends StorageReader {
       }
     }
     return groups;
-  }
-
-  /** A Cluster load read 'by-node': master after master, from this rank's (a slot no master serves now sorts as ''). */
-  private inReadOrder(groups: FetchGroup[]): FetchGroup[] {
-    const client = this.dataClient();
-    if (!(client instanceof Cluster) || this.clusterReadOrder !== 'by-node') return groups;
-    const nodeOf = (key: string) => {
-      try {
-        return masterOf(client, key);
-      } catch {
-        return '';
-      }
-    };
-    return orderByNode(groups, nodeOf, this.rank);
   }
 
   /**

@@ -4,8 +4,12 @@
  */
 import { DcpValueError } from '../core/errors.js';
 import { choiceOption } from '../core/options.js';
+import type { ClusterOrder } from './cluster-bulk.js';
 import type { RedisInput } from './connection.js';
 import type { PartChecksum } from './layout.js';
+
+/** RedisStorageWriterOptions.clusterWriteOrder. */
+export type ClusterWriteOrder = ClusterOrder;
 
 export interface RedisStorageWriterOptions {
   /** Data connection: an ioredis Redis or Cluster, or a redis:// URL (then the writer owns and closes it). */
@@ -25,8 +29,17 @@ export interface RedisStorageWriterOptions {
   readonly chunkBytes?: number;
   /** Replace an existing checkpoint (DCP's default) or fail with CHECKPOINT_EXISTS. */
   readonly overwrite?: boolean;
-  /** SETs in flight per rank (default 4; 8 on a Redis Cluster client). */
+  /** SETs in flight per rank (default 4; 8 on a Redis Cluster client written `'by-key'`). */
   readonly maxInFlight?: number;
+  /**
+   * The order of a Cluster save's writes (no effect on a standalone Redis). `'by-node'` (default):
+   * master after master, each rank starting at its own (rank mod masters), so that each master
+   * takes its segments in one run. On one host, masters faulting in fresh memory side by side
+   * left it costly to read back: the first load after a save was 0.70–0.81× standalone, 1.10×
+   * written by node (docs/performance.md, "Session 8"). `'by-key'`: every master busy at once
+   * (8 in flight by default), for a single rank on a multi-host cluster.
+   */
+  readonly clusterWriteOrder?: ClusterWriteOrder;
   /**
    * Write segments over a second, bulk-only connection straight from the tensors' memory
    * (default true; on a Cluster, connections to every master, each segment to its slot's master).

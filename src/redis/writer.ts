@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
-import { intOption } from '../core/options.js';
+import { choiceOption, intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
 import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
@@ -24,7 +24,7 @@ import { STORAGE_FORMAT, XXH64_STORAGE_FORMAT, type ItemLocation, type PartCheck
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
 import { boundedEach, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { awaitReplicas, openBulk } from './cluster-bulk.js';
+import { awaitReplicas, CLUSTER_ORDERS, inClusterOrder, openBulk, type ClusterOrder } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
@@ -60,6 +60,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly segmentBytes: number;
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
+  private readonly clusterWriteOrder: ClusterOrder;
   private readonly bulkTransport: boolean;
   private readonly bulkConnections: number;
   private readonly recycleTtlMs: number;
@@ -90,7 +91,10 @@ export class RedisStorageWriter extends StorageWriter {
     }
     this.segmentBytes = intOption(options.segmentBytes === undefined ? 'chunkBytes' : 'segmentBytes', options.segmentBytes ?? options.chunkBytes, DEFAULT_SEGMENT_BYTES, { max: MAX_SEGMENT_BYTES });
     this.overwrite = options.overwrite ?? true;
-    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, options.redis instanceof Cluster ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
+    this.clusterWriteOrder = choiceOption('clusterWriteOrder', options.clusterWriteOrder, CLUSTER_ORDERS, 'by-node');
+    // Written by node, a Cluster save keeps one master busy, as a standalone save its server: the same limit fits.
+    const spread = options.redis instanceof Cluster && this.clusterWriteOrder === 'by-key';
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
@@ -205,7 +209,7 @@ export class RedisStorageWriter extends StorageWriter {
     const pooled = new Map<Segment, string>();
     if (pool) (await pool.takeFor(full.map((s) => s.key))).forEach((name, i) => name !== undefined && pooled.set(full[i]!, name));
     try {
-      await boundedEach(segments, this.maxInFlight, async (seg) => {
+      await boundedEach(inClusterOrder(client, this.clusterWriteOrder, segments, (seg) => seg.key, ticket.rank), this.maxInFlight, async (seg) => {
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
         // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
         const written = bulk ? bulk.set(seg.key, buffers, pooled.get(seg)) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));
