@@ -7,7 +7,7 @@ import { Cluster } from 'ioredis';
 import type { WriteItem } from '../core/planner.js';
 import type { WriteResult } from '../core/storage.js';
 import { Slots } from './bounded.js';
-import { awaitReplicas, openBulk, type BulkTransport } from './cluster-bulk.js';
+import { awaitReplicas, inClusterOrder, openBulk, type BulkTransport, type ClusterOrder } from './cluster-bulk.js';
 import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
 import type { PieceLocation } from './layout.js';
@@ -34,6 +34,9 @@ export interface PieceWriteContext {
   readonly planned?: PlannedPieces | undefined;
   /** Per item, ids known without hashing (from `planned`), unverified: checked by BLAKE3 before a piece is written under one. */
   readonly known?: ReadonlyArray<readonly string[] | undefined>;
+  /** On a Cluster, each claimed batch's writes go master after master from this rank's (writer option clusterWriteOrder; default 'by-key'). */
+  readonly order?: ClusterOrder;
+  readonly rank?: number;
 }
 
 /**
@@ -76,6 +79,7 @@ const CLAIMS_IN_FLIGHT = 4;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteContext): Promise<PieceWriteResult> {
+  const keyOf = (id: string) => (ctx.client instanceof Cluster ? ctx.keySpace.taggedPiece(id) : ctx.keySpace.piece(id));
   const locations: PieceLocation[] = [];
   const slots = new Slots(ctx.maxInFlight);
   const writes: Array<Promise<void>> = [];
@@ -95,7 +99,7 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
         clearPieceIds();
         throw new DcpError('CHECKSUM_MISMATCH', `a piece does not hash to the id found for it (${problem}): it matched the XXH64 of the bytes saved there before, or it changed after the memory pre-flight hashed it (the state dict must not change while a save runs); save again`);
       }
-      const key = ctx.client instanceof Cluster ? ctx.keySpace.taggedPiece(id) : ctx.keySpace.piece(id);
+      const key = keyOf(id);
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));
     });
@@ -118,7 +122,10 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   const claimAndWrite = async (fresh: typeof batch): Promise<void> => {
     if (failed) return;
     const status = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
-    fresh.forEach((p, i) => {
+    // 'by-node' on a Cluster: the batch's writes queue master after master (each master takes its pieces in runs).
+    const indices = inClusterOrder(ctx.client, ctx.order ?? 'by-key', fresh.map((_, i) => i), (i) => keyOf(fresh[i]!.id), ctx.rank ?? 0);
+    indices.forEach((i) => {
+      const p = fresh[i]!;
       if (status[i] === 'stored') return;
       // Exactly one claimer of a new piece counts it; another one writes it too (same bytes) in case the first never does.
       if (status[i] === 'first') storedBytes += p.bytes.byteLength;

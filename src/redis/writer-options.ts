@@ -37,8 +37,8 @@ export interface RedisStorageWriterOptions {
    * takes its segments in one run. On one host, masters faulting in fresh memory side by side
    * left it costly to read back: the first load after a save was 0.70–0.81× standalone, 1.10×
    * written by node (docs/performance.md, "Session 8"). `'by-key'`: every master busy at once
-   * (8 in flight by default), for a single rank on a multi-host cluster. Applies to the segments
-   * of plain saves; an incremental save writes its new pieces as they are hashed and claimed.
+   * (8 in flight by default), for a single rank on a multi-host cluster. An incremental save
+   * orders the writes of each claimed batch of new pieces (at most 64) the same way.
    */
   readonly clusterWriteOrder?: ClusterWriteOrder;
   /**

@@ -193,7 +193,7 @@ export class RedisStorageWriter extends StorageWriter {
     if (this.incremental) {
       const planned = this.planned;
       this.planned = undefined; // for this save only: holds views of its tensors
-      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned };
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned, order: this.clusterWriteOrder, rank: ticket.rank };
       return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
     }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));

@@ -112,6 +112,30 @@ t.test('on a 3-master cluster', async (t) => {
     await loadOnce(t, {});
   });
 
+  t.test("incremental saves: each claimed batch of pieces written master after master ('by-node'), interleaved ('by-key')", async (t) => {
+    const fresh = (seed: number): StateDict => {
+      const data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = ((i * 2654435761 + seed * 97) % 1_000_003) / 11;
+      return { w: new Tensor('float32', [n], data), step: seed };
+    };
+    const runs: Record<string, { runs: number; writes: number }> = {};
+    for (const [seed, clusterWriteOrder] of [[1, 'by-node'], [2, 'by-key']] as const) {
+      reset();
+      const sd = fresh(seed);
+      await save(sd, { checkpointId: `order/inc-${clusterWriteOrder}`, storageWriter: new RedisStorageWriter({ redis: cluster, segmentBytes, incremental: true, maxInFlight: 1, clusterWriteOrder }) });
+      const nodes = only(t);
+      runs[clusterWriteOrder] = { runs: runsOf(nodes).length, writes: nodes.length };
+      const dest: StateDict = { w: new Tensor('float32', [n]), step: 0 };
+      await load(dest, { checkpointId: `order/inc-${clusterWriteOrder}`, storageReader: new RedisStorageReader({ redis: cluster }) });
+      t.ok(Buffer.from((dest.w as Tensor).bytes).equals(Buffer.from((sd.w as Tensor).bytes)), `${clusterWriteOrder}: loaded bit for bit`);
+      await new CheckpointCatalog({ redis: cluster }).delete(`order/inc-${clusterWriteOrder}`);
+    }
+    // Batches of at most 64 pieces (piece-writer.ts): by node, at most one run per master in each.
+    const byNode = runs['by-node']!;
+    t.ok(byNode.writes > 64 && byNode.runs <= 3 * Math.ceil(byNode.writes / 64), `'by-node': ${byNode.runs} runs in ${byNode.writes} piece writes`);
+    t.ok(runs['by-key']!.runs > 3 * Math.ceil(runs['by-key']!.writes / 64), `'by-key': ${runs['by-key']!.runs} runs in ${runs['by-key']!.writes} piece writes`);
+  });
+
   t.test("loads 'by-node' (default): master after master from the first, at most 4 reads in flight", async (t) => {
     const nodes = await loadOnce(t, { maxInFlight: 1 });
     t.same(runsOf(nodes), masters, `one run per master, in name order (${nodes.length} reads)`);
