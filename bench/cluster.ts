@@ -82,10 +82,10 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     await save(source, { checkpointId, storageWriter: new RedisStorageWriter({ redis, prefix, bulkTransport, recycleTtlMs }) });
     const saveS = (performance.now() - began) / 1000;
     const loadS = await loadChecked(redis, bulkTransport, checkpointId);
-    // Phase 1 loads the checkpoint a second time: the server has read these bytes once already.
-    const reloadS = recycleTtlMs === 0 && bulkTransport ? await loadChecked(redis, bulkTransport, checkpointId) : loadS;
-    return { save: total / saveS / 1e9, load: total / loadS / 1e9, reload: total / reloadS / 1e9 };
+    return { save: total / saveS / 1e9, load: total / loadS / 1e9 };
   };
+  /** Phase 1: a save, its load, and a second load of the same checkpoint (the server has read these bytes once already). */
+  const paired = async (redis: Redis | Cluster): Promise<Paired> => ({ ...(await once(redis, true)), reload: total / (await loadChecked(redis, true, id)) / 1e9 });
   const loadChecked = async (redis: Redis | Cluster, bulkTransport: boolean, checkpointId: string): Promise<number> => {
     for (const t of Object.values(dest)) t.bytes.fill(0xff);
     const reader = new RedisStorageReader({ redis, prefix, bulkTransport });
@@ -98,8 +98,9 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     }
     return seconds;
   };
-  type Run = { save: number; load: number; reload: number };
-  const runs = { standalone: [] as Run[], cluster: [] as Run[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
+  type Run = { save: number; load: number };
+  type Paired = Run & { reload: number };
+  const runs = { standalone: [] as Paired[], cluster: [] as Paired[], ioredis: [] as Run[], standaloneRecycled: [] as Run[], clusterRecycled: [] as Run[] };
   const RECYCLE_TTL = 10 * 60_000;
   let steal: number | undefined;
   try {
@@ -109,11 +110,11 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
     for (let r = 0; r < pairedRounds; r++) {
       // Alternating order: whatever a save leaves behind (freed memory, the host's mood) falls on each side alike.
       if (r % 2 === 0) {
-        runs.standalone.push(await once(standalone, true));
-        runs.cluster.push(await once(cluster, true));
+        runs.standalone.push(await paired(standalone));
+        runs.cluster.push(await paired(cluster));
       } else {
-        runs.cluster.push(await once(cluster, true));
-        runs.standalone.push(await once(standalone, true));
+        runs.cluster.push(await paired(cluster));
+        runs.standalone.push(await paired(standalone));
       }
       const [sa, cl] = [runs.standalone.at(-1)!, runs.cluster.at(-1)!];
       note(`  paired round ${r + 1}: standalone ${fmt(sa)} (re-load ${sa.reload.toFixed(2)}), cluster ${fmt(cl)} (re-load ${cl.reload.toFixed(2)}); load ratio ${(cl.load / sa.load).toFixed(2)}, re-load ${(cl.reload / sa.reload).toFixed(2)}`);
@@ -138,7 +139,7 @@ export async function clusterFigures(standalone: Redis, prefix: string, bytes: n
   } finally {
     await fixture.stop();
   }
-  const m = (xs: Run[], k: 'save' | 'load' | 'reload') => median(xs.map((x) => x[k]));
+  const m = <T extends Run>(xs: T[], k: keyof T & string) => median(xs.map((x) => x[k] as number));
   const figures = {
     state_dict_bytes: total,
     rounds,

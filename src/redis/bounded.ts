@@ -3,9 +3,9 @@
 /** Requests in flight per rank by default (option maxInFlight of the writer and reader). */
 export const DEFAULT_MAX_IN_FLIGHT = 4;
 /**
- * The default where requests spread over a Cluster's masters (a Cluster save, a load read
- * 'by-key'): 4 would leave each with ~1 request queued, idle between replies (measured here:
- * 3 masters at 8 ≈ standalone at 4). A load read 'by-node' keeps the standalone default.
+ * The default where requests spread over a Cluster's masters (a save or load in 'by-key'
+ * order): 4 would leave each with ~1 request queued, idle between replies (measured here:
+ * 3 masters at 8 ≈ standalone at 4). 'by-node', one master at a time, keeps the standalone default.
  */
 export const DEFAULT_CLUSTER_MAX_IN_FLIGHT = 8;
 /** Largest accepted maxInFlight. */

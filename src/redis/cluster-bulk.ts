@@ -7,8 +7,10 @@
  */
 import { Cluster } from 'ioredis';
 import { DcpError } from '../core/errors.js';
+import { choiceOption } from '../core/options.js';
+import { DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT } from './bounded.js';
 import { BulkConnections } from './bulk-socket.js';
-import type { RedisClient } from './connection.js';
+import type { RedisClient, RedisInput } from './connection.js';
 import { fromRedisError } from './errors.js';
 
 /** How long a save waits for a replica of each master to acknowledge its segments (see awaitReplicas). */
@@ -222,6 +224,17 @@ function ready(cluster: Cluster): Promise<void> {
  */
 export type ClusterOrder = 'by-node' | 'by-key';
 export const CLUSTER_ORDERS: readonly ClusterOrder[] = ['by-node', 'by-key'];
+
+/**
+ * A writer's or reader's order option (default `'by-node'`) and what it implies: `spread` when
+ * requests go to every master at once (a Cluster client, `'by-key'`), whose default in-flight
+ * count is DEFAULT_CLUSTER_MAX_IN_FLIGHT; one master at a time takes the standalone defaults.
+ */
+export function clusterOrderOption(name: string, value: unknown, redis: RedisInput | undefined): { order: ClusterOrder; spread: boolean; defaultInFlight: number } {
+  const order = choiceOption(name, value, CLUSTER_ORDERS, 'by-node');
+  const spread = redis instanceof Cluster && order === 'by-key';
+  return { order, spread, defaultInFlight: spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT };
+}
 
 /**
  * `items` in `'by-node'` order: each node's items together (in their given order), the nodes in

@@ -34,9 +34,9 @@ export interface PieceWriteContext {
   readonly planned?: PlannedPieces | undefined;
   /** Per item, ids known without hashing (from `planned`), unverified: checked by BLAKE3 before a piece is written under one. */
   readonly known?: ReadonlyArray<readonly string[] | undefined>;
-  /** On a Cluster, each claimed batch's writes go master after master from this rank's (writer option clusterWriteOrder; default 'by-key'). */
-  readonly order?: ClusterOrder;
-  readonly rank?: number;
+  /** On a Cluster, the order of each claimed batch's writes (writer option clusterWriteOrder), 'by-node' starting at this rank's master. */
+  readonly order: ClusterOrder;
+  readonly rank: number;
 }
 
 /**
@@ -122,13 +122,11 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
   const claimAndWrite = async (fresh: typeof batch): Promise<void> => {
     if (failed) return;
     const status = await claimPieces(ctx.client, ctx.keySpace, ctx.keys, ctx.saveId, fresh.map((p) => p.id));
+    const toWrite = fresh.map((p, i) => ({ p, status: status[i] })).filter((e) => e.status !== 'stored');
     // 'by-node' on a Cluster: the batch's writes queue master after master (each master takes its pieces in runs).
-    const indices = inClusterOrder(ctx.client, ctx.order ?? 'by-key', fresh.map((_, i) => i), (i) => keyOf(fresh[i]!.id), ctx.rank ?? 0);
-    indices.forEach((i) => {
-      const p = fresh[i]!;
-      if (status[i] === 'stored') return;
+    inClusterOrder(ctx.client, ctx.order, toWrite, (e) => keyOf(e.p.id), ctx.rank).forEach(({ p, status }) => {
       // Exactly one claimer of a new piece counts it; another one writes it too (same bytes) in case the first never does.
-      if (status[i] === 'first') storedBytes += p.bytes.byteLength;
+      if (status === 'first') storedBytes += p.bytes.byteLength;
       written++;
       const done = write(p.id, p.bytes, p.cached);
       done.catch(() => {

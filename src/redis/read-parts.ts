@@ -81,4 +81,3 @@ export class BufferPool {
     if (this.free.length > 0 && this.free[smallest]!.byteLength < buf.byteLength) this.free[smallest] = buf;
   }
 }
-

@@ -12,7 +12,7 @@ export interface RedisStorageReaderOptions {
   readonly redis?: RedisInput;
   readonly checkpointId?: string;
   readonly prefix?: string;
-  /** Parts fetched in flight per rank (default 4, on a Redis Cluster client too). */
+  /** Parts fetched in flight per rank (default 4; 8 on a Redis Cluster client read `'by-key'`). */
   readonly maxInFlight?: number;
   /**
    * Bytes of replies asked for and not yet received per rank (default 8 MiB, two segments; one larger

@@ -4,9 +4,8 @@
  * checksum (XXH64 or CRC32C by format; BLAKE3 for pieces of incremental saves) of every
  * part it fetched. On a Cluster it reads master after master (clusterReadOrder).
  */
-import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
-import { choiceOption, intOption } from '../core/options.js';
+import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
@@ -14,9 +13,9 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach, ByteWindow, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Slots } from './bounded.js';
+import { boundedEach, ByteWindow, MAX_IN_FLIGHT, Slots } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { CLUSTER_ORDERS, inClusterOrder, openBulk, type BulkTransport } from './cluster-bulk.js';
+import { clusterOrderOption, inClusterOrder, openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import type { RedisClient } from './connection.js';
@@ -60,17 +59,16 @@ export class RedisStorageReader extends StorageReader {
     super();
     this.keySpace = new KeySpace(options.prefix ?? DEFAULT_PREFIX);
     this.target = new CheckpointTarget(options.redis, this.keySpace, { call: 'load()', what: 'reader' });
-    this.clusterReadOrder = choiceOption('clusterReadOrder', options.clusterReadOrder, CLUSTER_ORDERS, 'by-node');
-    // Read by node, a Cluster load keeps one master busy, as a standalone load its server: the same limits fit.
-    const spread = options.redis instanceof Cluster && this.clusterReadOrder === 'by-key';
-    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
+    const readOrder = clusterOrderOption('clusterReadOrder', options.clusterReadOrder, options.redis);
+    this.clusterReadOrder = readOrder.order;
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, readOrder.defaultInFlight, { max: MAX_IN_FLIGHT });
     this.verify = options.verifyChecksums ?? true;
     this.maxMetadataBytes = intOption('maxMetadataBytes', options.maxMetadataBytes, 512 * 1024 * 1024);
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.pinTtlMs = intOption('pinTtlMs', options.pinTtlMs, DEFAULT_PIN_TTL_MS, { min: 100 });
     this.slots = new Slots(this.maxInFlight);
-    this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, spread ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
+    this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, readOrder.spread ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
     this.pool = new BufferPool(this.maxInFlight);
     this.readIntoTensors = options.readIntoTensors ?? false;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
-import { choiceOption, intOption } from '../core/options.js';
+import { intOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
 import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
@@ -22,9 +22,9 @@ import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, XXH64_STORAGE_FORMAT, type ItemLocation, type PartChecksum } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
-import { boundedEach, DEFAULT_CLUSTER_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT } from './bounded.js';
+import { boundedEach, MAX_IN_FLIGHT } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
-import { awaitReplicas, CLUSTER_ORDERS, inClusterOrder, openBulk, type ClusterOrder } from './cluster-bulk.js';
+import { awaitReplicas, clusterOrderOption, inClusterOrder, openBulk, type ClusterOrder } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
 import { SegmentPool, type SegmentRecycler } from './segment-pool.js';
 import { assertMemoryFor, bytesNeeded, plannedBytes, redisMemory } from './memory.js';
@@ -91,10 +91,9 @@ export class RedisStorageWriter extends StorageWriter {
     }
     this.segmentBytes = intOption(options.segmentBytes === undefined ? 'chunkBytes' : 'segmentBytes', options.segmentBytes ?? options.chunkBytes, DEFAULT_SEGMENT_BYTES, { max: MAX_SEGMENT_BYTES });
     this.overwrite = options.overwrite ?? true;
-    this.clusterWriteOrder = choiceOption('clusterWriteOrder', options.clusterWriteOrder, CLUSTER_ORDERS, 'by-node');
-    // Written by node, a Cluster save keeps one master busy, as a standalone save its server: the same limit fits.
-    const spread = options.redis instanceof Cluster && this.clusterWriteOrder === 'by-key';
-    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, spread ? DEFAULT_CLUSTER_MAX_IN_FLIGHT : DEFAULT_MAX_IN_FLIGHT, { max: MAX_IN_FLIGHT });
+    const writeOrder = clusterOrderOption('clusterWriteOrder', options.clusterWriteOrder, options.redis);
+    this.clusterWriteOrder = writeOrder.order;
+    this.maxInFlight = intOption('maxInFlight', options.maxInFlight, writeOrder.defaultInFlight, { max: MAX_IN_FLIGHT });
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
