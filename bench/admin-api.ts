@@ -32,13 +32,15 @@ export interface ApiFigures {
   readonly beside?: BesideFigures;
   /** The same beside saves that recycle dropped segments (recycleTtlMs, the CheckpointManager's default): Redis writes over memory it holds. */
   readonly besideRecycling?: BesideFigures;
+  /** The same beside saves into new keys paced by the writer's maxBytesPerSecond (its value in `maxBytesPerSecond`). */
+  readonly besidePaced?: BesideFigures & { readonly maxBytesPerSecond: number };
 }
 
 export interface BesideFigures {
   readonly listPageP50Ms: number;
   readonly listPageP99Ms: number;
   readonly listPageRequests: number;
-  /** Bytes of the state dict each save beside writes, and the GB/s the saves reached meanwhile. */
+  /** Bytes of the state dict each save beside writes, and the GB/s of the loop's saves (its own clock, over the saves it completed). */
   readonly saveBytes: number;
   readonly saveGbps: number;
   /** Redis PING round trips from another process during the walk: the server's own latency, a floor under any page. */
@@ -49,7 +51,7 @@ export interface BesideFigures {
 /** A save loop in another process (bench/ranks.ts startSaveLoop), started once the quiet figures are taken. */
 export interface SaveBeside {
   readonly bytes: number;
-  start(): Promise<{ stop(): Promise<number> }>;
+  start(): Promise<{ stop(): Promise<{ bytes: number; seconds: number }> }>;
 }
 
 const PAGE_REQUESTS = 300;
@@ -124,21 +126,21 @@ async function walkPages(address: string, count: number, warmup: number): Promis
 async function walkBeside(address: string, beside: SaveBeside, pinger: PingLoop): Promise<BesideFigures> {
   const loop = await beside.start();
   const pinging = await pinger.start();
-  const t0 = performance.now();
   const walked = await walkPages(address, PAGE_REQUESTS, 0).catch(async (err: unknown) => {
     await Promise.allSettled([pinging.stop(), loop.stop()]);
     throw err;
   });
   const pings = (await pinging.stop()).sort((a, b) => a - b);
+  // The loop's own pace: the saves it completed over its own clock (the walk saw part of them).
   const saved = await loop.stop();
-  const s = (performance.now() - t0) / 1000;
-  return { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved / s / 1e9, pingP50Ms: percentile(pings, 50), pingP99Ms: percentile(pings, 99) };
+  return { listPageP50Ms: percentile(walked.latencies, 50), listPageP99Ms: percentile(walked.latencies, 99), listPageRequests: walked.latencies.length, saveBytes: beside.bytes, saveGbps: saved.bytes / saved.seconds / 1e9, pingP50Ms: percentile(pings, 50), pingP99Ms: percentile(pings, 99) };
 }
 
 /** The saves beside the page walk: each writing new keys, and each recycling the segments of the one before. */
 export interface SavesBeside {
   readonly plain?: SaveBeside;
   readonly recycling?: SaveBeside;
+  readonly paced?: SaveBeside & { readonly maxBytesPerSecond: number };
 }
 
 /** Starts Redis PINGs from another process (bench/ranks.ts startPingLoop). */
@@ -153,6 +155,7 @@ export async function measureAdminApi(redis: Redis, prefix: string, ids: readonl
     const { latencies, pageItems } = await walkPages(address, PAGE_REQUESTS, WARMUP_REQUESTS);
     const besideFigures = besides.plain && pinger ? await walkBeside(address, besides.plain, pinger) : undefined;
     const recyclingFigures = besides.recycling && pinger ? await walkBeside(address, besides.recycling, pinger) : undefined;
+    const pacedFigures = besides.paced && pinger ? { ...(await walkBeside(address, besides.paced, pinger)), maxBytesPerSecond: besides.paced.maxBytesPerSecond } : undefined;
 
     const target = ids[Math.floor(ids.length / 2)]!;
     const probe = await fetch(`${address}/checkpoints/${encodeURIComponent(target)}`);
@@ -172,6 +175,7 @@ export async function measureAdminApi(redis: Redis, prefix: string, ids: readonl
       getErrors: result.errors + result.timeouts,
       ...(besideFigures ? { beside: besideFigures } : {}),
       ...(recyclingFigures ? { besideRecycling: recyclingFigures } : {}),
+      ...(pacedFigures ? { besidePaced: pacedFigures } : {}),
     };
   } finally {
     await app.close();

@@ -49,6 +49,8 @@ export interface WorkerTask {
   readonly warmLoad?: boolean;
   /** Segment recycling for the save, its warmup and the warmup's delete (0/absent: off). */
   readonly recycleTtlMs?: number;
+  /** save-loop: the writer's maxBytesPerSecond (absent: no limit). */
+  readonly maxBytesPerSecond?: number;
   readonly timeoutMs: number;
   /** raw-*: the chunking and concurrency for SET and for GET (raw-set lays keys out for GET after measuring). */
   readonly raw?: {
@@ -112,7 +114,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       let stop = false;
       process.stdin.on('close', () => (stop = true)).on('end', () => (stop = true)).resume();
       // recycleTtlMs: each save takes the segments the one before it dropped (writes over memory Redis holds).
-      const saveOnce = () => save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs: task.recycleTtlMs ?? 0 }), checkpointId: task.checkpointId });
+      const saveOnce = () => save(stateDict, { storageWriter: new RedisStorageWriter({ redis, prefix: task.prefix, overwrite: true, recycleTtlMs: task.recycleTtlMs ?? 0, ...(task.maxBytesPerSecond !== undefined ? { maxBytesPerSecond: task.maxBytesPerSecond } : {}) }), checkpointId: task.checkpointId });
       // A recycling loop pools the checkpoint's segments with one save first, so that every save measured writes over pooled ones.
       if ((task.recycleTtlMs ?? 0) > 0) await saveOnce();
       const startEpochMs = epochNow();

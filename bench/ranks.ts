@@ -84,12 +84,14 @@ async function startUntilStdinCloses<T>(name: string, args: readonly string[], r
 /**
  * A save loop in its own process (rank-worker save-loop) beside a measurement: resolves once
  * its first save started; `stop()` ends it after the save in progress and resolves with the
- * number of bytes it saved.
+ * bytes of the saves it counted and the seconds they took (the loop's own clock: from the start of
+ * its first counted save to the end of its last).
  */
-export function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' | 'mode'>): Promise<{ stop(): Promise<number> }> {
+export function startSaveLoop(task: Omit<WorkerTask, 'rank' | 'worldSize' | 'mode'>): Promise<{ stop(): Promise<{ bytes: number; seconds: number }> }> {
   return startUntilStdinCloses('save loop', [...workerCommand, JSON.stringify({ ...task, mode: 'save-loop', rank: 0, worldSize: 1 })], 'SAVING', (stdout) => {
     const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    return line ? (JSON.parse(line.slice('RESULT '.length)) as WorkerResult).rankBytes : undefined;
+    const result = line ? (JSON.parse(line.slice('RESULT '.length)) as WorkerResult) : undefined;
+    return result ? { bytes: result.rankBytes, seconds: (result.endEpochMs - result.startEpochMs) / 1000 } : undefined;
   });
 }
 

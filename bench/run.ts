@@ -33,6 +33,8 @@ const MIB = 2 ** 20;
 const SWEEP_CHUNKS = [1 * MIB - 64, 4 * MIB - 64, 16 * MIB - 64];
 const SWEEP_CONCURRENCY = [1, 2, 4, 8];
 const RANK_TIMEOUT_MS = 180_000;
+/** The admin API part's paced save loop: the writer's maxBytesPerSecond (200 MB/s, about a sixth of a save's pace here). */
+const API_PACED_BYTES_PER_SECOND = 200e6;
 
 interface RunContext {
   readonly opts: BenchOptions;
@@ -543,11 +545,13 @@ async function adminApi(ctx: RunContext, steady: RedisTarget): Promise<ApiFigure
     // each save into new keys (fresh Redis memory), then each recycling the last one's segments (the manager's default).
     const besideLayout = { totalBytes: Math.min(ctx.opts.bytes, 256 * MIB), smallItems: ctx.opts.items };
     const bytes = makeLayout(besideLayout).totalBytes;
-    const loop = (recycleTtlMs: number) => () => startSaveLoop({ ...task(ctx, target, 'save', 'api-beside', 'api/beside'), layout: besideLayout, recycleTtlMs });
-    const besides = { plain: { bytes, start: loop(0) }, recycling: { bytes, start: loop(60_000) } };
-    ctx.progress.step(`admin API: GET /checkpoints pages (alone, then beside a save loop, then beside a recycling save loop), then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
+    // And a save into new keys paced by the writer's maxBytesPerSecond: what an operator can trade for page latency.
+    const loop = (recycleTtlMs: number, maxBytesPerSecond?: number) => () =>
+      startSaveLoop({ ...task(ctx, target, 'save', 'api-beside', 'api/beside'), layout: besideLayout, recycleTtlMs, ...(maxBytesPerSecond !== undefined ? { maxBytesPerSecond } : {}) });
+    const besides = { plain: { bytes, start: loop(0) }, recycling: { bytes, start: loop(60_000) }, paced: { bytes, maxBytesPerSecond: API_PACED_BYTES_PER_SECOND, start: loop(0, API_PACED_BYTES_PER_SECOND) } };
+    ctx.progress.step(`admin API: GET /checkpoints pages (alone, then beside a save loop, a recycling save loop and a paced save loop), then autocannon GET /checkpoints/{id} for ${ctx.opts.apiSeconds} s`);
     const figures = await measureAdminApi(target.redis, ctx.prefix, ids, ctx.opts.apiSeconds, besides, { start: () => startPingLoop(target.url) });
-    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms alone, ${figures.beside?.listPageP99Ms.toFixed(1)} ms beside a save, ${figures.besideRecycling?.listPageP99Ms.toFixed(1)} ms beside a recycling save, ${figures.getRps.toFixed(0)} req/s`);
+    ctx.progress.done(`page p99 ${figures.listPageP99Ms.toFixed(1)} ms alone, ${figures.beside?.listPageP99Ms.toFixed(1)} ms beside a save, ${figures.besideRecycling?.listPageP99Ms.toFixed(1)} ms beside a recycling save, ${figures.besidePaced?.listPageP99Ms.toFixed(1)} ms beside a paced save, ${figures.getRps.toFixed(0)} req/s`);
     return figures;
   } finally {
     if (target !== steady) await target.stop();

@@ -352,6 +352,12 @@ export function apiFields(api: ApiFigures) {
     beside_recycling_save_gbps: api.besideRecycling?.saveGbps ?? null,
     beside_recycling_save_ping_p50_ms: api.besideRecycling?.pingP50Ms ?? null,
     beside_recycling_save_ping_p99_ms: api.besideRecycling?.pingP99Ms ?? null,
+    beside_paced_save_limit_bytes_per_second: api.besidePaced?.maxBytesPerSecond ?? null,
+    list_page_beside_paced_save_p50_ms: api.besidePaced?.listPageP50Ms ?? null,
+    list_page_beside_paced_save_p99_ms: api.besidePaced?.listPageP99Ms ?? null,
+    beside_paced_save_gbps: api.besidePaced?.saveGbps ?? null,
+    beside_paced_save_ping_p50_ms: api.besidePaced?.pingP50Ms ?? null,
+    beside_paced_save_ping_p99_ms: api.besidePaced?.pingP99Ms ?? null,
     get_rps: api.getRps,
     get_p50_ms: api.getP50Ms,
     get_p99_ms: api.getP99Ms,
@@ -377,6 +383,12 @@ function apiTable(api: ReturnType<typeof apiFields>): string[] {
         ? [
             [`  the same beside a recycling save loop (recycleTtlMs, ${fmtNum(api.beside_recycling_save_gbps, 2)} GB/s meanwhile)`, fmtNum(api.list_page_beside_recycling_save_p50_ms, 2), fmtNum(api.list_page_beside_recycling_save_p99_ms, 2), '', '0'],
             ['    Redis PING meanwhile (the server itself)', fmtNum(api.beside_recycling_save_ping_p50_ms, 2), fmtNum(api.beside_recycling_save_ping_p99_ms, 2), '', ''],
+          ]
+        : []),
+      ...(api.list_page_beside_paced_save_p99_ms !== null
+        ? [
+            [`  the same beside a save loop paced by maxBytesPerSecond ${fmtNum((api.beside_paced_save_limit_bytes_per_second ?? 0) / 1e9, 2)} GB/s (${fmtNum(api.beside_paced_save_gbps, 2)} GB/s meanwhile)`, fmtNum(api.list_page_beside_paced_save_p50_ms, 2), fmtNum(api.list_page_beside_paced_save_p99_ms, 2), '', '0'],
+            ['    Redis PING meanwhile (the server itself)', fmtNum(api.beside_paced_save_ping_p50_ms, 2), fmtNum(api.beside_paced_save_ping_p99_ms, 2), '', ''],
           ]
         : []),
       ['GET /checkpoints/{id} (autocannon, 8 connections)', fmtNum(api.get_p50_ms, 2), fmtNum(api.get_p99_ms, 2), fmtNum(api.get_rps, 0), String(api.get_non_2xx + api.get_errors)],

@@ -81,3 +81,23 @@ export class ByteWindow {
     }
   }
 }
+
+/**
+ * A byte rate for one rank's writes (writer option maxBytesPerSecond): a request starts once the
+ * bytes admitted before it are spread over time at `bytesPerSecond`; the first starts at once, and
+ * time spent idle is not saved up for a burst. Requests are admitted in call order.
+ * Infinity admits at once (no limit). See docs/performance.md, "Pacing a save".
+ */
+export class Pace {
+  private next = 0;
+  constructor(private readonly bytesPerSecond: number) {}
+
+  async admit(bytes: number): Promise<void> {
+    if (this.bytesPerSecond === Infinity) return;
+    const now = performance.now();
+    const at = Math.max(this.next, now);
+    this.next = at + (bytes / this.bytesPerSecond) * 1000;
+    // A timer can fire a little early (it counts from the event loop's cached time): wait out the rest.
+    for (let wait = at - now; wait > 0; wait = at - performance.now()) await new Promise<void>((resolve) => setTimeout(resolve, wait));
+  }
+}

@@ -6,7 +6,7 @@
 import { Cluster } from 'ioredis';
 import type { WriteItem } from '../core/planner.js';
 import type { WriteResult } from '../core/storage.js';
-import { Slots } from './bounded.js';
+import { Slots, type Pace } from './bounded.js';
 import { awaitReplicas, inClusterOrder, openBulk, type BulkTransport, type ClusterOrder } from './cluster-bulk.js';
 import type { RedisClient } from './connection.js';
 import type { CheckpointKeys, KeySpace } from './keys.js';
@@ -37,6 +37,8 @@ export interface PieceWriteContext {
   /** On a Cluster, the order of each claimed batch's writes (writer option clusterWriteOrder), 'by-node' starting at this rank's master. */
   readonly order: ClusterOrder;
   readonly rank: number;
+  /** The writer's maxBytesPerSecond: each new piece's write waits its turn (none: no limit). */
+  readonly pace?: Pace;
 }
 
 /**
@@ -99,6 +101,8 @@ export async function writePieces(items: readonly Uint8Array[], ctx: PieceWriteC
         clearPieceIds();
         throw new DcpError('CHECKSUM_MISMATCH', `a piece does not hash to the id found for it (${problem}): it matched the XXH64 of the bytes saved there before, or it changed after the memory pre-flight hashed it (the state dict must not change while a save runs); save again`);
       }
+      await ctx.pace?.admit(bytes.byteLength);
+      if (failed) return;
       const key = keyOf(id);
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       await (ctx.bulk ? ctx.bulk.set(key, [buffer]) : ctx.client.set(key, buffer));

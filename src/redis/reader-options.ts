@@ -20,6 +20,12 @@ export interface RedisStorageReaderOptions {
    */
   readonly maxInFlightBytes?: number;
   /**
+   * Pace this rank's data reads to at most this many bytes per second (default: no limit), for a
+   * load that must not crowd out Redis' other clients, e.g. an evaluation job beside training:
+   * each GETRANGE starts once the bytes before it are spread at this rate. Per rank; metadata is not paced.
+   */
+  readonly maxBytesPerSecond?: number;
+  /**
    * The order of a Cluster load's reads (no effect on a standalone Redis). `'by-node'` (default):
    * master after master, each rank starting at its own (rank mod masters), so that one rank keeps
    * one master busy like a standalone Redis and many ranks spread over the masters. `'by-key'`:

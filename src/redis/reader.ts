@@ -5,7 +5,7 @@
  * part it fetched. On a Cluster it reads master after master (clusterReadOrder).
  */
 import { DcpValueError } from '../core/errors.js';
-import { intOption } from '../core/options.js';
+import { intOption, positiveNumberOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata } from '../core/metadata.js';
 import { metadataFromJSON } from '../core/metadata-json.js';
 import { LoadItemType, type LoadPlan, type LoadPlanner, type ReadItem } from '../core/planner.js';
@@ -13,7 +13,7 @@ import { StorageReader } from '../core/storage.js';
 import { lookupChunk, reportTransferred } from '../core/storage-helpers.js';
 import { copyBoxInto, storageByteRange } from '../core/tensor-box.js';
 import { elementSize } from '../core/tensor.js';
-import { boundedEach, ByteWindow, MAX_IN_FLIGHT, Slots } from './bounded.js';
+import { boundedEach, ByteWindow, MAX_IN_FLIGHT, Pace, Slots } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { clusterOrderOption, inClusterOrder, openBulk, type BulkTransport } from './cluster-bulk.js';
 import { isRedisCheckpointId } from './checkpoint-id.js';
@@ -45,6 +45,7 @@ export class RedisStorageReader extends StorageReader {
   private readonly bulkTransport: boolean;
   private readonly slots: Slots;
   private readonly window: ByteWindow;
+  private readonly pace: Pace;
   private readonly pool: BufferPool;
   private bulk: BulkTransport | undefined;
   private readonly bulkConnections: number;
@@ -70,6 +71,7 @@ export class RedisStorageReader extends StorageReader {
     this.slots = new Slots(this.maxInFlight);
     this.window = new ByteWindow(intOption('maxInFlightBytes', options.maxInFlightBytes, readOrder.spread ? Number.MAX_SAFE_INTEGER : DEFAULT_MAX_IN_FLIGHT_BYTES));
     this.pool = new BufferPool(this.maxInFlight);
+    this.pace = new Pace(positiveNumberOption('maxBytesPerSecond', options.maxBytesPerSecond, Infinity));
     this.readIntoTensors = options.readIntoTensors ?? false;
     if (options.checkpointId !== undefined) this.reset(options.checkpointId);
   }
@@ -271,6 +273,7 @@ export class RedisStorageReader extends StorageReader {
   private fetchGroup(group: FetchGroup): Promise<void> {
     const length = group.end - group.start;
     return this.slots.run(() => this.window.run(length, async () => {
+      await this.pace.admit(length);
       const key = group.key;
       const bulk = this.bulk;
       const crcs = this.verify ? new StreamedCrcs(group.uses.map((u) => u.part), group.start) : undefined;

@@ -32,6 +32,14 @@ export interface RedisStorageWriterOptions {
   /** SETs in flight per rank (default 4; 8 on a Redis Cluster client written `'by-key'`). */
   readonly maxInFlight?: number;
   /**
+   * Pace this rank's data writes to at most this many bytes per second (default: no limit). A save
+   * that must not crowd out Redis' other clients (the admin API, a trainer's own keys) or a shared
+   * link: each segment, or new piece of an incremental save, starts once the bytes before it are
+   * spread at this rate. Per rank: N ranks write up to N × this. Metadata, claims and the commit
+   * are not paced, nor are loads (docs/performance.md, "Pacing a save").
+   */
+  readonly maxBytesPerSecond?: number;
+  /**
    * The order of a Cluster save's writes (no effect on a standalone Redis). `'by-node'` (default):
    * master after master, each rank starting at its own (rank mod masters), so that each master
    * takes its segments in one run. On one host, masters faulting in fresh memory side by side

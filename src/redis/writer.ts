@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { DcpValueError } from '../core/errors.js';
-import { intOption } from '../core/options.js';
+import { intOption, positiveNumberOption } from '../core/options.js';
 import { metadataIndexKey, type Metadata, type StorageMeta } from '../core/metadata.js';
 import { metadataToJSON } from '../core/metadata-json.js';
 import type { SavePlan, SavePlanner } from '../core/planner.js';
@@ -22,7 +22,7 @@ import { CheckpointExistsError, FencedError } from './errors.js';
 import { DEFAULT_PREFIX, KeySpace } from './keys.js';
 import { STORAGE_FORMAT, XXH64_STORAGE_FORMAT, type ItemLocation, type PartChecksum } from './layout.js';
 import { DEFAULT_LOCK_TTL_MS, LockNodes, type HeldLock } from './lock.js';
-import { boundedEach, MAX_IN_FLIGHT } from './bounded.js';
+import { boundedEach, MAX_IN_FLIGHT, Pace } from './bounded.js';
 import { DEFAULT_BULK_CONNECTIONS, MAX_BULK_CONNECTIONS } from './bulk-socket.js';
 import { awaitReplicas, clusterOrderOption, inClusterOrder, openBulk, type ClusterOrder } from './cluster-bulk.js';
 import { DEFAULT_SEGMENT_BYTES, layoutSegments, MAX_SEGMENT_BYTES, type Segment } from './segment-layout.js';
@@ -60,6 +60,7 @@ export class RedisStorageWriter extends StorageWriter {
   private readonly segmentBytes: number;
   private readonly overwrite: boolean;
   private readonly maxInFlight: number;
+  private readonly maxBytesPerSecond: number;
   private readonly clusterWriteOrder: ClusterOrder;
   private readonly bulkTransport: boolean;
   private readonly bulkConnections: number;
@@ -94,6 +95,7 @@ export class RedisStorageWriter extends StorageWriter {
     const writeOrder = clusterOrderOption('clusterWriteOrder', options.clusterWriteOrder, options.redis);
     this.clusterWriteOrder = writeOrder.order;
     this.maxInFlight = intOption('maxInFlight', options.maxInFlight, writeOrder.defaultInFlight, { max: MAX_IN_FLIGHT });
+    this.maxBytesPerSecond = positiveNumberOption('maxBytesPerSecond', options.maxBytesPerSecond, Infinity);
     this.bulkTransport = options.bulkTransport ?? true;
     this.bulkConnections = intOption('bulkConnections', options.bulkConnections, DEFAULT_BULK_CONNECTIONS, { max: MAX_BULK_CONNECTIONS });
     this.recycleTtlMs = intOption('recycleTtlMs', options.recycleTtlMs, 0, { min: 0 });
@@ -192,7 +194,7 @@ export class RedisStorageWriter extends StorageWriter {
     if (this.incremental) {
       const planned = this.planned;
       this.planned = undefined; // for this save only: holds views of its tensors
-      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned, order: this.clusterWriteOrder, rank: ticket.rank };
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned, order: this.clusterWriteOrder, rank: ticket.rank, pace: new Pace(this.maxBytesPerSecond) };
       return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
     }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));
@@ -207,8 +209,10 @@ export class RedisStorageWriter extends StorageWriter {
     const full = segments.filter((s) => s.capacity === this.segmentBytes);
     const pooled = new Map<Segment, string>();
     if (pool) (await pool.takeFor(full.map((s) => s.key))).forEach((name, i) => name !== undefined && pooled.set(full[i]!, name));
+    const pace = new Pace(this.maxBytesPerSecond);
     try {
       await boundedEach(inClusterOrder(client, this.clusterWriteOrder, segments, (seg) => seg.key, ticket.rank), this.maxInFlight, async (seg) => {
+        await pace.admit(seg.size);
         const buffers = seg.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
         // The bulk connection writes the tensors' own memory; ioredis would copy each value once more.
         const written = bulk ? bulk.set(seg.key, buffers, pooled.get(seg)) : client.set(seg.key, buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, seg.size));

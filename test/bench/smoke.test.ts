@@ -109,6 +109,9 @@ t.test('npm run bench --quick writes every figure', async (t) => {
   for (const f of ['list_page_p50_ms', 'list_page_p99_ms', 'list_page_beside_save_p50_ms', 'list_page_beside_save_p99_ms', 'beside_save_gbps', 'get_rps']) positive(`api ${f}`, api[f]);
   // Beside a recycling save loop too, and Redis' own PING latency (from another process) under each save loop.
   for (const f of ['list_page_beside_recycling_save_p50_ms', 'list_page_beside_recycling_save_p99_ms', 'beside_recycling_save_gbps', 'beside_save_ping_p50_ms', 'beside_save_ping_p99_ms', 'beside_recycling_save_ping_p99_ms']) positive(`api ${f}`, api[f]);
+  // Beside a save loop paced by the writer's maxBytesPerSecond: its saves stay at or under the limit.
+  for (const f of ['list_page_beside_paced_save_p50_ms', 'list_page_beside_paced_save_p99_ms', 'beside_paced_save_gbps', 'beside_paced_save_ping_p99_ms']) positive(`api ${f}`, api[f]);
+  t.ok((api.beside_paced_save_gbps as number) * 1e9 <= (api.beside_paced_save_limit_bytes_per_second as number) * 1.05, `the paced save loop kept to its limit (${String(api.beside_paced_save_gbps)} GB/s)`);
   t.equal(api.get_non_2xx, 0, 'GET /checkpoints/{id} answered 2xx throughout');
 
   // The CheckpointManager loop (issue 12) at the --quick size: 8 saves of 8 MiB, keepLast 2: whole saves, with recycling, incremental (the default).
