@@ -21,6 +21,7 @@ import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { RedisStorageReader } from '../src/redis/reader.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
 import { RedisClusterFixture } from '../test/helpers/redis-server.js';
+import { median } from './report.js';
 
 export interface ClusterFigures {
   readonly cluster: {
@@ -62,7 +63,6 @@ export interface ClusterFigures {
 }
 
 const PARTS = 16;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 export async function clusterFigures(standalone: Redis, prefix: string, bytes: number, rounds: number, note: (text: string) => void): Promise<ClusterFigures> {
   const loadBefore = loadavg()[0]!;

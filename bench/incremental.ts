@@ -16,6 +16,7 @@ import { CheckpointCatalog } from '../src/redis/catalog.js';
 import { xxh64 } from '@node-rs/xxhash';
 import { pieceHash } from '../src/redis/pieces.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
+import { median } from './report.js';
 
 const MIB = 2 ** 20;
 /** Tensors of the benchmark's state dict: changes touch whole tensors, like a fine-tune's trained layers. */
@@ -67,7 +68,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadAverage = (): number => Number(loadavg()[0]!.toFixed(2));
 
 /**

@@ -12,6 +12,7 @@ import { redisMemory } from '../src/redis/memory.js';
 import { pooledSegments } from '../src/redis/segment-pool.js';
 import { KeySpace } from '../src/redis/keys.js';
 import type { RedisTarget } from './redis-target.js';
+import { median } from './report.js';
 
 export type LoopMode = 'plain' | 'recycling' | 'incremental';
 const WRITER_OPTIONS: Record<LoopMode, { incremental?: boolean; recycleTtlMs?: number }> = {
@@ -38,7 +39,6 @@ export interface ManagerLoopFigures {
   readonly manager_loop: { readonly state_dict_bytes: number; readonly keep_last: number; readonly modes: ManagerLoopMode[] };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** Distinct bytes (a constant fill would be one piece to an incremental save). */
 function filled(n: number, seed: number): Uint8Array {

@@ -49,6 +49,8 @@ export interface WorkerTask {
   readonly warmLoad?: boolean;
   /** Segment recycling for the save, its warmup and the warmup's delete (0/absent: off). */
   readonly recycleTtlMs?: number;
+  /** async-save: paired rounds of (sync save, upload beside a busy main thread) (default 1). */
+  readonly rounds?: number;
   /** save-loop: the writer's maxBytesPerSecond (absent: no limit). */
   readonly maxBytesPerSecond?: number;
   readonly timeoutMs: number;
@@ -106,7 +108,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     const { stateDict, bytes } = makeRankStateDict(layout, task.worldSize, task.rank, task.mode !== 'load');
     if (task.mode === 'async-save') {
       const startEpochMs = epochNow();
-      const figures = await runAsyncRank(stateDict, redis, group, task.prefix, task.checkpointId);
+      const figures = await runAsyncRank(stateDict, redis, group, task.prefix, task.checkpointId, task.rounds ?? 1);
       return { rank: task.rank, startEpochMs, endEpochMs: epochNow(), rankBytes: bytes, peakRssBytes: peakRss(), steps: {}, beforeDataMs: undefined, async: figures };
     }
 

@@ -3,6 +3,9 @@
 export const GIB = 2 ** 30;
 export const MIB = 2 ** 20;
 
+/** The middle value (the upper one of an even count; 0 for none): every median of the bench's rounds. */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
 export function fmtBytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '–';
   if (n >= GIB) return `${(n / GIB).toFixed(2)} GiB`;

@@ -351,8 +351,8 @@ async function fsBaselines(ctx: RunContext) {
 
 /** asyncSave vs save of the same state dict in one rank process (bench/async-save.ts). */
 async function asyncFigures(ctx: RunContext, target: RedisTarget): Promise<AsyncSummary> {
-  ctx.progress.step('async save: sync save, then asyncSave blocked/total, then the upload under a busy main thread (1 rank)');
-  const figure = await runRanks(task(ctx, target, 'async-save', 'async-save', 'run/async'), 1, ctx.layout.totalBytes);
+  ctx.progress.step(`async save: sync save, asyncSave blocked/total, then ${ctx.opts.rounds} paired rounds of a sync save and an upload under a busy main thread (1 rank)`);
+  const figure = await runRanks({ ...task(ctx, target, 'async-save', 'async-save', 'run/async'), rounds: ctx.opts.rounds }, 1, ctx.layout.totalBytes);
   const rank = figure.ranks[0]!;
   const summary = asyncSummary(rank.async!, rank.rankBytes, rank.peakRssBytes);
   ctx.progress.done(`blocked ${summary.async_blocked_s.toFixed(3)} s of a ${summary.async_save_s.toFixed(3)} s save (ratio ${summary.async_blocked_ratio.toFixed(3)})`);

@@ -16,6 +16,7 @@ import { createMetrics } from '../src/observe/metrics.js';
 import { RedisStorageWriter } from '../src/redis/writer.js';
 import { PhaseClock } from '../src/core/progress.js';
 import type { RedisTarget } from './redis-target.js';
+import { median } from './report.js';
 
 export interface TracingFigures {
   readonly tracing: {
@@ -32,7 +33,6 @@ export interface TracingFigures {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** What a subscribed save adds besides the I/O: event, tracePromise's publications, the phase clock, the subscribers. */
 async function instrumentationMicros(segments: number): Promise<number> {

@@ -27,5 +27,9 @@ t.test('npm run bench --only async --quick: asyncSave against save of the same s
   t.ok((s.async_blocked_s as number) < (s.async_total_s as number), 'asyncSave blocks for less than its whole duration');
   t.ok((s.async_peak_rss_bytes as number) > 2 * (s.state_dict_bytes as number), 'the async rank holds the state dict and its staged copy');
   t.equal(typeof s.async_busy_covered_upload, 'boolean');
+  const rounds = s.async_busy_rounds as Array<{ sync_save_s: number; busy_upload_s: number }>;
+  t.equal(rounds.length, 1, '--quick: one paired round of a sync save and a busy upload');
+  t.ok(rounds.every((r) => r.sync_save_s > 0 && r.busy_upload_s > 0), 'each round has both durations');
+  t.equal(s.async_busy_upload_vs_save, rounds[0]!.sync_save_s / rounds[0]!.busy_upload_s, 'the ratio is the round\'s own');
   t.same(Object.keys(s.async_targets as object).sort(), ['async_blocked_ratio', 'async_busy_upload_vs_save', 'async_peak_rss_bytes']);
 });
