@@ -83,7 +83,7 @@ export class ByteWindow {
 }
 
 /**
- * A byte rate for one rank's writes (writer option maxBytesPerSecond): a request starts once the
+ * A byte rate for one rank's data writes or reads (writer and reader option maxBytesPerSecond): a request starts once the
  * bytes admitted before it are spread over time at `bytesPerSecond`; the first starts at once, and
  * time spent idle is not saved up for a burst. Requests are admitted in call order.
  * Infinity admits at once (no limit). See docs/performance.md, "Pacing a save".

@@ -36,7 +36,7 @@ export interface RedisStorageWriterOptions {
    * that must not crowd out Redis' other clients (the admin API, a trainer's own keys) or a shared
    * link: each segment, or new piece of an incremental save, starts once the bytes before it are
    * spread at this rate. Per rank: N ranks write up to N × this. Metadata, claims and the commit
-   * are not paced, nor are loads (docs/performance.md, "Pacing a save").
+   * are not paced; loads have the reader's own maxBytesPerSecond (docs/performance.md, "Pacing a save").
    */
   readonly maxBytesPerSecond?: number;
   /**
