@@ -35,7 +35,9 @@ export interface RedisStorageWriterOptions {
    * Pace this rank's data writes to at most this many bytes per second (default: no limit). A save
    * that must not crowd out Redis' other clients (the admin API, a trainer's own keys) or a shared
    * link: each segment, or new piece of an incremental save, starts once the bytes before it are
-   * spread at this rate. Per rank: N ranks write up to N × this. Metadata, claims and the commit
+   * spread at this rate. Per rank: N ranks write up to N × this, and a rank that finishes early
+   * waits at the commit for the slowest (keep the process group's timeoutMs above the difference of
+   * their bytes ÷ this rate). Metadata, claims and the commit
    * are not paced; loads have the reader's own maxBytesPerSecond (docs/performance.md, "Pacing a save").
    */
   readonly maxBytesPerSecond?: number;
