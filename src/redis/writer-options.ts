@@ -37,8 +37,8 @@ export interface RedisStorageWriterOptions {
    * link: each segment, or new piece of an incremental save, starts once the bytes before it are
    * spread at this rate. Per rank: N ranks write up to N × this, and a rank that finishes early
    * waits at the commit for the slowest (keep the process group's timeoutMs above the difference of
-   * their bytes ÷ this rate). Metadata, claims and the commit
-   * are not paced; loads have the reader's own maxBytesPerSecond (docs/performance.md, "Pacing a save").
+   * their bytes ÷ this rate). Metadata, claims and the commit are not paced; loads have the
+   * reader's own maxBytesPerSecond (docs/performance.md, "Pacing a save").
    */
   readonly maxBytesPerSecond?: number;
   /**
