@@ -84,14 +84,13 @@ export async function runAsyncRank(stateDict: StateDict, redis: Redis, group: Re
       return { uploadS: (times.committedAtMs - times.startedAtMs) / 1000, covered: times.committedAtMs <= busyEndMs };
     };
 
-    const firstSyncS = await syncSave('sync');
     const first = await timed('first');
     const steady = await timed('steady');
     const paired: Array<{ syncSaveS: number; busyUploadS: number }> = [];
     let covered = true;
     let busyLoopS = 0;
     for (let r = 0; r < rounds; r++) {
-      const syncSaveS = r === 0 ? firstSyncS : await syncSave(`sync-${r}`);
+      const syncSaveS = await syncSave(`sync-${r}`);
       busyLoopS = Math.max(3, 4 * syncSaveS);
       const busy = await busyUpload(`busy-${r}`, busyLoopS);
       covered &&= busy.covered;
