@@ -24,7 +24,7 @@ export interface BenchOptions {
   readonly skip: ReadonlySet<string>;
   /**
    * Run only this part ("async": the async save figures; "incremental": incremental saves; "tracing": the tracing
-   * channels' cost; "cluster": Redis Cluster vs standalone; "load": the 1-rank steady save/load against raw SET and raw GET, fresh and warm, in interleaved rounds; "api": the admin API figures, catalog pages alone, beside a save loop and beside a recycling save loop, with Redis' own PING latency from another process).
+   * channels' cost; "cluster": Redis Cluster vs standalone; "load": the 1-rank steady save/load against raw SET and raw GET, fresh and warm, in interleaved rounds; "api": the admin API figures, catalog pages alone, beside a save loop, a recycling save loop and a save loop paced by maxBytesPerSecond, with Redis' own PING latency from another process).
    */
   readonly only: (typeof ONLY_PARTS)[number] | undefined;
 }
