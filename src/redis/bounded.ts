@@ -83,17 +83,17 @@ export class ByteWindow {
 }
 
 /**
- * A byte rate for one rank's data writes or reads (writer and reader option maxBytesPerSecond): a request starts once the
- * bytes admitted before it are spread over time at `bytesPerSecond`; the first starts at once, and
- * time spent idle is not saved up for a burst. Requests are admitted in call order.
- * Infinity admits at once (no limit). See docs/performance.md, "Pacing a save".
+ * A byte rate for one rank's data writes or reads (writer and reader option maxBytesPerSecond):
+ * a request starts once the bytes admitted before it are spread over time at `bytesPerSecond`;
+ * the first starts at once, and time spent idle is not saved up for a burst. Requests are
+ * admitted in call order. At Infinity every request is due at once (no limit, no timer).
+ * See docs/performance.md, "Pacing a save".
  */
 export class Pace {
   private next = 0;
   constructor(private readonly bytesPerSecond: number) {}
 
   async admit(bytes: number): Promise<void> {
-    if (this.bytesPerSecond === Infinity) return;
     const now = performance.now();
     const at = Math.max(this.next, now);
     this.next = at + (bytes / this.bytesPerSecond) * 1000;

@@ -191,10 +191,11 @@ export class RedisStorageWriter extends StorageWriter {
     // One stream per rank (items back to back) cut into segments whose sizes sit just
     // under allocator size classes: a 2 MiB tensor alone in a value would cost 2.5 MiB.
     const items = plan.items.map((item) => writeDataBytes(planner.resolveData(item)));
+    const pace = new Pace(this.maxBytesPerSecond); // this save's data writes, segments or new pieces
     if (this.incremental) {
       const planned = this.planned;
       this.planned = undefined; // for this save only: holds views of its tensors
-      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned, order: this.clusterWriteOrder, rank: ticket.rank, pace: new Pace(this.maxBytesPerSecond) };
+      const ctx = { client: this.dataClient(), keySpace: this.keySpace, keys: store.keys, saveId: ticket.saveId, pieceBytes: this.segmentBytes, maxInFlight: this.maxInFlight, idCache: this.options.pieceIdCache ?? true, planned, order: this.clusterWriteOrder, rank: ticket.rank, pace };
       return writeIncremental(plan.items, items, ctx, this.bulkTransport ? this.bulkConnections : 0);
     }
     const { segments, locations } = layoutSegments(items, this.segmentBytes, ticket.rank, (seq) => store.keys.dataKey(ticket.saveId, ticket.rank, seq));
@@ -209,7 +210,6 @@ export class RedisStorageWriter extends StorageWriter {
     const full = segments.filter((s) => s.capacity === this.segmentBytes);
     const pooled = new Map<Segment, string>();
     if (pool) (await pool.takeFor(full.map((s) => s.key))).forEach((name, i) => name !== undefined && pooled.set(full[i]!, name));
-    const pace = new Pace(this.maxBytesPerSecond);
     try {
       await boundedEach(inClusterOrder(client, this.clusterWriteOrder, segments, (seg) => seg.key, ticket.rank), this.maxInFlight, async (seg) => {
         await pace.admit(seg.size);
